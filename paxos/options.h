@@ -1,0 +1,64 @@
+// Configuration of one replica of the core. Times are in ticks: the runtime decides how long a
+// tick is (the server uses 10 ms) and calls Replica::Tick() once per tick.
+#ifndef BALLOT_PAXOS_OPTIONS_H_
+#define BALLOT_PAXOS_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "paxos/status.h"
+#include "paxos/types.h"
+
+namespace ballot::paxos {
+
+// Deliberately planted bugs, used only by the simulator's regression tests to prove that it
+// catches each of them ("teeth"). Never set outside tests.
+struct PlantedBugs {
+  bool ack_accept_before_durable = false;   // Accepted sent before the accept is synced
+  bool ignore_accepted_in_recovery = false; // new leader drops values reported in phase 1
+  bool forget_promise_on_restart = false;   // promised ballot is not persisted
+  bool apply_out_of_order = false;          // learner applies chosen slots past a gap
+  bool lease_from_ack_time = false;         // leader times its lease from the ack, not the send
+};
+
+struct Options {
+  NodeId id = kNoNode;
+  std::vector<NodeId> members;  // every member of the group, including id
+  uint64_t seed = 0;            // seeds the election-timeout PRNG; make it differ per node
+
+  // The leader sends a heartbeat every heartbeat_ticks. A follower that hears nothing from a
+  // leader for a randomized timeout in [election_ticks, 2 * election_ticks) runs for election.
+  uint32_t heartbeat_ticks = 1;
+  uint32_t election_ticks = 10;
+  // Acceptors that heard from the leader refuse to promise to anyone else for lease_ticks. The
+  // leader counts its own lease from when it sent the heartbeat, minus lease_margin_ticks for
+  // clock drift, and serves reads locally while it holds.
+  uint32_t lease_ticks = 6;
+  uint32_t lease_margin_ticks = 1;
+  // A leader that has not heard from a majority for this long steps down.
+  uint32_t check_quorum_ticks = 10;
+  // Accepts not acknowledged by a majority after this long are sent again.
+  uint32_t accept_retry_ticks = 3;
+  // A replica that is missing chosen values asks again after this long.
+  uint32_t catchup_retry_ticks = 2;
+
+  // Bounds. Beyond a bound the answer is Overloaded, never unbounded memory.
+  size_t batch_commands_max = 512;        // commands per slot
+  size_t batch_bytes_max = 1 << 20;       // payload bytes per slot
+  size_t window_slots_max = 64;           // slots proposed but not yet chosen
+  size_t pending_commands_max = 16384;    // commands waiting for a slot
+  size_t reads_pending_max = 4096;        // read-index requests waiting for confirmation
+  size_t catchup_entries_max = 256;       // chosen entries per catch-up reply
+  size_t accept_entries_max = 64;         // slots per Accept message
+
+  PlantedBugs planted;  // tests only
+
+  // Checks the configuration; the message names the offending field and why.
+  Status Validate() const;
+  size_t QuorumSize() const { return members.size() / 2 + 1; }
+};
+
+}  // namespace ballot::paxos
+
+#endif  // BALLOT_PAXOS_OPTIONS_H_

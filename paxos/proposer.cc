@@ -1,0 +1,137 @@
+#include "paxos/proposer.h"
+
+#include <algorithm>
+
+#include <glog/logging.h>
+
+namespace ballot::paxos {
+
+Proposer::Proposer(const Options& options)
+    : options_(options), quorum_(options.QuorumSize()) {}
+
+void Proposer::StartPhase1(Ballot ballot, Slot from) {
+  CHECK(ballot > ballot_) << "phase 1 must use a fresh, higher ballot";
+  Reset();
+  ballot_ = ballot;
+  phase1_from_ = from;
+  promised_by_.clear();
+  reported_.clear();
+}
+
+bool Proposer::AddPromise(NodeId from, const std::vector<Entry>& accepted) {
+  if (std::find(promised_by_.begin(), promised_by_.end(), from) != promised_by_.end()) {
+    return false;  // duplicate delivery
+  }
+  if (promised_by_.size() >= quorum_) return false;  // already recovered
+  promised_by_.push_back(from);
+  if (!options_.planted.ignore_accepted_in_recovery) {
+    for (const Entry& e : accepted) {
+      if (e.slot < phase1_from_) continue;
+      auto it = reported_.find(e.slot);
+      if (it == reported_.end() || e.ballot > it->second.ballot) reported_[e.slot] = e;
+    }
+  }
+  return promised_by_.size() == quorum_;
+}
+
+std::vector<Entry> Proposer::Recover(uint64_t now) {
+  CHECK_EQ(promised_by_.size(), quorum_);
+  Slot last = reported_.empty() ? phase1_from_ - 1 : reported_.rbegin()->first;
+  std::vector<Entry> out;
+  for (Slot s = phase1_from_; s <= last; ++s) {
+    auto it = reported_.find(s);
+    // The highest-ballot value may already be chosen; any other choice could contradict it.
+    Value v = it != reported_.end() ? it->second.value : Value{ballot_, false, {}};
+    out.push_back(Entry{s, ballot_, std::move(v)});
+  }
+  out.push_back(Entry{last + 1, ballot_, Value{ballot_, true, {}}});
+  reported_.clear();
+  next_slot_ = last + 2;
+  for (const Entry& e : out) Track(e, now);
+  return out;
+}
+
+Proposer::EnqueueResult Proposer::Enqueue(Command command) {
+  if (pending_.size() >= options_.pending_commands_max) return EnqueueResult::kOverloaded;
+  pending_.push_back(std::move(command));
+  return EnqueueResult::kOk;
+}
+
+bool Proposer::CanPropose(Slot chosen_below) const {
+  return !pending_.empty() && next_slot_ - std::min(next_slot_, chosen_below) <
+                                  options_.window_slots_max;
+}
+
+Value Proposer::TakeBatch() {
+  Value v{ballot_, false, {}};
+  size_t bytes = 0;
+  while (!pending_.empty() && v.commands.size() < options_.batch_commands_max) {
+    size_t size = pending_.front().payload.size();
+    // A single oversized command still gets a slot of its own rather than starving.
+    if (!v.commands.empty() && bytes + size > options_.batch_bytes_max) break;
+    bytes += size;
+    v.commands.push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+  return v;
+}
+
+std::vector<Entry> Proposer::ProposeBatches(Slot chosen_below, uint64_t now) {
+  std::vector<Entry> out;
+  while (CanPropose(chosen_below)) {
+    Entry e{next_slot_++, ballot_, TakeBatch()};
+    Track(e, now);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void Proposer::Track(const Entry& entry, uint64_t now) {
+  InFlight f;
+  f.entry = entry;
+  f.sent_at = now;
+  in_flight_.emplace(entry.slot, std::move(f));
+}
+
+std::vector<Slot> Proposer::AddAccepted(NodeId from, const std::vector<Slot>& slots) {
+  std::vector<Slot> chosen;
+  for (Slot s : slots) {
+    auto it = in_flight_.find(s);
+    if (it == in_flight_.end()) continue;
+    std::vector<NodeId>& acks = it->second.acks;
+    if (std::find(acks.begin(), acks.end(), from) != acks.end()) continue;
+    acks.push_back(from);
+    if (acks.size() >= quorum_) {
+      chosen.push_back(s);
+      in_flight_.erase(it);
+    }
+  }
+  return chosen;
+}
+
+std::map<NodeId, std::vector<Entry>> Proposer::CollectRetries(uint64_t now,
+                                                              uint64_t retry_ticks) {
+  std::map<NodeId, std::vector<Entry>> out;
+  for (auto& [slot, f] : in_flight_) {
+    if (f.sent_at + retry_ticks > now) continue;
+    f.sent_at = now;
+    for (NodeId peer : options_.members) {
+      if (std::find(f.acks.begin(), f.acks.end(), peer) != f.acks.end()) continue;
+      std::vector<Entry>& batch = out[peer];
+      if (batch.size() < options_.accept_entries_max) batch.push_back(f.entry);
+    }
+  }
+  return out;
+}
+
+std::vector<Command> Proposer::Reset() {
+  std::vector<Command> dropped(std::make_move_iterator(pending_.begin()),
+                               std::make_move_iterator(pending_.end()));
+  pending_.clear();
+  in_flight_.clear();
+  promised_by_.clear();
+  reported_.clear();
+  return dropped;
+}
+
+}  // namespace ballot::paxos

@@ -1,0 +1,80 @@
+// Proposer: the leader's half of Multi-Paxos.
+//
+// Phase 1 runs once per leadership, over every slot from the first one this replica does not
+// know to be chosen: the promises report what each acceptor accepted there, and Recover()
+// re-proposes the highest-ballot value of every open slot, fills gaps with no-ops, and appends
+// the leader_start entry that marks the new epoch in the log. After that, each batch of commands
+// needs only phase 2: one round trip to a majority.
+//
+// It owns the bounded queue of commands waiting for a slot and the bounded window of slots in
+// flight. It does not send anything itself; the Replica does.
+#ifndef BALLOT_PAXOS_PROPOSER_H_
+#define BALLOT_PAXOS_PROPOSER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "paxos/options.h"
+#include "paxos/types.h"
+
+namespace ballot::paxos {
+
+class Proposer {
+ public:
+  explicit Proposer(const Options& options);
+  Proposer(const Proposer&) = delete;
+  Proposer& operator=(const Proposer&) = delete;
+
+  // --- Phase 1 ---
+  void StartPhase1(Ballot ballot, Slot from);
+  // Adds one promise with its accepted entries. True when this promise completes a majority.
+  bool AddPromise(NodeId from, const std::vector<Entry>& accepted);
+  // The entries to propose at ballot() to finish recovery, ending with the leader_start entry.
+  // Starts phase 2 (the slots are tracked as in flight).
+  std::vector<Entry> Recover(uint64_t now);
+  Ballot ballot() const { return ballot_; }
+
+  // --- Phase 2 ---
+  enum class EnqueueResult { kOk, kOverloaded };
+  EnqueueResult Enqueue(Command command);
+  bool CanPropose(Slot chosen_below) const;
+  // Cuts the queued commands into batches, one slot each, while the window allows.
+  std::vector<Entry> ProposeBatches(Slot chosen_below, uint64_t now);
+  // `from` accepted these slots at ballot(). Returns the slots that now have a majority.
+  std::vector<Slot> AddAccepted(NodeId from, const std::vector<Slot>& slots);
+  // In-flight entries sent at least retry_ticks ago, grouped by each peer that has not accepted
+  // them yet (at most accept_entries_max per peer); they count as sent again at `now`.
+  std::map<NodeId, std::vector<Entry>> CollectRetries(uint64_t now, uint64_t retry_ticks);
+
+  // Leadership over: returns the commands that were queued but never given a slot.
+  std::vector<Command> Reset();
+  size_t pending() const { return pending_.size(); }
+  size_t in_flight() const { return in_flight_.size(); }
+
+ private:
+  struct InFlight {
+    Entry entry;
+    std::vector<NodeId> acks;
+    uint64_t sent_at = 0;
+  };
+  void Track(const Entry& entry, uint64_t now);
+  Value TakeBatch();
+
+  const Options& options_;
+  const size_t quorum_;
+
+  Ballot ballot_;
+  Slot phase1_from_ = 1;
+  std::vector<NodeId> promised_by_;
+  std::map<Slot, Entry> reported_;  // highest-ballot accepted entry per slot
+
+  Slot next_slot_ = 1;
+  std::map<Slot, InFlight> in_flight_;
+  std::deque<Command> pending_;
+};
+
+}  // namespace ballot::paxos
+
+#endif  // BALLOT_PAXOS_PROPOSER_H_

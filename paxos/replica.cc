@@ -1,0 +1,663 @@
+#include "paxos/replica.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <glog/logging.h>
+
+namespace ballot::paxos {
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kFollower: return "follower";
+    case Role::kPreCandidate: return "pre-candidate";
+    case Role::kCandidate: return "candidate";
+    case Role::kLeader: return "leader";
+  }
+  return "unknown";
+}
+
+namespace {
+
+Ballot PromisedAfterRestart(const Options& options, const DurableState& durable) {
+  if (options.planted.forget_promise_on_restart) return Ballot();  // BUG, planted for tests
+  // A promise is implied by every accept; take the max in case the store lost nothing but the
+  // promise key was never written (a node that only ever accepted).
+  Ballot b = durable.promised;
+  for (const Entry& e : durable.entries) b = std::max(b, e.ballot);
+  return b;
+}
+
+SlotLog* RestoreLog(SlotLog* log, const DurableState& durable) {
+  for (const Entry& e : durable.entries) {
+    if (e.slot >= durable.applied_below) log->Restore(e);
+  }
+  log->DropBelow(durable.applied_below);
+  return log;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Replica>> Replica::Create(Options options, DurableState durable) {
+  Status s = options.Validate();
+  if (!s.ok()) return s;
+  return std::make_unique<Replica>(std::move(options), std::move(durable));
+}
+
+Replica::Replica(Options options, DurableState durable)
+    : options_(std::move(options)),
+      prng_(options_.seed ^ (0x5851F42D4C957F2Dull * options_.id)),
+      acceptor_(RestoreLog(&log_, durable), PromisedAfterRestart(options_, durable),
+                options_.lease_ticks, /*now=*/0),
+      learner_(&log_, durable.chosen_below, durable.applied_below, options_.planted),
+      proposer_(options_) {
+  Status s = options_.Validate();
+  CHECK(s.ok()) << s.ToString();
+  for (NodeId n : options_.members) {
+    if (n != options_.id) peers_.push_back(n);
+  }
+  max_round_seen_ = acceptor_.promised().round();
+  persisted_promised_ = acceptor_.promised();
+  persisted_chosen_below_ = learner_.chosen_below();
+  acked_round_.assign(kNodeIdMax + 1, 0);
+  last_heard_.assign(kNodeIdMax + 1, 0);
+  ResetElectionTimer();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+void Replica::Tick() {
+  ++now_;
+  switch (role_) {
+    case Role::kFollower: TickFollower(); break;
+    case Role::kPreCandidate:
+    case Role::kCandidate: TickCandidate(); break;
+    case Role::kLeader: TickLeader(); break;
+  }
+  MaybeRequestCatchup();
+}
+
+void Replica::Step(const Message& m) {
+  if (m.to != options_.id || !IsMember(m.from) || m.from == options_.id) {
+    ++counters_.messages_dropped;
+    return;
+  }
+  max_round_seen_ = std::max({max_round_seen_, m.ballot.round(), m.promised.round()});
+  switch (m.type) {
+    case MessageType::kPreVote: OnPreVote(m); break;
+    case MessageType::kPreVoteReply: OnPreVoteReply(m); break;
+    case MessageType::kPrepare: OnPrepare(m); break;
+    case MessageType::kPromise: OnPromise(m); break;
+    case MessageType::kAccept: OnAccept(m); break;
+    case MessageType::kAccepted: OnAccepted(m); break;
+    case MessageType::kHeartbeat: OnHeartbeat(m); break;
+    case MessageType::kHeartbeatReply: OnHeartbeatReply(m); break;
+    case MessageType::kCatchupRequest: OnCatchupRequest(m); break;
+    case MessageType::kCatchupReply: OnCatchupReply(m); break;
+    case MessageType::kNone: ++counters_.messages_dropped; break;
+  }
+}
+
+ProposeResult Replica::Propose(Command command) {
+  if (role_ != Role::kLeader) return {ProposeResult::Kind::kNotLeader, leader_};
+  if (proposer_.Enqueue(std::move(command)) == Proposer::EnqueueResult::kOverloaded) {
+    return {ProposeResult::Kind::kOverloaded, options_.id};
+  }
+  return {ProposeResult::Kind::kOk, options_.id};
+}
+
+ProposeResult Replica::Read(uint64_t read_id) {
+  if (role_ != Role::kLeader) return {ProposeResult::Kind::kNotLeader, leader_};
+  if (pending_reads_.size() >= options_.reads_pending_max) {
+    return {ProposeResult::Kind::kOverloaded, options_.id};
+  }
+  if (leadership_usable_ && LeaseHeld()) {
+    out_.reads.push_back(ReadState{read_id, learner_.chosen_below()});
+    return {ProposeResult::Kind::kOk, options_.id};
+  }
+  // Read-index: the read is served once a heartbeat round sent after it is acknowledged by a
+  // majority, which proves nobody else was leader when the read arrived.
+  pending_reads_.push_back(PendingRead{read_id, learner_.chosen_below(), heartbeat_round_ + 1});
+  heartbeat_wanted_ = true;
+  return {ProposeResult::Kind::kOk, options_.id};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+bool Replica::HasReady() const {
+  if (!out_.empty() || heartbeat_wanted_) return true;
+  if (role_ == Role::kLeader && proposer_.CanPropose(learner_.chosen_below())) return true;
+  if (learner_.HasApplicable()) return true;
+  if (!persist_outstanding_) {
+    if (HasWrites()) return true;
+    if (!held_.empty()) return true;
+  }
+  return false;
+}
+
+bool Replica::HasWrites() const {
+  return log_.HasDirty() || acceptor_.promised() != persisted_promised_ ||
+         learner_.chosen_below() != persisted_chosen_below_;
+}
+
+Ready Replica::TakeReady() {
+  if (role_ == Role::kLeader) {
+    FlushProposals();
+    if (heartbeat_wanted_) SendHeartbeats();
+  }
+  heartbeat_wanted_ = false;
+  if (!persist_outstanding_) {
+    if (HasWrites()) {
+      TakePersistBatch();
+    } else {
+      ReleaseHeld();  // everything they depend on is already durable
+    }
+  }
+  learner_.TakeApplicable(&out_.apply);
+  return std::exchange(out_, Ready{});
+}
+
+void Replica::TakePersistBatch() {
+  PersistBatch batch;
+  if (acceptor_.promised() != persisted_promised_) {
+    batch.promised = acceptor_.promised();
+    persisted_promised_ = acceptor_.promised();
+  }
+  batch.entries = log_.TakeDirty(&outstanding_versions_);
+  if (learner_.chosen_below() != persisted_chosen_below_) {
+    batch.chosen_below = learner_.chosen_below();
+    persisted_chosen_below_ = learner_.chosen_below();
+  }
+  for (Message& m : held_) {
+    if (m.to == options_.id) {
+      self_after_persist_.push_back(std::move(m));
+    } else {
+      out_.send_after_persist.push_back(std::move(m));
+    }
+  }
+  held_.clear();
+  out_.persist = std::move(batch);
+  persist_outstanding_ = true;
+}
+
+void Replica::ReleaseHeld() {
+  std::vector<Message> held = std::exchange(held_, {});
+  for (Message& m : held) {
+    if (m.to == options_.id) {
+      DeliverToSelf(m);
+    } else {
+      out_.send_now.push_back(std::move(m));
+    }
+  }
+}
+
+void Replica::Advance() {
+  CHECK(persist_outstanding_) << "Advance() without an outstanding persist batch";
+  persist_outstanding_ = false;
+  log_.MarkDurable(outstanding_versions_);
+  outstanding_versions_.clear();
+  std::vector<Message> self = std::exchange(self_after_persist_, {});
+  for (const Message& m : self) DeliverToSelf(m);
+}
+
+void Replica::CompactBelow(Slot applied_below) {
+  CHECK_LE(applied_below, learner_.applied_below()) << "snapshot beyond what was applied";
+  log_.DropBelow(applied_below);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+void Replica::Send(Message m) {
+  m.from = options_.id;
+  if (m.to == options_.id) {
+    DeliverToSelf(m);
+  } else {
+    out_.send_now.push_back(std::move(m));
+  }
+}
+
+void Replica::SendDurable(Message m) {
+  m.from = options_.id;
+  held_.push_back(std::move(m));
+}
+
+void Replica::Broadcast(const Message& m, bool include_self) {
+  for (NodeId n : options_.members) {
+    if (n == options_.id && !include_self) continue;
+    Message copy = m;
+    copy.to = n;
+    Send(std::move(copy));
+  }
+}
+
+void Replica::DeliverToSelf(const Message& m) {
+  // Our own acceptor and proposer talk through the same handlers as remote ones, so the local
+  // vote obeys exactly the same durability rules.
+  switch (m.type) {
+    case MessageType::kPrepare: OnPrepare(m); break;
+    case MessageType::kPromise: OnPromise(m); break;
+    case MessageType::kAccept: OnAccept(m); break;
+    case MessageType::kAccepted: OnAccepted(m); break;
+    default: LOG(FATAL) << "unexpected message to self: " << ToString(m);
+  }
+}
+
+bool Replica::IsMember(NodeId n) const {
+  return std::find(options_.members.begin(), options_.members.end(), n) !=
+         options_.members.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles
+
+void Replica::ResetElectionTimer() {
+  election_deadline_ = now_ + options_.election_ticks + prng_.Below(options_.election_ticks);
+}
+
+void Replica::BecomeFollower(Ballot leader_epoch, NodeId leader) {
+  if (role_ == Role::kLeader) {
+    if (leadership_usable_) {
+      out_.events.push_back({LeadershipEvent::Kind::kLostLeadership, proposer_.ballot(), 0});
+    }
+    std::vector<Command> dropped = proposer_.Reset();
+    for (Command& c : dropped) out_.dropped.push_back(std::move(c));
+    FailPendingReads();
+  }
+  if (leader != leader_ && leader != kNoNode) ++counters_.leader_changes_seen;
+  role_ = Role::kFollower;
+  leader_epoch_ = leader_epoch;
+  leader_ = leader;
+  leadership_usable_ = false;
+  lease_until_ = 0;
+  ResetElectionTimer();
+}
+
+void Replica::BecomePreCandidate() {
+  if (role_ == Role::kLeader) BecomeFollower(Ballot(), kNoNode);
+  role_ = Role::kPreCandidate;
+  leader_ = kNoNode;
+  leader_epoch_ = Ballot();
+  candidate_ballot_ = Ballot(max_round_seen_ + 1, options_.id);
+  votes_.assign(1, options_.id);
+  ResetElectionTimer();
+  Message m;
+  m.type = MessageType::kPreVote;
+  m.ballot = candidate_ballot_;
+  Broadcast(m, /*include_self=*/false);
+  if (votes_.size() >= options_.QuorumSize()) BecomeCandidate();
+}
+
+void Replica::BecomeCandidate() {
+  ++counters_.elections_started;
+  role_ = Role::kCandidate;
+  candidate_ballot_ = Ballot(max_round_seen_ + 1, options_.id);
+  max_round_seen_ = candidate_ballot_.round();
+  proposer_.StartPhase1(candidate_ballot_, learner_.chosen_below());
+  ResetElectionTimer();
+  Message m;
+  m.type = MessageType::kPrepare;
+  m.ballot = candidate_ballot_;
+  m.slot = learner_.chosen_below();
+  Broadcast(m, /*include_self=*/true);
+}
+
+void Replica::BecomeLeader() {
+  role_ = Role::kLeader;
+  leader_ = options_.id;
+  leader_epoch_ = candidate_ballot_;
+  leadership_usable_ = false;
+  lease_until_ = 0;
+  std::fill(acked_round_.begin(), acked_round_.end(), 0);
+  for (NodeId n : peers_) last_heard_[n] = now_;
+  round_sent_at_.clear();
+  std::vector<Entry> recovery = proposer_.Recover(now_);
+  leader_start_slot_ = recovery.back().slot;
+  SendAccepts(recovery, /*include_self=*/true);
+  SendHeartbeats();
+  CheckLeadershipUsable();
+}
+
+void Replica::StepDown() {
+  BecomeFollower(Ballot(), kNoNode);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+void Replica::TickFollower() {
+  if (now_ >= election_deadline_) BecomePreCandidate();
+}
+
+void Replica::TickCandidate() {
+  if (now_ >= election_deadline_) BecomePreCandidate();  // split vote or lost messages: retry
+}
+
+void Replica::TickLeader() {
+  if (now_ >= next_heartbeat_) SendHeartbeats();
+  size_t heard = 1;
+  for (NodeId n : peers_) {
+    if (last_heard_[n] + options_.check_quorum_ticks > now_) ++heard;
+  }
+  if (heard < options_.QuorumSize()) {
+    // Cut off from a majority: someone else may be leader now. Stop claiming it.
+    StepDown();
+    return;
+  }
+  std::map<NodeId, std::vector<Entry>> retries =
+      proposer_.CollectRetries(now_, options_.accept_retry_ticks);
+  for (auto& [peer, entries] : retries) {
+    if (peer == options_.id) continue;  // our own vote waits on our own disk, not the network
+    SendAcceptTo(peer, std::move(entries));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leader duties
+
+void Replica::SendHeartbeats() {
+  ++heartbeat_round_;
+  round_sent_at_[heartbeat_round_] = now_;
+  while (round_sent_at_.size() > kRoundsRemembered) round_sent_at_.erase(round_sent_at_.begin());
+  next_heartbeat_ = now_ + options_.heartbeat_ticks;
+  heartbeat_wanted_ = false;
+  acceptor_.GrantLease(leader_epoch_, now_);  // our own acceptor is part of the lease majority
+  Message m;
+  m.type = MessageType::kHeartbeat;
+  m.ballot = leader_epoch_;
+  m.commit = learner_.chosen_below();
+  m.round = heartbeat_round_;
+  Broadcast(m, /*include_self=*/false);
+}
+
+void Replica::FlushProposals() {
+  std::vector<Entry> batches = proposer_.ProposeBatches(learner_.chosen_below(), now_);
+  if (!batches.empty()) SendAccepts(batches, /*include_self=*/true);
+}
+
+void Replica::SendAccepts(const std::vector<Entry>& entries, bool include_self) {
+  for (NodeId n : options_.members) {
+    if (n == options_.id && !include_self) continue;
+    SendAcceptTo(n, entries);
+  }
+}
+
+void Replica::SendAcceptTo(NodeId peer, std::vector<Entry> entries) {
+  // Split into messages of at most accept_entries_max slots.
+  for (size_t i = 0; i < entries.size(); i += options_.accept_entries_max) {
+    size_t end = std::min(entries.size(), i + options_.accept_entries_max);
+    Message m;
+    m.type = MessageType::kAccept;
+    m.to = peer;
+    m.ballot = leader_epoch_;
+    m.commit = learner_.chosen_below();
+    m.entries.assign(entries.begin() + i, entries.begin() + end);
+    Send(std::move(m));
+  }
+}
+
+void Replica::OnChosen(const std::vector<Slot>& slots) {
+  for (Slot s : slots) learner_.MarkChosen(s);
+  CheckLeadershipUsable();
+}
+
+void Replica::CheckLeadershipUsable() {
+  if (role_ != Role::kLeader || leadership_usable_) return;
+  if (learner_.chosen_below() <= leader_start_slot_) return;
+  leadership_usable_ = true;
+  out_.events.push_back(
+      {LeadershipEvent::Kind::kBecameLeader, leader_epoch_, leader_start_slot_});
+  ResolveReads();
+}
+
+bool Replica::LeaseHeld() const { return role_ == Role::kLeader && now_ < lease_until_; }
+
+void Replica::UpdateLease() {
+  // The newest round acknowledged by a majority (counting ourselves for every round).
+  std::vector<uint64_t> rounds;
+  rounds.push_back(heartbeat_round_);
+  for (NodeId n : peers_) rounds.push_back(acked_round_[n]);
+  std::sort(rounds.rbegin(), rounds.rend());
+  uint64_t quorum_round = rounds[options_.QuorumSize() - 1];
+  if (quorum_round == 0) return;
+  confirmed_round_ = std::max(confirmed_round_, quorum_round);
+  auto it = round_sent_at_.find(quorum_round);
+  if (it == round_sent_at_.end()) return;
+  // Acceptors started their lease when the heartbeat arrived, which is no earlier than when we
+  // sent it; so timing ours from the send (minus a drift margin) keeps it inside theirs.
+  uint64_t start = options_.planted.lease_from_ack_time ? now_ : it->second;
+  lease_until_ = std::max(lease_until_, start + options_.lease_ticks - options_.lease_margin_ticks);
+}
+
+void Replica::ResolveReads() {
+  if (!leadership_usable_) return;
+  while (!pending_reads_.empty()) {
+    PendingRead& r = pending_reads_.front();
+    if (r.needs_round > confirmed_round_) return;
+    // A read that arrived before the leadership was usable reads at least everything recovered.
+    out_.reads.push_back(ReadState{r.read_id, std::max(r.read_below, leader_start_slot_ + 1)});
+    pending_reads_.pop_front();
+  }
+}
+
+void Replica::FailPendingReads() {
+  for (const PendingRead& r : pending_reads_) out_.failed_reads.push_back({r.read_id});
+  pending_reads_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: elections
+
+void Replica::OnPreVote(const Message& m) {
+  Message reply;
+  reply.type = MessageType::kPreVoteReply;
+  reply.to = m.from;
+  reply.ballot = m.ballot;
+  // A live leader (or anyone who heard one within the lease) says no: no disruption.
+  reply.ok = role_ != Role::kLeader &&
+             acceptor_.CheckPromise(m.ballot, now_) == Acceptor::Verdict::kOk &&
+             m.ballot > acceptor_.promised();
+  reply.promised = acceptor_.promised();
+  Send(std::move(reply));
+}
+
+void Replica::OnPreVoteReply(const Message& m) {
+  if (role_ != Role::kPreCandidate || m.ballot != candidate_ballot_ || !m.ok) return;
+  if (std::find(votes_.begin(), votes_.end(), m.from) != votes_.end()) return;
+  votes_.push_back(m.from);
+  if (votes_.size() >= options_.QuorumSize()) BecomeCandidate();
+}
+
+void Replica::OnPrepare(const Message& m) {
+  Acceptor::Verdict v = acceptor_.Prepare(m.ballot, now_);
+  Message reply;
+  reply.type = MessageType::kPromise;
+  reply.to = m.from;
+  reply.ballot = m.ballot;
+  reply.promised = acceptor_.promised();
+  reply.commit = learner_.chosen_below();
+  if (v != Acceptor::Verdict::kOk) {
+    Send(std::move(reply));  // a refusal promises nothing, so it need not wait for the disk
+    return;
+  }
+  if (m.from != options_.id && m.ballot > leader_epoch_) {
+    // We promised someone else a higher ballot: whoever led before no longer does.
+    if (role_ != Role::kFollower || leader_ != kNoNode) BecomeFollower(Ballot(), kNoNode);
+  }
+  reply.ok = true;
+  reply.entries = acceptor_.AcceptedFrom(m.slot);
+  SendDurable(std::move(reply));
+}
+
+void Replica::OnPromise(const Message& m) {
+  if (!m.ok) {
+    if (m.promised > candidate_ballot_ && role_ == Role::kCandidate) StepDown();
+    return;
+  }
+  if (role_ != Role::kCandidate || m.ballot != candidate_ballot_) return;
+  if (proposer_.AddPromise(m.from, m.entries)) BecomeLeader();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: phase 2, heartbeats
+
+bool Replica::AcceptLeader(const Message& m) {
+  if (m.ballot < acceptor_.promised()) return false;
+  if (m.from == options_.id) return true;
+  if (role_ != Role::kFollower || leader_epoch_ != m.ballot) BecomeFollower(m.ballot, m.from);
+  leader_epoch_ = m.ballot;
+  leader_ = m.from;
+  ResetElectionTimer();
+  acceptor_.GrantLease(m.ballot, now_);
+  return true;
+}
+
+void Replica::OnAccept(const Message& m) {
+  Message reply;
+  reply.type = MessageType::kAccepted;
+  reply.to = m.from;
+  reply.ballot = m.ballot;
+  if (!AcceptLeader(m)) {
+    reply.promised = acceptor_.promised();
+    Send(std::move(reply));
+    return;
+  }
+  for (const Entry& e : m.entries) {
+    Acceptor::Verdict v = acceptor_.Accept(m.ballot, e.slot, e.value);
+    if (v == Acceptor::Verdict::kOk) reply.slots.push_back(e.slot);
+  }
+  reply.ok = true;
+  reply.promised = acceptor_.promised();
+  if (m.from != options_.id) LearnCommit(m.ballot, m.commit);
+  if (options_.planted.ack_accept_before_durable) {
+    Send(std::move(reply));  // BUG, planted for tests: the vote counts before it is synced
+  } else {
+    SendDurable(std::move(reply));
+  }
+}
+
+void Replica::OnAccepted(const Message& m) {
+  if (!m.ok) {
+    if (m.promised > leader_epoch_ && role_ == Role::kLeader) StepDown();
+    return;
+  }
+  if (role_ != Role::kLeader || m.ballot != leader_epoch_) return;
+  last_heard_[m.from] = now_;
+  OnChosen(proposer_.AddAccepted(m.from, m.slots));
+}
+
+void Replica::OnHeartbeat(const Message& m) {
+  Message reply;
+  reply.type = MessageType::kHeartbeatReply;
+  reply.to = m.from;
+  reply.ballot = m.ballot;
+  reply.round = m.round;
+  reply.ok = AcceptLeader(m);
+  reply.promised = acceptor_.promised();
+  reply.commit = learner_.chosen_below();
+  if (reply.ok) LearnCommit(m.ballot, m.commit);
+  Send(std::move(reply));
+}
+
+void Replica::OnHeartbeatReply(const Message& m) {
+  if (!m.ok) {
+    if (m.promised > leader_epoch_ && role_ == Role::kLeader) StepDown();
+    return;
+  }
+  if (role_ != Role::kLeader || m.ballot != leader_epoch_) return;
+  last_heard_[m.from] = now_;
+  acked_round_[m.from] = std::max(acked_round_[m.from], m.round);
+  UpdateLease();
+  ResolveReads();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: learning and catch-up
+
+void Replica::LearnCommit(Ballot leader_ballot, Slot commit) {
+  // A value we accepted under the leader's current ballot is the one it proposed there, so if
+  // the leader says the slot is chosen, that value is chosen.
+  for (auto it = log_.LowerBound(learner_.chosen_below()); it != log_.end(); ++it) {
+    if (it->first >= commit) break;
+    if (!it->second.chosen && it->second.entry.ballot == leader_ballot) {
+      learner_.MarkChosen(it->first);
+    }
+  }
+  leader_commit_ = std::max(leader_commit_, commit);
+  if (learner_.chosen_below() < leader_commit_ && !catchup_wanted_) {
+    catchup_wanted_ = true;
+    MaybeRequestCatchup();
+  }
+}
+
+void Replica::MaybeRequestCatchup() {
+  if (!catchup_wanted_) return;
+  if (learner_.chosen_below() >= leader_commit_ || role_ == Role::kLeader) {
+    catchup_wanted_ = false;
+    return;
+  }
+  if (leader_ == kNoNode || leader_ == options_.id) return;
+  if (last_catchup_request_ != 0 && last_catchup_request_ + options_.catchup_retry_ticks > now_) {
+    return;
+  }
+  last_catchup_request_ = std::max<uint64_t>(now_, 1);
+  Message m;
+  m.type = MessageType::kCatchupRequest;
+  m.to = leader_;
+  m.ballot = leader_epoch_;
+  m.slot = learner_.chosen_below();
+  Send(std::move(m));
+}
+
+void Replica::OnCatchupRequest(const Message& m) {
+  Message reply;
+  reply.type = MessageType::kCatchupReply;
+  reply.to = m.from;
+  reply.ballot = leader_epoch_;
+  reply.commit = learner_.chosen_below();
+  for (auto it = log_.LowerBound(m.slot); it != log_.end(); ++it) {
+    if (reply.entries.size() >= options_.catchup_entries_max) break;
+    if (!it->second.chosen) continue;
+    reply.entries.push_back(it->second.entry);
+  }
+  reply.ok = true;
+  Send(std::move(reply));
+}
+
+void Replica::OnCatchupReply(const Message& m) {
+  for (const Entry& e : m.entries) {
+    if (learner_.IsChosen(e.slot)) continue;
+    acceptor_.LearnChosen(e);
+    learner_.MarkChosen(e.slot);
+  }
+  leader_commit_ = std::max(leader_commit_, m.commit);
+  last_catchup_request_ = 0;  // ask for the next part right away if more is missing
+  catchup_wanted_ = learner_.chosen_below() < leader_commit_;
+  MaybeRequestCatchup();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+Ballot Replica::UsableEpoch() const {
+  return role_ == Role::kLeader && leadership_usable_ ? leader_epoch_ : Ballot();
+}
+
+ReplicaStatus Replica::status() const {
+  ReplicaStatus s;
+  s.id = options_.id;
+  s.role = role_;
+  s.promised = acceptor_.promised();
+  s.leader_epoch = leader_epoch_;
+  s.leader = leader_;
+  s.leader_usable = leadership_usable_;
+  s.chosen_below = learner_.chosen_below();
+  s.applied_below = learner_.applied_below();
+  s.lease_held = LeaseHeld();
+  s.now_ticks = now_;
+  return s;
+}
+
+}  // namespace ballot::paxos

@@ -1,0 +1,222 @@
+// Replica: one member of a Multi-Paxos group, as a pure state machine.
+//
+// It composes the three Paxos roles (paxos/acceptor.h, paxos/proposer.h, paxos/learner.h) with
+// failure detection, leases and reads. It never touches a clock, a socket, a disk or a thread:
+//   - time advances only through Tick();
+//   - peer messages arrive through Step();
+//   - everything to do (persist, send, apply, notify) leaves through TakeReady();
+//   - the runtime reports that the last persist is durable through Advance().
+// The same inputs in the same order produce the same outputs, which is what lets the simulator
+// (tests/sim/) replay any run from its seed.
+//
+// Not thread-safe: one thread (the runtime's io thread, or the simulator) owns it.
+#ifndef BALLOT_PAXOS_REPLICA_H_
+#define BALLOT_PAXOS_REPLICA_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "paxos/acceptor.h"
+#include "paxos/learner.h"
+#include "paxos/message.h"
+#include "paxos/options.h"
+#include "paxos/proposer.h"
+#include "paxos/prng.h"
+#include "paxos/ready.h"
+#include "paxos/slot_log.h"
+#include "paxos/status.h"
+#include "paxos/types.h"
+
+namespace ballot::paxos {
+
+enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
+const char* RoleName(Role role);
+
+struct ProposeResult {
+  enum class Kind { kOk, kNotLeader, kOverloaded };
+  Kind kind = Kind::kOk;
+  NodeId leader_hint = kNoNode;  // kNotLeader: who this replica believes leads (kNoNode: unknown)
+};
+
+// A snapshot of the replica's externally interesting state, for status displays and tests.
+struct ReplicaStatus {
+  NodeId id = kNoNode;
+  Role role = Role::kFollower;
+  Ballot promised;
+  Ballot leader_epoch;       // the ballot of the leader this replica follows or is (zero: none)
+  NodeId leader = kNoNode;
+  bool leader_usable = false;  // leader only: recovery done, epoch may be used as a token
+  Slot chosen_below = 1;
+  Slot applied_below = 1;    // handed out in Ready::apply
+  bool lease_held = false;   // leader only: may serve lease reads now
+  uint64_t now_ticks = 0;
+};
+
+class Replica {
+ public:
+  // `options` must pass Options::Validate(); `durable` is what this node synced before (empty for
+  // a new node). Use Create() to get a Status instead of a CHECK failure on bad options.
+  Replica(Options options, DurableState durable);
+  static Result<std::unique_ptr<Replica>> Create(Options options, DurableState durable);
+
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Advances logical time by one tick: heartbeats, election timeouts, lease expiry, retries.
+  void Tick();
+
+  // Handles one message from a peer. Messages from unknown nodes or addressed elsewhere are
+  // dropped (and counted); stale ballots are answered with a rejection message, never an error.
+  void Step(const Message& m);
+
+  // Queues a command for a slot. kOk means the command is queued for proposal at this leader; the
+  // runtime learns its outcome when the command comes out of Ready::apply (or Ready::dropped if
+  // leadership is lost first). kNotLeader carries a hint; kOverloaded means the pending queue is
+  // at Options::pending_commands_max.
+  ProposeResult Propose(Command command);
+
+  // Starts a linearizable read. kOk: a ReadState (or ReadFailure) with this id will appear in a
+  // later Ready. Served from the lease when it holds, else confirmed by a heartbeat quorum.
+  ProposeResult Read(uint64_t read_id);
+
+  // True if TakeReady() would return something.
+  bool HasReady() const;
+  // Everything there is to do. At most one persist batch is outstanding: while one is, later
+  // writes accumulate (group commit) and the next Ready carries no persist.
+  Ready TakeReady();
+  // The persist batch of the last Ready that had one is now durable.
+  void Advance();
+
+  // Tells the replica that the runtime's state machine now holds a snapshot covering every slot
+  // below `applied_below`; entries below it may be discarded from memory.
+  void CompactBelow(Slot applied_below);
+
+  ReplicaStatus status() const;
+  bool IsLeader() const { return role_ == Role::kLeader; }
+  // The epoch of this leader once usable (recovery chosen); zero otherwise.
+  Ballot UsableEpoch() const;
+  // Counters for operators: dropped messages, rejections, elections.
+  struct Counters {
+    uint64_t messages_dropped = 0;
+    uint64_t elections_started = 0;
+    uint64_t leader_changes_seen = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  static constexpr size_t kRoundsRemembered = 64;
+
+  // Role changes, in one place.
+  void BecomeFollower(Ballot leader_epoch, NodeId leader);
+  void BecomePreCandidate();
+  void BecomeCandidate();
+  void BecomeLeader();
+  void StepDown();
+
+  void TickFollower();
+  void TickCandidate();
+  void TickLeader();
+
+  void OnPreVote(const Message& m);
+  void OnPreVoteReply(const Message& m);
+  void OnPrepare(const Message& m);
+  void OnPromise(const Message& m);
+  void OnAccept(const Message& m);
+  void OnAccepted(const Message& m);
+  void OnHeartbeat(const Message& m);
+  void OnHeartbeatReply(const Message& m);
+  void OnCatchupRequest(const Message& m);
+  void OnCatchupReply(const Message& m);
+
+  // A leader's message with ballot >= our promise: follow it, reset the timer, grant the lease.
+  // False if the ballot is stale.
+  bool AcceptLeader(const Message& m);
+  // Learn what the leader's commit index implies and ask for what is missing.
+  void LearnCommit(Ballot leader_ballot, Slot commit);
+  void MaybeRequestCatchup();
+
+  void SendHeartbeats();
+  void FlushProposals();
+  void SendAccepts(const std::vector<Entry>& entries, bool include_self);
+  void SendAcceptTo(NodeId peer, std::vector<Entry> entries);
+  void OnChosen(const std::vector<Slot>& slots);
+  void CheckLeadershipUsable();
+  bool LeaseHeld() const;
+  void UpdateLease();
+  void ResolveReads();
+  void FailPendingReads();
+  void ResetElectionTimer();
+
+  bool HasWrites() const;
+  void TakePersistBatch();
+  void ReleaseHeld();
+
+  void Send(Message m);         // goes out now (to self: handled at once)
+  void SendDurable(Message m);  // goes out once everything written so far is synced
+  void Broadcast(const Message& m, bool include_self);
+  void DeliverToSelf(const Message& m);
+  bool IsMember(NodeId n) const;
+
+  // Constant after construction.
+  const Options options_;
+  std::vector<NodeId> peers_;  // members other than us
+
+  Prng prng_;
+  SlotLog log_;  // before the roles: they hold pointers to it
+  Acceptor acceptor_;
+  Learner learner_;
+  Proposer proposer_;
+
+  Role role_ = Role::kFollower;
+  Ballot leader_epoch_;  // the leadership we follow or hold
+  NodeId leader_ = kNoNode;
+  uint64_t now_ = 0;
+  uint64_t election_deadline_ = 0;
+  uint64_t max_round_seen_ = 0;
+
+  // Catch-up.
+  Slot leader_commit_ = 1;
+  uint64_t last_catchup_request_ = 0;
+  bool catchup_wanted_ = false;
+
+  // Pre-candidate / candidate.
+  Ballot candidate_ballot_;
+  std::vector<NodeId> votes_;
+
+  // Leader: heartbeat rounds for the lease and read-index.
+  uint64_t heartbeat_round_ = 0;
+  uint64_t confirmed_round_ = 0;  // newest round acknowledged by a majority
+  uint64_t next_heartbeat_ = 0;
+  bool heartbeat_wanted_ = false;
+  std::map<uint64_t, uint64_t> round_sent_at_;  // round -> tick, the newest kRoundsRemembered
+  std::vector<uint64_t> acked_round_;           // by node id
+  std::vector<uint64_t> last_heard_;            // by node id: tick last heard from
+  uint64_t lease_until_ = 0;                    // exclusive
+  bool leadership_usable_ = false;
+  Slot leader_start_slot_ = 0;
+
+  struct PendingRead {
+    uint64_t read_id;
+    Slot read_below;
+    uint64_t needs_round;
+  };
+  std::deque<PendingRead> pending_reads_;
+
+  // Durability bookkeeping.
+  Ballot persisted_promised_;
+  Slot persisted_chosen_below_ = 1;
+  bool persist_outstanding_ = false;
+  WrittenVersions outstanding_versions_;
+  std::vector<Message> held_;                // wait for everything written so far to be synced
+  std::vector<Message> self_after_persist_;  // our own votes, delivered at Advance()
+
+  Ready out_;
+  Counters counters_;
+};
+
+}  // namespace ballot::paxos
+
+#endif  // BALLOT_PAXOS_REPLICA_H_
