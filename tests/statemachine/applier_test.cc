@@ -1,0 +1,381 @@
+#include "statemachine/applier.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "statemachine/byte_codec.h"
+
+namespace ballot {
+namespace {
+
+// A state machine whose every answer is unique: applying a command a second time would give a
+// different answer, so a test can tell "answered from the session table" from "applied again".
+class CountingMachine : public StateMachine {
+ public:
+  void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
+    batch_sizes.push_back(batch.size());
+    for (const AppliedCommand& c : batch) {
+      seen.push_back(c);
+      seen_payloads.emplace_back(c.payload);
+      if (c.payload == "bad") {
+        outcomes->push_back(Outcome{StatusCode::kInvalidArgument, "", "bad payload"});
+        continue;
+      }
+      applied_++;
+      outcomes->push_back(Outcome{
+          StatusCode::kOk,
+          std::string(c.payload) + "#" + std::to_string(applied_) + "@" + std::to_string(c.epoch),
+          ""});
+    }
+  }
+  Outcome Query(std::string_view) const override {
+    return Outcome{StatusCode::kOk, std::to_string(applied_), ""};
+  }
+  std::string Snapshot() const override {
+    ByteWriter w;
+    w.PutU64(applied_);
+    return w.Release();
+  }
+  Status Restore(std::string_view snapshot) override {
+    ByteReader r(snapshot);
+    uint64_t applied = 0;
+    if (!r.GetU64(&applied) || !r.empty()) return Status(StatusCode::kCorruption, "counting");
+    applied_ = applied;
+    return Status::Ok();
+  }
+
+  uint64_t applied() const { return applied_; }
+
+  // Observations for tests; not part of the replicated state.
+  std::vector<size_t> batch_sizes;
+  std::vector<AppliedCommand> seen;  // payload views are only valid during Apply
+  std::vector<std::string> seen_payloads;
+
+ private:
+  uint64_t applied_ = 0;
+};
+
+struct Fixture {
+  explicit Fixture(SessionTable::Limits limits = SessionTable::Limits())
+      : applier(std::make_unique<CountingMachine>(), limits),
+        machine(static_cast<CountingMachine&>(applier.machine())) {}
+  Applier applier;
+  CountingMachine& machine;
+};
+
+paxos::Command Cmd(uint64_t client, uint64_t sequence, std::string payload, uint64_t acked = 0,
+                   uint64_t expected_epoch = 0) {
+  paxos::Command c;
+  c.client_id = client;
+  c.sequence = sequence;
+  c.acked_sequence = acked;
+  c.expected_epoch = expected_epoch;
+  c.stamp_ms = 1000 + sequence;
+  c.payload = std::move(payload);
+  return c;
+}
+
+paxos::Entry MakeEntry(paxos::Slot slot, std::vector<paxos::Command> commands,
+                       uint64_t leader_epoch = 0) {
+  paxos::Entry e;
+  e.slot = slot;
+  e.value.epoch = paxos::Ballot::FromRaw(leader_epoch);
+  e.value.leader_start = leader_epoch != 0;
+  e.value.commands = std::move(commands);
+  e.ballot = e.value.epoch;
+  return e;
+}
+
+std::vector<Reply> ApplyAll(Applier* applier, const std::vector<paxos::Entry>& entries) {
+  std::vector<Reply> replies;
+  applier->Apply(entries, &replies);
+  return replies;
+}
+
+// The same entries, one Apply call per entry.
+std::vector<Reply> ApplyOneByOne(Applier* applier, const std::vector<paxos::Entry>& entries) {
+  std::vector<Reply> replies;
+  for (const paxos::Entry& e : entries) applier->Apply({e}, &replies);
+  return replies;
+}
+
+void ExpectSameReplies(const std::vector<Reply>& a, const std::vector<Reply>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); i++) {
+    EXPECT_EQ(a[i].client_id, b[i].client_id) << i;
+    EXPECT_EQ(a[i].sequence, b[i].sequence) << i;
+    EXPECT_EQ(a[i].slot, b[i].slot) << i;
+    EXPECT_EQ(a[i].outcome, b[i].outcome) << i;
+    EXPECT_EQ(a[i].duplicate, b[i].duplicate) << i;
+  }
+}
+
+const uint64_t kEpoch1 = paxos::Ballot(1, 1).raw();
+const uint64_t kEpoch2 = paxos::Ballot(2, 3).raw();
+
+TEST(ApplierTest, TracksTheLogEpochFromLeaderStartEntries) {
+  Fixture f;
+  EXPECT_EQ(f.applier.log_epoch(), 0u);
+  std::vector<Reply> replies = ApplyAll(
+      &f.applier,
+      {MakeEntry(1, {Cmd(0, 0, "before")}), MakeEntry(2, {Cmd(0, 0, "a")}, kEpoch1),
+       MakeEntry(3, {}), MakeEntry(4, {Cmd(0, 0, "b")}), MakeEntry(5, {Cmd(0, 0, "c")}, kEpoch2)});
+  EXPECT_EQ(f.applier.log_epoch(), kEpoch2);
+  EXPECT_EQ(f.applier.applied_below(), 6u);
+  ASSERT_EQ(f.machine.seen.size(), 4u);
+  const uint64_t epochs[] = {0, kEpoch1, kEpoch1, kEpoch2};
+  const paxos::Slot slots[] = {1, 2, 4, 5};
+  for (size_t i = 0; i < 4; i++) {
+    EXPECT_EQ(f.machine.seen[i].epoch, epochs[i]) << i;
+    EXPECT_EQ(f.machine.seen[i].slot, slots[i]) << i;
+  }
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[3].slot, 5u);
+  EXPECT_EQ(replies[3].outcome.data, "c#4@" + std::to_string(kEpoch2));
+}
+
+TEST(ApplierTest, PassesClientAndStampThroughInOneMachineCall) {
+  Fixture f;
+  std::vector<Reply> replies = ApplyAll(
+      &f.applier, {MakeEntry(1, {Cmd(5, 1, "x"), Cmd(6, 1, "y")}), MakeEntry(2, {Cmd(5, 2, "z")})});
+  EXPECT_EQ(f.machine.batch_sizes, std::vector<size_t>({3}));
+  ASSERT_EQ(f.machine.seen.size(), 3u);
+  EXPECT_EQ(f.machine.seen[1].client_id, 6u);
+  EXPECT_EQ(f.machine.seen[2].stamp_ms, 1002u);
+  EXPECT_EQ(f.machine.seen_payloads, std::vector<std::string>({"x", "y", "z"}));
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(replies[2].client_id, 5u);
+  EXPECT_EQ(replies[2].sequence, 2u);
+  EXPECT_EQ(replies[2].slot, 2u);
+  EXPECT_EQ(replies[2].outcome.data, "z#3@0");
+  EXPECT_FALSE(replies[2].duplicate);
+}
+
+TEST(ApplierDeathTest, EntriesMustContinueAtAppliedBelow) {
+  Fixture f;
+  std::vector<Reply> replies;
+  EXPECT_DEATH(f.applier.Apply({MakeEntry(2, {})}, &replies), "applied_below");
+  EXPECT_DEATH(f.applier.Apply({MakeEntry(1, {}), MakeEntry(3, {})}, &replies), "applied_below");
+}
+
+TEST(ApplierDeathTest, LeaderEpochsMustStrictlyIncrease) {
+  Fixture f;
+  std::vector<Reply> replies;
+  f.applier.Apply({MakeEntry(1, {}, kEpoch2)}, &replies);
+  EXPECT_DEATH(f.applier.Apply({MakeEntry(2, {}, kEpoch1)}, &replies), "strictly increase");
+  EXPECT_DEATH(f.applier.Apply({MakeEntry(2, {}, kEpoch2)}, &replies), "strictly increase");
+}
+
+std::vector<paxos::Entry> EpochScenario() {
+  return {
+      MakeEntry(1, {Cmd(1, 1, "ok-in-1", 0, kEpoch1)}, kEpoch1),
+      MakeEntry(2, {Cmd(1, 2, "stale", 0, kEpoch2), Cmd(2, 1, "any")}),
+      MakeEntry(3, {}, kEpoch2),
+      MakeEntry(4, {Cmd(1, 3, "old-leader", 0, kEpoch1), Cmd(1, 4, "ok-in-2", 0, kEpoch2)}),
+      // The retry of a rejected command is answered with the same rejection, even though its
+      // expected epoch now matches: it was decided once, at slot 2.
+      MakeEntry(5, {Cmd(1, 2, "stale", 0, kEpoch2)}),
+  };
+}
+
+TEST(ApplierTest, ExpectedEpochMismatchIsRejectedIdenticallyEverywhere) {
+  Fixture a;
+  Fixture b;
+  std::vector<Reply> ra = ApplyAll(&a.applier, EpochScenario());
+  std::vector<Reply> rb = ApplyOneByOne(&b.applier, EpochScenario());
+  ExpectSameReplies(ra, rb);
+  EXPECT_EQ(a.applier.Snapshot(), b.applier.Snapshot());
+
+  ASSERT_EQ(ra.size(), 6u);
+  EXPECT_EQ(ra[0].outcome.code, StatusCode::kOk);
+  const Outcome stale{StatusCode::kAborted, "",
+                      "epoch changed: expected " + std::to_string(kEpoch2) + ", log epoch " +
+                          std::to_string(kEpoch1)};
+  EXPECT_EQ(ra[1].outcome, stale);
+  EXPECT_EQ(ra[2].outcome.code, StatusCode::kOk);
+  EXPECT_EQ(ra[3].outcome, (Outcome{StatusCode::kAborted, "",
+                                    "epoch changed: expected " + std::to_string(kEpoch1) +
+                                        ", log epoch " + std::to_string(kEpoch2)}));
+  EXPECT_EQ(ra[4].outcome.code, StatusCode::kOk);
+  EXPECT_EQ(ra[5].outcome, stale);
+  EXPECT_TRUE(ra[5].duplicate);
+  // Rejected commands never reach the machine.
+  EXPECT_EQ(a.machine.seen_payloads, std::vector<std::string>({"ok-in-1", "any", "ok-in-2"}));
+}
+
+TEST(ApplierTest, RetryIsAnsweredWithTheOriginalResultAndAppliedOnce) {
+  Fixture f;
+  std::vector<Reply> first = ApplyAll(&f.applier, {MakeEntry(1, {Cmd(9, 1, "inc")})});
+  std::vector<Reply> retry =
+      ApplyAll(&f.applier, {MakeEntry(2, {Cmd(9, 1, "inc")}), MakeEntry(3, {Cmd(9, 1, "inc")})});
+  EXPECT_EQ(f.machine.applied(), 1u);
+  ASSERT_EQ(retry.size(), 2u);
+  for (const Reply& r : retry) {
+    EXPECT_TRUE(r.duplicate);
+    EXPECT_EQ(r.outcome, first[0].outcome);
+  }
+  EXPECT_EQ(retry[1].slot, 3u);
+  EXPECT_EQ(first[0].outcome.data, "inc#1@0");
+}
+
+TEST(ApplierTest, FailedCommandsAreRememberedToo) {
+  Fixture f;
+  std::vector<Reply> first = ApplyAll(&f.applier, {MakeEntry(1, {Cmd(9, 1, "bad")})});
+  std::vector<Reply> retry = ApplyAll(&f.applier, {MakeEntry(2, {Cmd(9, 1, "bad")})});
+  EXPECT_EQ(first[0].outcome.code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(retry[0].outcome, first[0].outcome);
+  EXPECT_TRUE(retry[0].duplicate);
+  EXPECT_EQ(f.machine.seen.size(), 1u);
+}
+
+TEST(ApplierTest, CommandsWithoutSessionAreAppliedEveryTime) {
+  Fixture f;
+  std::vector<Reply> replies =
+      ApplyAll(&f.applier, {MakeEntry(1, {Cmd(9, 0, "inc"), Cmd(9, 0, "inc")})});
+  EXPECT_EQ(f.machine.applied(), 2u);
+  EXPECT_NE(replies[0].outcome, replies[1].outcome);
+  EXPECT_FALSE(replies[1].duplicate);
+}
+
+TEST(ApplierTest, AcknowledgedCommandsExpireInsteadOfReapplying) {
+  Fixture f;
+  ApplyAll(&f.applier, {MakeEntry(1, {Cmd(9, 1, "a")}), MakeEntry(2, {Cmd(9, 2, "b", 1)})});
+  std::vector<Reply> late = ApplyAll(&f.applier, {MakeEntry(3, {Cmd(9, 1, "a")})});
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].outcome.code, StatusCode::kAborted);
+  EXPECT_NE(late[0].outcome.message.find("session expired"), std::string::npos);
+  EXPECT_FALSE(late[0].duplicate);
+  EXPECT_EQ(f.machine.applied(), 2u);
+}
+
+TEST(ApplierTest, DuplicateInsideOneBatchGetsTheEarlierResult) {
+  Fixture f;
+  const std::vector<paxos::Entry> entries = {
+      MakeEntry(1, {Cmd(1, 1, "a"), Cmd(1, 1, "a")}),  // duplicate in the same entry
+      MakeEntry(2, {Cmd(2, 1, "b"), Cmd(1, 1, "a"), Cmd(1, 2, "c")}),
+  };
+  std::vector<Reply> replies = ApplyAll(&f.applier, entries);
+  EXPECT_EQ(f.machine.batch_sizes, std::vector<size_t>({3}));  // still one machine call
+  EXPECT_EQ(f.machine.seen_payloads, std::vector<std::string>({"a", "b", "c"}));
+  ASSERT_EQ(replies.size(), 5u);
+  EXPECT_EQ(replies[0].outcome.data, "a#1@0");
+  EXPECT_FALSE(replies[0].duplicate);
+  for (size_t i : {1, 3}) {
+    EXPECT_TRUE(replies[i].duplicate) << i;
+    EXPECT_EQ(replies[i].outcome, replies[0].outcome) << i;
+  }
+  EXPECT_EQ(replies[2].outcome.data, "b#2@0");
+  EXPECT_EQ(replies[4].outcome.data, "c#3@0");
+
+  Fixture g;
+  ExpectSameReplies(replies, ApplyOneByOne(&g.applier, entries));
+  EXPECT_EQ(f.applier.Snapshot(), g.applier.Snapshot());
+}
+
+// A random workload with retries, acknowledgements, epochs and tiny session limits (so that
+// evictions happen mid-batch) must give the same replies and state however it is split into
+// Apply calls: replicas batch differently.
+std::vector<paxos::Entry> RandomLog(uint64_t seed, size_t entries_count) {
+  std::mt19937_64 rng(seed);
+  std::vector<paxos::Entry> log;
+  uint64_t next_sequence[6] = {1, 1, 1, 1, 1, 1};
+  uint64_t epoch_round = 0;
+  for (paxos::Slot slot = 1; slot <= entries_count; slot++) {
+    uint64_t leader = 0;
+    if (rng() % 7 == 0) leader = paxos::Ballot(++epoch_round, 1 + rng() % 3).raw();
+    std::vector<paxos::Command> commands;
+    for (int n = rng() % 4; n > 0; n--) {
+      const uint64_t client = rng() % 6;
+      uint64_t& next = next_sequence[client];
+      const uint64_t sequence = rng() % 3 == 0 && next > 1 ? 1 + rng() % (next - 1) : next++;
+      const uint64_t acked = next > 3 ? rng() % (next - 2) : 0;
+      const uint64_t expected =
+          rng() % 4 == 0 ? paxos::Ballot(epoch_round + rng() % 2, 1 + rng() % 3).raw() : 0;
+      commands.push_back(Cmd(client + 1, client == 5 ? 0 : sequence,
+                             "p" + std::to_string(rng() % 100), acked, expected));
+    }
+    log.push_back(MakeEntry(slot, std::move(commands), leader));
+  }
+  return log;
+}
+
+TEST(ApplierTest, ResultsDoNotDependOnHowEntriesAreGroupedIntoCalls) {
+  const SessionTable::Limits limits{.sessions_max = 3, .results_per_session_max = 4};
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    const std::vector<paxos::Entry> log = RandomLog(seed, 200);
+    Fixture whole(limits);
+    Fixture single(limits);
+    Fixture chunked(limits);
+    std::vector<Reply> a = ApplyAll(&whole.applier, log);
+    std::vector<Reply> b = ApplyOneByOne(&single.applier, log);
+    std::vector<Reply> c;
+    std::mt19937_64 rng(seed);
+    for (size_t i = 0; i < log.size();) {
+      const size_t n = std::min<size_t>(1 + rng() % 10, log.size() - i);
+      chunked.applier.Apply({log.begin() + i, log.begin() + i + n}, &c);
+      i += n;
+    }
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectSameReplies(a, b);
+    ExpectSameReplies(a, c);
+    EXPECT_EQ(whole.applier.Snapshot(), single.applier.Snapshot());
+    EXPECT_EQ(whole.applier.Snapshot(), chunked.applier.Snapshot());
+    EXPECT_EQ(whole.machine.applied(), single.machine.applied());
+  }
+}
+
+TEST(ApplierTest, SnapshotRestoreResumesWithIdenticalBehaviour) {
+  const std::vector<paxos::Entry> log = RandomLog(77, 300);
+  const SessionTable::Limits limits{.sessions_max = 4, .results_per_session_max = 5};
+  Fixture original(limits);
+  ApplyAll(&original.applier, {log.begin(), log.begin() + 150});
+  const std::string snapshot = original.applier.Snapshot();
+
+  Fixture restored(limits);
+  ASSERT_TRUE(restored.applier.Restore(snapshot).ok());
+  EXPECT_EQ(restored.applier.applied_below(), original.applier.applied_below());
+  EXPECT_EQ(restored.applier.log_epoch(), original.applier.log_epoch());
+  EXPECT_TRUE(restored.applier.sessions() == original.applier.sessions());
+  EXPECT_EQ(restored.machine.applied(), original.machine.applied());
+  EXPECT_EQ(restored.applier.Snapshot(), snapshot);
+
+  const std::vector<paxos::Entry> rest(log.begin() + 150, log.end());
+  ExpectSameReplies(ApplyAll(&original.applier, rest), ApplyAll(&restored.applier, rest));
+  EXPECT_EQ(original.applier.Snapshot(), restored.applier.Snapshot());
+}
+
+TEST(ApplierTest, GarbageRestoreIsRejectedAndChangesNothing) {
+  Fixture f;
+  ApplyAll(&f.applier, RandomLog(5, 50));
+  const std::string good = f.applier.Snapshot();
+
+  Fixture target;
+  ApplyAll(&target.applier, {MakeEntry(1, {Cmd(3, 1, "mine")}, kEpoch1)});
+  const std::string before = target.applier.Snapshot();
+  std::vector<std::string> bad = {"", "garbage", good + "x", good.substr(0, good.size() - 1)};
+  for (size_t n = 0; n < good.size(); n += 7) bad.push_back(good.substr(0, n));
+  std::string zero_applied = good;
+  for (int i = 5; i < 13; i++) zero_applied[i] = 0;  // applied_below follows magic and version
+  bad.push_back(zero_applied);
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 200; i++) {
+    std::string noise(rng() % 64, '\0');
+    for (char& c : noise) c = static_cast<char>(rng());
+    bad.push_back(noise);
+  }
+  for (const std::string& input : bad) {
+    EXPECT_FALSE(target.applier.Restore(input).ok()) << "size " << input.size();
+    EXPECT_EQ(target.applier.Snapshot(), before);
+  }
+  ASSERT_TRUE(target.applier.Restore(good).ok());  // the control case
+  EXPECT_EQ(target.applier.Snapshot(), good);
+}
+
+}  // namespace
+}  // namespace ballot
