@@ -46,7 +46,8 @@ Acceptor::Verdict Acceptor::Accept(Ballot b, Slot slot, const Value& value) {
   if (b > promised_) {
     promised_ = b;
   }
-  if (slot < log_->dropped_below()) return Verdict::kOk;  // long chosen and applied here
+  // Below our snapshot we no longer hold the value, so we cannot vote for it either way.
+  if (slot < log_->dropped_below()) return Verdict::kConflictsWithChosen;
   const SlotRecord* r = log_->Find(slot);
   if (r != nullptr && r->chosen && !(r->entry.value == value)) {
     LOG(ERROR) << "slot " << slot << " is chosen with another value; refusing the proposal of "

@@ -28,7 +28,8 @@ class Acceptor {
     kOk,
     kStaleBallot,        // a higher ballot is already promised
     kLeased,             // another node's lease is running
-    kConflictsWithChosen // the slot is chosen with a different value (a protocol bug elsewhere)
+    kConflictsWithChosen // the slot is chosen with a different value (a protocol bug
+                         // elsewhere), or lies below this acceptor's snapshot
   };
 
   // `now` is the tick of construction; the restart lease runs from it.

@@ -26,6 +26,13 @@ void Learner::MarkChosen(Slot slot) {
   AdvanceChosenBelow();
 }
 
+void Learner::SkipTo(Slot slot) {
+  if (slot <= applied_below_) return;
+  applied_below_ = slot;
+  chosen_below_ = std::max(chosen_below_, slot);
+  AdvanceChosenBelow();
+}
+
 bool Learner::IsChosen(Slot slot) const {
   if (slot < chosen_below_) return true;
   const SlotRecord* r = log_->Find(slot);

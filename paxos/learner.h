@@ -27,6 +27,9 @@ class Learner {
   Slot chosen_below() const { return chosen_below_; }
   Slot applied_below() const { return applied_below_; }
 
+  // A snapshot covers every slot below `slot`: they count as chosen and applied.
+  void SkipTo(Slot slot);
+
   bool HasApplicable() const;
   // Appends the chosen, durable entries that come next in slot order.
   void TakeApplicable(std::vector<Entry>* out);

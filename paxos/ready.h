@@ -50,6 +50,14 @@ struct ReadFailure {
   uint64_t read_id = 0;
 };
 
+// This replica is missing chosen slots that the leader has compacted into a snapshot. The
+// runtime fetches the leader's snapshot (covering every slot below at least `below`), restores
+// its state machine from it, and calls Replica::InstallSnapshot.
+struct SnapshotNeeded {
+  NodeId from = kNoNode;
+  Slot below = 0;
+};
+
 struct Ready {
   std::vector<Message> send_now;
   std::optional<PersistBatch> persist;  // at most one outstanding: see Replica::Advance()
@@ -61,10 +69,12 @@ struct Ready {
   // Commands that were queued here as leader but will never be proposed by this replica
   // (leadership lost). Their clients retry elsewhere, under the same session sequence.
   std::vector<Command> dropped;
+  std::optional<SnapshotNeeded> snapshot_needed;
 
   bool empty() const {
     return send_now.empty() && !persist && send_after_persist.empty() && apply.empty() &&
-           events.empty() && reads.empty() && failed_reads.empty() && dropped.empty();
+           events.empty() && reads.empty() && failed_reads.empty() && dropped.empty() &&
+           !snapshot_needed;
   }
 };
 

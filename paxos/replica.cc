@@ -202,6 +202,12 @@ void Replica::Advance() {
   for (const Message& m : self) DeliverToSelf(m);
 }
 
+void Replica::InstallSnapshot(Slot applied_below) {
+  if (applied_below <= learner_.applied_below()) return;
+  log_.DropBelow(applied_below);
+  learner_.SkipTo(applied_below);
+}
+
 void Replica::CompactBelow(Slot applied_below) {
   CHECK_LE(applied_below, learner_.applied_below()) << "snapshot beyond what was applied";
   log_.DropBelow(applied_below);
@@ -370,6 +376,8 @@ void Replica::SendHeartbeats() {
   m.commit = learner_.chosen_below();
   m.round = heartbeat_round_;
   Broadcast(m, /*include_self=*/false);
+  UpdateLease();  // we ack our own round at once; alone in a group, that is the majority
+  ResolveReads();
 }
 
 void Replica::FlushProposals() {
@@ -471,7 +479,10 @@ void Replica::OnPreVoteReply(const Message& m) {
 }
 
 void Replica::OnPrepare(const Message& m) {
-  Acceptor::Verdict v = acceptor_.Prepare(m.ballot, now_);
+  // A candidate that starts below what we compacted could not learn those chosen values from
+  // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
+  Acceptor::Verdict v = m.slot < log_.dropped_below() ? Acceptor::Verdict::kStaleBallot
+                                                      : acceptor_.Prepare(m.ballot, now_);
   Message reply;
   reply.type = MessageType::kPromise;
   reply.to = m.from;
@@ -617,6 +628,11 @@ void Replica::OnCatchupRequest(const Message& m) {
   reply.to = m.from;
   reply.ballot = leader_epoch_;
   reply.commit = learner_.chosen_below();
+  if (m.slot < log_.dropped_below()) {
+    reply.slot = log_.dropped_below();  // !ok: only a snapshot can bring it this far
+    Send(std::move(reply));
+    return;
+  }
   for (auto it = log_.LowerBound(m.slot); it != log_.end(); ++it) {
     if (reply.entries.size() >= options_.catchup_entries_max) break;
     if (!it->second.chosen) continue;
@@ -627,13 +643,23 @@ void Replica::OnCatchupRequest(const Message& m) {
 }
 
 void Replica::OnCatchupReply(const Message& m) {
+  if (!m.ok) {
+    // The leader compacted what we miss: the runtime must fetch a snapshot from it.
+    if (m.slot > learner_.chosen_below()) {
+      out_.snapshot_needed = SnapshotNeeded{m.from, m.slot};
+    }
+    return;
+  }
+  const Slot before = learner_.chosen_below();
   for (const Entry& e : m.entries) {
     if (learner_.IsChosen(e.slot)) continue;
     acceptor_.LearnChosen(e);
     learner_.MarkChosen(e.slot);
   }
   leader_commit_ = std::max(leader_commit_, m.commit);
-  last_catchup_request_ = 0;  // ask for the next part right away if more is missing
+  // Ask for the next part right away only if this part helped; otherwise wait for the retry
+  // timer, so a leader that cannot help does not get one request per round trip.
+  if (learner_.chosen_below() > before) last_catchup_request_ = 0;
   catchup_wanted_ = learner_.chosen_below() < leader_commit_;
   MaybeRequestCatchup();
 }

@@ -93,6 +93,9 @@ class Replica {
   // Tells the replica that the runtime's state machine now holds a snapshot covering every slot
   // below `applied_below`; entries below it may be discarded from memory.
   void CompactBelow(Slot applied_below);
+  // The runtime restored its state machine from a snapshot covering every slot below
+  // `applied_below` (after Ready::snapshot_needed): the replica continues from there.
+  void InstallSnapshot(Slot applied_below);
 
   ReplicaStatus status() const;
   bool IsLeader() const { return role_ == Role::kLeader; }
