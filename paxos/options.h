@@ -45,12 +45,15 @@ struct Options {
 
   // Bounds. Beyond a bound the answer is Overloaded, never unbounded memory.
   size_t batch_commands_max = 512;        // commands per slot
-  size_t batch_bytes_max = 1 << 20;       // payload bytes per slot
+  size_t batch_bytes_max = 1 << 20;       // payload bytes per slot (< message_bytes_max)
   size_t window_slots_max = 64;           // slots proposed but not yet chosen
   size_t pending_commands_max = 16384;    // commands waiting for a slot
   size_t reads_pending_max = 4096;        // read-index requests waiting for confirmation
   size_t catchup_entries_max = 256;       // chosen entries per catch-up reply
   size_t accept_entries_max = 64;         // slots per Accept message
+  // Payload bytes per Accept or catch-up message (a single larger slot still goes alone). Keeps
+  // every message well inside the transport's frame limit (net/frame.h, 16 MiB).
+  size_t message_bytes_max = 8 << 20;
 
   PlantedBugs planted;  // tests only
 

@@ -393,15 +393,21 @@ void Replica::SendAccepts(const std::vector<Entry>& entries, bool include_self) 
 }
 
 void Replica::SendAcceptTo(NodeId peer, std::vector<Entry> entries) {
-  // Split into messages of at most accept_entries_max slots.
-  for (size_t i = 0; i < entries.size(); i += options_.accept_entries_max) {
-    size_t end = std::min(entries.size(), i + options_.accept_entries_max);
+  // Split into messages of at most accept_entries_max slots and about message_bytes_max bytes.
+  size_t i = 0;
+  while (i < entries.size()) {
     Message m;
     m.type = MessageType::kAccept;
     m.to = peer;
     m.ballot = leader_epoch_;
     m.commit = learner_.chosen_below();
-    m.entries.assign(entries.begin() + i, entries.begin() + end);
+    size_t bytes = 0;
+    while (i < entries.size() && m.entries.size() < options_.accept_entries_max) {
+      size_t size = entries[i].value.ByteSize();
+      if (!m.entries.empty() && bytes + size > options_.message_bytes_max) break;
+      bytes += size;
+      m.entries.push_back(std::move(entries[i++]));
+    }
     Send(std::move(m));
   }
 }
@@ -633,9 +639,12 @@ void Replica::OnCatchupRequest(const Message& m) {
     Send(std::move(reply));
     return;
   }
+  size_t bytes = 0;
   for (auto it = log_.LowerBound(m.slot); it != log_.end(); ++it) {
     if (reply.entries.size() >= options_.catchup_entries_max) break;
-    if (!it->second.chosen) continue;
+    if (!it->second.chosen) break;  // only a gap-free run is useful to the follower
+    bytes += it->second.entry.value.ByteSize();
+    if (!reply.entries.empty() && bytes > options_.message_bytes_max) break;
     reply.entries.push_back(it->second.entry);
   }
   reply.ok = true;

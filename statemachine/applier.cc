@@ -62,7 +62,7 @@ void Applier::Apply(const std::vector<paxos::Entry>& entries, std::vector<Reply>
 
 void Applier::AdmitCommand(paxos::Slot slot, const paxos::Command& command, Batch* batch,
                            std::vector<Reply>* replies) {
-  Reply reply{command.client_id, command.sequence, slot, Outcome{}, false};
+  Reply reply{command.client_id, command.sequence, slot, log_epoch_, Outcome{}, false};
   SessionTable::Admission admission = sessions_.Admit(command, slot);
   switch (admission.verdict) {
     case SessionTable::Verdict::kDuplicate:

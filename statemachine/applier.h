@@ -26,6 +26,7 @@ struct Reply {
   uint64_t client_id = 0;
   uint64_t sequence = 0;
   paxos::Slot slot = 0;
+  uint64_t epoch = 0;  // the log's epoch at that slot (the fencing token it ran under)
   Outcome outcome;
   bool duplicate = false;  // answered from the session table, not applied again
 };

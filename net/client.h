@@ -1,0 +1,166 @@
+// Client: talks to a Ballot cluster over its client protocol (net/wire.h).
+//
+// A Client proposes commands to the leader, reads through it, and asks any node for its status.
+// It finds the leader by itself: it starts at the node it last saw leading (at first the
+// lowest id), follows kNotLeader hints, and on an attempt timeout or a connection failure moves
+// to the next member. Every retry of a proposal resends the SAME command (same client id and
+// sequence), so the replicated session table applies it at most once and answers a retry with
+// the original result (statemachine/session_table.h).
+//
+// Every call has a deadline. At the deadline the call ends with kTimeout, whose message names
+// the last failure seen ("wrong cluster id", "connection refused", ...). A proposal that timed
+// out has an unknown fate: it may still be applied later.
+//
+// Threads: a Client owns one io thread (one io_context) and one connection per member, opened
+// lazily with the Hello handshake and reopened after a failure. Every public method is
+// thread-safe; many requests may be in flight at once on one connection, and responses are
+// matched by request id in any order. The synchronous methods must not be called on the
+// client's io thread (from an async callback): they return kFailedPrecondition there.
+//
+// Untrusted input: every frame from a server is decoded by net/codec.h and checked (the Hello
+// must name this cluster, the protocol version and the dialed node; afterwards only responses
+// to requests sent on that connection are accepted). A bad frame closes that connection; the
+// request moves on as after any connection failure.
+//
+// Nothing here throws.
+#ifndef BALLOT_NET_CLIENT_H_
+#define BALLOT_NET_CLIENT_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "net/wire.h"
+#include "paxos/status.h"
+#include "paxos/types.h"
+#include "statemachine/samples/sequence.h"
+#include "statemachine/state_machine.h"
+
+namespace ballot {
+
+using net::NodeStatus;
+
+// Parses a cluster description "1@127.0.0.1:7001,2@host-b:7002,3@[::1]:7003" into
+// id -> "host:port". Spaces around an entry are ignored. kInvalidArgument, naming the entry and
+// what is wrong, for: an empty description or entry, an entry without '@', an id that is not a
+// decimal number in 1..paxos::kNodeIdMax, a duplicate id, an address without ":port", a port
+// that is not a number in 1..65535, an IPv6 host without [brackets], or two ids with the same
+// address.
+Result<std::map<paxos::NodeId, std::string>> ParseCluster(std::string_view cluster);
+
+// The cluster id a server and a client derive from the same --cluster flag when none is given:
+// 64-bit FNV-1a over the members in id order, each formatted "id@host:port," (so the order of
+// the entries in the flag does not matter). Never 0. A flag ParseCluster rejects is hashed as
+// written (the caller reports the parse error anyway).
+uint64_t DefaultClusterId(std::string_view cluster_flag);
+
+struct ClientOptions {
+  uint64_t cluster_id = 0;
+  // Every member: id (1..paxos::kNodeIdMax) -> "host:port" ("[v6addr]:port" for IPv6). A host
+  // name is resolved when a connection is opened, without blocking the io thread.
+  std::map<paxos::NodeId, std::string> members;
+  // How long one attempt (connect + handshake + answer) may take on one node before the request
+  // moves to the next node. Also bounds the handshake of a new connection.
+  std::chrono::milliseconds attempt_timeout{500};
+  // The pause before retrying after an answer that says "not now" (kOverloaded, kNotLeader
+  // without a usable hint, repeated hints) or a connection failure.
+  std::chrono::milliseconds retry_backoff{20};
+  uint64_t client_id = 0;  // the session id in every command; 0 = random non-zero
+  // Requests of every kind in flight at once; beyond it calls end at once with kOverloaded.
+  size_t in_flight_max = 4096;
+
+  // kInvalidArgument naming the offending field.
+  Status Validate() const;
+};
+
+// Monotonic counters, for tests and operators.
+struct ClientCounters {
+  uint64_t attempts = 0;           // requests written (first tries and retries)
+  uint64_t responses = 0;          // responses matched to a live request
+  uint64_t stale_responses = 0;    // for requests already answered, abandoned or unknown
+  uint64_t not_leader = 0;         // kNotLeader answers
+  uint64_t attempt_timeouts = 0;   // attempts abandoned after attempt_timeout
+  uint64_t connections_opened = 0; // handshakes completed
+  uint64_t connection_failures = 0;  // connect, handshake, read or write failures
+  uint64_t bad_frames = 0;         // malformed or unexpected frames from a server
+};
+
+class Client {
+ public:
+  struct ProposeReply {
+    // The state machine's answer. A refusal by the state machine (kAborted, kInvalidArgument,
+    // e.g. an expected_epoch mismatch) is a successful call with a non-ok outcome.
+    Outcome outcome;
+    paxos::Slot slot = 0;   // where the command was chosen
+    uint64_t epoch = 0;     // the log's epoch at that slot: the fencing token
+    paxos::NodeId leader = paxos::kNoNode;  // the node that answered
+  };
+  using ProposeCallback = std::function<void(Result<ProposeReply>)>;
+
+  // Validates the options and starts the io thread; connects to nothing yet.
+  // kInvalidArgument for bad options (no members, an id out of range, a malformed address).
+  static Result<std::unique_ptr<Client>> Create(ClientOptions options);
+
+  // Ends every call still in flight with kAborted (async callbacks run, on the io thread, before
+  // this returns), closes the connections and joins the io thread. Must not be called on the io
+  // thread (from a callback): that is a CHECK failure.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Proposes `payload` as one command, waits until the leader has applied it, and returns the
+  // outcome. expected_epoch != 0 makes the command apply only in that epoch (a fenced write).
+  // Errors: kTimeout at the deadline (the command may still be applied later); kOverloaded when
+  // in_flight_max calls are in flight; kInvalidArgument if the request cannot be encoded (too
+  // big) or a server rejects it as malformed; kFailedPrecondition on the io thread; kAborted
+  // when the client is being destroyed; any other non-retryable error a server answers with.
+  Result<ProposeReply> Propose(std::string payload, std::chrono::milliseconds timeout,
+                               uint64_t expected_epoch = 0);
+
+  // The same, asynchronous: returns at once; `done` runs exactly once, on the io thread. It must
+  // not block or throw; it may start further async calls.
+  void ProposeAsync(std::string payload, std::chrono::milliseconds timeout, ProposeCallback done,
+                    uint64_t expected_epoch = 0);
+
+  // A linearizable read: StateMachine::Query(query) on the leader. Errors as Propose.
+  Result<Outcome> Read(std::string query, std::chrono::milliseconds timeout);
+
+  // The status of one member (any role), retried on that node until the deadline.
+  // kInvalidArgument if `node` is not a member; kTimeout naming the last failure.
+  Result<NodeStatus> Status(paxos::NodeId node, std::chrono::milliseconds timeout);
+
+  // Asks every member once, concurrently, and returns each one's status or why it has none: a
+  // node that refuses connections is reported at once, a silent one at the deadline.
+  std::map<paxos::NodeId, Result<NodeStatus>> StatusAll(std::chrono::milliseconds timeout);
+
+  // The leader: (id, epoch) of the node with the highest epoch among those whose status says
+  // role "leader". Asks every member in rounds until one claims leadership or the deadline:
+  // kNotFound if nodes answered but none leads, kTimeout if none answered.
+  Result<std::pair<paxos::NodeId, uint64_t>> FindLeader(std::chrono::milliseconds timeout);
+
+  // The sequence-generator sample: proposes next(count) and decodes the block handed out. The
+  // state machine's refusal (count outside 1..kCountMax) is returned as its Status.
+  Result<samples::SequenceGenerator::Block> NextNumbers(uint64_t count,
+                                                        std::chrono::milliseconds timeout);
+
+  uint64_t client_id() const;
+  // The node the client currently believes leads (kNoNode before any answer).
+  paxos::NodeId cached_leader() const;
+  ClientCounters counters() const;
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ballot
+
+#endif  // BALLOT_NET_CLIENT_H_

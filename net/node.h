@@ -1,0 +1,99 @@
+// Node: the runtime that turns one paxos::Replica into a server process.
+//
+// Three threads, each owning what it touches (DESIGN.md §4):
+//   - the io thread owns the Replica, the Transport (sockets) and the tick timer. It feeds
+//     Tick/Step/Propose/Read into the core and carries out each Ready;
+//   - the storage thread owns the Store's writes: it group-commits each Ready::persist batch
+//     and only then lets the io thread send what depended on it and call Advance();
+//   - the apply thread owns the Applier (and the user's StateMachine). A slow Apply or a slow
+//     fsync never delays heartbeats, which are sent from the io thread.
+// Hand-offs are batched: one persist job per Ready, one apply job per Ready.
+#ifndef BALLOT_NET_NODE_H_
+#define BALLOT_NET_NODE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "paxos/options.h"
+#include "paxos/status.h"
+#include "paxos/types.h"
+#include "statemachine/state_machine.h"
+
+namespace ballot {
+
+struct NodeOptions {
+  uint64_t cluster_id = 0;
+  paxos::NodeId id = paxos::kNoNode;
+  // Every member, this node included: id -> "host:port". This node listens on its own entry
+  // (unless listen_port_override is set, e.g. 0 in tests).
+  std::map<paxos::NodeId, std::string> members;
+  std::string data_dir;
+  std::chrono::milliseconds tick{10};
+  // Protocol tuning; id, members and seed are filled in from the fields above.
+  paxos::Options paxos;
+  // Proposals are refused (Overloaded) while this many applied-but-unprocessed entries queue up
+  // for the apply thread: backpressure instead of unbounded memory.
+  size_t apply_queue_entries_max = 65536;
+  // Snapshot and compact the log every this many applied slots, keeping the newest
+  // log_retain_slots in the log so lagging replicas can still catch up from it.
+  uint64_t snapshot_every_slots = 50000;
+  uint64_t log_retain_slots = 200000;
+  size_t map_bytes = size_t{64} << 20;
+  size_t map_bytes_max = size_t{16} << 30;
+  // Keep protocol state in memory instead of LMDB: nothing is durable. Only for measuring what
+  // durability and replication cost (ballot-bench's single-node baseline).
+  bool in_memory = false;
+  int listen_port_override = -1;  // >= 0: listen on this port instead (0 = any free port)
+
+  Status Validate() const;
+};
+
+// What a Node reports about itself; safe to read from any thread.
+struct NodeInfo {
+  uint64_t token = 0;  // the fencing token while this node leads with a usable epoch, else 0
+  paxos::NodeId leader = paxos::kNoNode;
+};
+
+class Node {
+ public:
+  // Opens (or creates) the data directory, restores the state machine from the newest snapshot
+  // and replays the chosen log after it, binds the listening port. kFailedPrecondition for a data
+  // directory of another cluster or node, kCorruption for a damaged store, kIoError when the
+  // port cannot be bound.
+  static Result<std::unique_ptr<Node>> Create(NodeOptions options,
+                                              std::unique_ptr<StateMachine> machine);
+  ~Node();  // Stop()s and joins every thread
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Starts the io, storage and apply threads. Returns at once.
+  void Start();
+  // Asks every thread to finish; thread-safe and idempotent. Wait() returns afterwards.
+  void Stop();
+  // Blocks until Stop() was called (by anyone, or by a fatal storage error) and threads ended.
+  // Returns the reason: OK for a requested stop, else the error that stopped the node.
+  Status Wait();
+
+  uint16_t port() const;
+  // Thread-safe.
+  NodeInfo info() const;
+
+  // Called on the apply thread when this node's leadership becomes usable (with its epoch,
+  // which is the fencing token) and when it ends. Set before Start().
+  void OnLeadership(std::function<void(bool leading, uint64_t epoch)> callback);
+
+  class Impl;
+
+ private:
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ballot
+
+#endif  // BALLOT_NET_NODE_H_

@@ -1,0 +1,78 @@
+// Plain C++ forms of everything that crosses a socket, besides paxos::Message: the handshake and
+// the client protocol. net/codec.h converts them to and from frames; net/ballot.capnp is the
+// wire format. No Cap'n Proto types leak out of net/ through this header.
+#ifndef BALLOT_NET_WIRE_H_
+#define BALLOT_NET_WIRE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "paxos/message.h"
+#include "paxos/status.h"
+#include "paxos/types.h"
+
+namespace ballot::net {
+
+// Bumped only for wire changes that old nodes cannot safely ignore.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// Hello.node_id of a client connection.
+inline constexpr paxos::NodeId kClientNodeId = 0;
+
+// The first frame on every connection, in both directions.
+struct Hello {
+  uint64_t cluster_id = 0;
+  paxos::NodeId node_id = kClientNodeId;  // 0 = a client, else 1..paxos::kNodeIdMax
+  uint32_t protocol_version = kProtocolVersion;
+
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+struct ClientRequest {
+  enum class Kind : uint8_t { kPropose, kRead, kStatus };
+
+  uint64_t request_id = 0;  // chosen by the client, echoed in the response
+  Kind kind = Kind::kStatus;
+  paxos::Command command;  // kPropose only; stamp_ms is set by the leader, not the client
+  std::string query;       // kRead only: passed to StateMachine::Query
+
+  friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
+};
+
+// The answer to a kStatus request.
+struct NodeStatus {
+  paxos::NodeId node_id = paxos::kNoNode;
+  std::string role;
+  uint64_t epoch = 0;  // of the leader this node follows or is; 0 = none known
+  paxos::NodeId leader_id = paxos::kNoNode;
+  paxos::Slot chosen_below = 0;
+  paxos::Slot applied_below = 0;
+  bool lease_held = false;
+  uint64_t promised = 0;
+
+  friend bool operator==(const NodeStatus&, const NodeStatus&) = default;
+};
+
+struct ClientResponse {
+  uint64_t request_id = 0;
+  StatusCode code = StatusCode::kOk;  // of the request itself: kNotLeader, kOverloaded, ...
+  paxos::NodeId leader_hint = paxos::kNoNode;  // with kNotLeader; kNoNode = unknown
+  std::string message;                         // why, when code != kOk
+  StatusCode outcome_code = StatusCode::kOk;   // the state machine's Outcome (propose, read)
+  std::string data;                            // the Outcome's data
+  paxos::Slot slot = 0;                        // propose: where the command was chosen
+  uint64_t epoch = 0;                          // propose: the log's epoch there
+  std::optional<NodeStatus> status;            // set in answers to kStatus
+
+  friend bool operator==(const ClientResponse&, const ClientResponse&) = default;
+};
+
+// One decoded frame: exactly one of the four kinds. A peer frame is a batch of messages.
+using Frame = std::variant<Hello, std::vector<paxos::Message>, ClientRequest, ClientResponse>;
+
+}  // namespace ballot::net
+
+#endif  // BALLOT_NET_WIRE_H_

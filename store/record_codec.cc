@@ -1,0 +1,335 @@
+#include "store/record_codec.h"
+
+#include <cstdio>
+#include <limits>
+
+#include "store/checksum.h"
+#include "store/status_macros.h"
+
+namespace ballot::store {
+namespace {
+
+constexpr size_t kCommandFixedBytes = 5 * 8 + 4;  // five u64 fields and the payload length
+constexpr size_t kValueFixedBytes = 8 + 1 + 4;    // epoch, flags, command count
+constexpr uint8_t kValueFlagLeaderStart = 0x01;
+constexpr uint8_t kValueFlagsKnown = kValueFlagLeaderStart;
+
+void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
+
+void PutU32(uint32_t v, std::string* out) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, sizeof(b));
+}
+
+void PutU64(uint64_t v, std::string* out) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, sizeof(b));
+}
+
+Status Corrupt(std::string message) { return Status(StatusCode::kCorruption, std::move(message)); }
+
+// Reads fixed-width little-endian fields from untrusted bytes; every read is bounds-checked.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+
+  size_t remaining() const { return in_.size() - pos_; }
+
+  Status U8(const char* field, uint8_t* v) {
+    if (Status s = Need(field, 1); !s.ok()) return s;
+    *v = static_cast<uint8_t>(in_[pos_++]);
+    return Status::Ok();
+  }
+  Status U32(const char* field, uint32_t* v) {
+    if (Status s = Need(field, 4); !s.ok()) return s;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= uint32_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    pos_ += 4;
+    *v = r;
+    return Status::Ok();
+  }
+  Status U64(const char* field, uint64_t* v) {
+    if (Status s = Need(field, 8); !s.ok()) return s;
+    uint64_t r = 0;
+    for (int i = 0; i < 8; ++i) r |= uint64_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    *v = r;
+    return Status::Ok();
+  }
+  Status Bytes(const char* field, size_t n, std::string_view* v) {
+    if (Status s = Need(field, n); !s.ok()) return s;
+    *v = in_.substr(pos_, n);
+    pos_ += n;
+    return Status::Ok();
+  }
+  Status End(const char* what) const {
+    if (remaining() == 0) return Status::Ok();
+    return Corrupt(std::string(what) + ": " + std::to_string(remaining()) +
+                   " unexpected trailing bytes at offset " + std::to_string(pos_));
+  }
+
+ private:
+  Status Need(const char* field, size_t n) const {
+    if (remaining() >= n) return Status::Ok();
+    return Corrupt(std::string("truncated at ") + field + ": need " + std::to_string(n) +
+                   " bytes at offset " + std::to_string(pos_) + ", have " +
+                   std::to_string(remaining()));
+  }
+
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+uint32_t RecordCrc(std::string_view key, uint8_t kind, std::string_view payload) {
+  uint32_t crc = Crc32c(key);
+  crc = Crc32cExtend(crc, &kind, 1);
+  return Crc32cExtend(crc, payload.data(), payload.size());
+}
+
+std::string Hex32(uint32_t v) {
+  char buf[16];
+  snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
+}
+
+Status DecodeCommand(Reader* r, paxos::Command* c) {
+  STORE_RETURN_IF_ERROR(r->U64("command.client_id", &c->client_id));
+  STORE_RETURN_IF_ERROR(r->U64("command.sequence", &c->sequence));
+  STORE_RETURN_IF_ERROR(r->U64("command.acked_sequence", &c->acked_sequence));
+  STORE_RETURN_IF_ERROR(r->U64("command.expected_epoch", &c->expected_epoch));
+  STORE_RETURN_IF_ERROR(r->U64("command.stamp_ms", &c->stamp_ms));
+  uint32_t payload_bytes = 0;
+  STORE_RETURN_IF_ERROR(r->U32("command.payload length", &payload_bytes));
+  std::string_view payload;
+  STORE_RETURN_IF_ERROR(r->Bytes("command.payload", payload_bytes, &payload));
+  c->payload.assign(payload);
+  return Status::Ok();
+}
+
+Status DecodeValueFrom(Reader* r, paxos::Value* value) {
+  uint64_t epoch = 0;
+  STORE_RETURN_IF_ERROR(r->U64("value.epoch", &epoch));
+  uint8_t flags = 0;
+  STORE_RETURN_IF_ERROR(r->U8("value.flags", &flags));
+  if ((flags & ~kValueFlagsKnown) != 0) {
+    return Corrupt("value.flags has unknown bits: " + Hex32(flags));
+  }
+  uint32_t count = 0;
+  STORE_RETURN_IF_ERROR(r->U32("value.command count", &count));
+  // Bound the count by what the remaining bytes could hold before reserving anything.
+  if (count > r->remaining() / kCommandFixedBytes) {
+    return Corrupt("value claims " + std::to_string(count) + " commands but only " +
+                   std::to_string(r->remaining()) + " bytes remain");
+  }
+  value->epoch = paxos::Ballot::FromRaw(epoch);
+  value->leader_start = (flags & kValueFlagLeaderStart) != 0;
+  value->commands.clear();
+  value->commands.resize(count);
+  for (paxos::Command& c : value->commands) STORE_RETURN_IF_ERROR(DecodeCommand(r, &c));
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* RecordKindName(RecordKind kind) {
+  switch (kind) {
+    case RecordKind::kIdentity:
+      return "identity";
+    case RecordKind::kPromised:
+      return "promised";
+    case RecordKind::kChosenBelow:
+      return "chosen_below";
+    case RecordKind::kSnapshotMeta:
+      return "snapshot";
+    case RecordKind::kSnapshotData:
+      return "snapshot_data";
+    case RecordKind::kEntry:
+      return "entry";
+  }
+  return "unknown";
+}
+
+void SealRecord(RecordKind kind, std::string_view key, std::string_view payload, std::string* out) {
+  const auto kind_byte = static_cast<uint8_t>(kind);
+  out->reserve(out->size() + kRecordHeaderBytes + payload.size());
+  PutU32(RecordCrc(key, kind_byte, payload), out);
+  PutU8(kind_byte, out);
+  out->append(payload);
+}
+
+void SealRecordInPlace(RecordKind kind, std::string_view key, char* record, size_t record_bytes) {
+  CHECK_GE(record_bytes, kRecordHeaderBytes);
+  const auto kind_byte = static_cast<uint8_t>(kind);
+  const std::string_view payload(record + kRecordHeaderBytes, record_bytes - kRecordHeaderBytes);
+  const uint32_t crc = RecordCrc(key, kind_byte, payload);
+  for (int i = 0; i < 4; ++i) record[i] = static_cast<char>(crc >> (8 * i));
+  record[4] = static_cast<char>(kind_byte);
+}
+
+Status OpenRecord(RecordKind kind, std::string_view key, std::string_view record,
+                  std::string_view what, std::string_view* payload) {
+  const std::string name(what);
+  if (record.size() < kRecordHeaderBytes) {
+    return Corrupt(name + ": record of " + std::to_string(record.size()) +
+                   " bytes is shorter than its header");
+  }
+  Reader r(record);
+  uint32_t stored_crc = 0;
+  uint8_t kind_byte = 0;
+  CHECK(r.U32("crc", &stored_crc).ok());
+  CHECK(r.U8("kind", &kind_byte).ok());
+  const std::string_view body = record.substr(kRecordHeaderBytes);
+  const uint32_t actual_crc = RecordCrc(key, kind_byte, body);
+  if (actual_crc != stored_crc) {
+    return Corrupt(name + ": checksum mismatch (stored " + Hex32(stored_crc) + ", computed " +
+                   Hex32(actual_crc) + ", " + std::to_string(record.size()) + " bytes)");
+  }
+  if (kind_byte != static_cast<uint8_t>(kind)) {
+    return Corrupt(name + ": record kind " + std::to_string(kind_byte) + ", expected " +
+                   std::to_string(static_cast<int>(kind)) + " (" + RecordKindName(kind) + ")");
+  }
+  *payload = body;
+  return Status::Ok();
+}
+
+std::string SlotKey(paxos::Slot slot) {
+  std::string key(kSlotKeyBytes, '\0');
+  for (size_t i = 0; i < kSlotKeyBytes; ++i) {
+    key[i] = static_cast<char>(slot >> (8 * (kSlotKeyBytes - 1 - i)));
+  }
+  return key;
+}
+
+Status DecodeSlotKey(std::string_view key, paxos::Slot* slot) {
+  if (key.size() != kSlotKeyBytes) {
+    return Corrupt("log key of " + std::to_string(key.size()) + " bytes, expected 8");
+  }
+  paxos::Slot s = 0;
+  for (char c : key) s = s << 8 | static_cast<uint8_t>(c);
+  if (s == 0) return Corrupt("log key names slot 0");
+  *slot = s;
+  return Status::Ok();
+}
+
+void EncodeValue(const paxos::Value& value, std::string* out) {
+  CHECK_LE(value.commands.size(), std::numeric_limits<uint32_t>::max());
+  PutU64(value.epoch.raw(), out);
+  PutU8(value.leader_start ? kValueFlagLeaderStart : 0, out);
+  PutU32(static_cast<uint32_t>(value.commands.size()), out);
+  for (const paxos::Command& c : value.commands) {
+    CHECK_LE(c.payload.size(), std::numeric_limits<uint32_t>::max());
+    PutU64(c.client_id, out);
+    PutU64(c.sequence, out);
+    PutU64(c.acked_sequence, out);
+    PutU64(c.expected_epoch, out);
+    PutU64(c.stamp_ms, out);
+    PutU32(static_cast<uint32_t>(c.payload.size()), out);
+    out->append(c.payload);
+  }
+}
+
+Status DecodeValue(std::string_view in, paxos::Value* value) {
+  Reader r(in);
+  STORE_RETURN_IF_ERROR(DecodeValueFrom(&r, value));
+  return r.End("value");
+}
+
+size_t EntryPayloadBytes(const paxos::Entry& entry) {
+  size_t n = 8 + kValueFixedBytes;
+  for (const paxos::Command& c : entry.value.commands) n += kCommandFixedBytes + c.payload.size();
+  return n;
+}
+
+void EncodeEntryPayload(const paxos::Entry& entry, std::string* out) {
+  out->reserve(out->size() + EntryPayloadBytes(entry));
+  PutU64(entry.ballot.raw(), out);
+  EncodeValue(entry.value, out);
+}
+
+Status DecodeEntryPayload(paxos::Slot slot, std::string_view in, paxos::Entry* entry) {
+  Reader r(in);
+  uint64_t ballot = 0;
+  STORE_RETURN_IF_ERROR(r.U64("entry.ballot", &ballot));
+  STORE_RETURN_IF_ERROR(DecodeValueFrom(&r, &entry->value));
+  STORE_RETURN_IF_ERROR(r.End("entry"));
+  entry->slot = slot;
+  entry->ballot = paxos::Ballot::FromRaw(ballot);
+  return Status::Ok();
+}
+
+void EncodeIdentity(const StoreIdentity& identity, std::string* out) {
+  PutU32(identity.format_version, out);
+  PutU64(identity.cluster_id, out);
+  PutU32(identity.node_id, out);
+}
+
+Status DecodeIdentity(std::string_view in, StoreIdentity* identity) {
+  Reader r(in);
+  StoreIdentity id;
+  STORE_RETURN_IF_ERROR(r.U32("identity.format_version", &id.format_version));
+  STORE_RETURN_IF_ERROR(r.U64("identity.cluster_id", &id.cluster_id));
+  STORE_RETURN_IF_ERROR(r.U32("identity.node_id", &id.node_id));
+  STORE_RETURN_IF_ERROR(r.End("identity"));
+  *identity = id;
+  return Status::Ok();
+}
+
+void EncodeBallot(paxos::Ballot ballot, std::string* out) { PutU64(ballot.raw(), out); }
+
+Status DecodeBallot(std::string_view in, paxos::Ballot* ballot) {
+  Reader r(in);
+  uint64_t raw = 0;
+  STORE_RETURN_IF_ERROR(r.U64("ballot", &raw));
+  STORE_RETURN_IF_ERROR(r.End("ballot"));
+  *ballot = paxos::Ballot::FromRaw(raw);
+  return Status::Ok();
+}
+
+void EncodeSlot(paxos::Slot slot, std::string* out) { PutU64(slot, out); }
+
+Status DecodeSlot(std::string_view in, paxos::Slot* slot) {
+  Reader r(in);
+  uint64_t s = 0;
+  STORE_RETURN_IF_ERROR(r.U64("slot", &s));
+  STORE_RETURN_IF_ERROR(r.End("slot"));
+  if (s == 0) return Corrupt("slot 0 stored where a slot >= 1 is required");
+  *slot = s;
+  return Status::Ok();
+}
+
+void EncodeSnapshotMeta(const SnapshotMeta& meta, std::string* out) {
+  PutU64(meta.applied_below, out);
+  PutU64(meta.data_bytes, out);
+}
+
+Status DecodeSnapshotMeta(std::string_view in, SnapshotMeta* meta) {
+  Reader r(in);
+  SnapshotMeta m;
+  STORE_RETURN_IF_ERROR(r.U64("snapshot.applied_below", &m.applied_below));
+  STORE_RETURN_IF_ERROR(r.U64("snapshot.data_bytes", &m.data_bytes));
+  STORE_RETURN_IF_ERROR(r.End("snapshot"));
+  if (m.applied_below == 0) return Corrupt("snapshot.applied_below is 0");
+  *meta = m;
+  return Status::Ok();
+}
+
+void EncodeSnapshotData(paxos::Slot applied_below, std::string_view data, std::string* out) {
+  out->reserve(out->size() + 8 + data.size());
+  PutU64(applied_below, out);
+  out->append(data);
+}
+
+Status DecodeSnapshotData(std::string_view in, paxos::Slot* applied_below, std::string* data) {
+  Reader r(in);
+  uint64_t below = 0;
+  STORE_RETURN_IF_ERROR(r.U64("snapshot_data.applied_below", &below));
+  std::string_view rest;
+  STORE_RETURN_IF_ERROR(r.Bytes("snapshot_data", r.remaining(), &rest));
+  *applied_below = below;
+  data->assign(rest);
+  return Status::Ok();
+}
+
+}  // namespace ballot::store

@@ -1,0 +1,293 @@
+#include "store/store_inspect.h"
+
+#include <cctype>
+#include <cstdio>
+#include <iterator>
+
+namespace ballot::store {
+namespace {
+
+class Verifier final : public RecordVisitor {
+ public:
+  explicit Verifier(VerifyReport* report) : r_(report) {}
+
+  void OnIdentity(const StoreIdentity& identity) override {
+    ++r_->records;
+    r_->identity = identity;
+    if (identity.format_version > kStoreFormatVersion) {
+      Problem("identity: store format " + std::to_string(identity.format_version) +
+              " is newer than this binary's " + std::to_string(kStoreFormatVersion));
+    }
+  }
+  void OnPromised(paxos::Ballot promised) override {
+    ++r_->records;
+    r_->promised = promised;
+  }
+  void OnChosenBelow(paxos::Slot chosen_below) override {
+    ++r_->records;
+    r_->chosen_below = chosen_below;
+  }
+  void OnSnapshot(const SnapshotMeta& meta) override {
+    ++r_->records;
+    snapshot_ = meta;
+    r_->applied_below = meta.applied_below;
+    r_->snapshot_bytes = meta.data_bytes;
+  }
+  void OnSnapshotData(paxos::Slot applied_below, uint64_t data_bytes) override {
+    ++r_->records;
+    snapshot_data_ = SnapshotMeta{applied_below, data_bytes};
+  }
+  void OnEntry(const paxos::Entry& entry, size_t record_bytes) override {
+    ++r_->records;
+    ++r_->entries;
+    r_->entry_bytes += record_bytes;
+    BeforeLog();
+    NoteSlot(entry.slot);
+    if (entry.slot >= r_->chosen_below && entry.ballot > r_->promised) {
+      Problem("slot " + std::to_string(entry.slot) + ": accepted at ballot " +
+              BallotText(entry.ballot) + ", above the promise " + BallotText(r_->promised));
+    }
+  }
+  void OnBadRecord(paxos::Slot slot, const Status& status) override {
+    ++r_->records;
+    ++r_->bad_records;
+    if (slot != 0) {
+      BeforeLog();
+      NoteSlot(slot);  // present, though unreadable: not also "missing"
+    }
+    Problem(status.message());
+  }
+
+  // Checks that need every record.
+  void Finish() {
+    BeforeLog();
+    if (expect_ < r_->chosen_below && r_->applied_below <= r_->chosen_below) {
+      Missing(expect_, r_->chosen_below - 1);
+    }
+    if (below_applied_ > 0) {
+      Problem(std::to_string(below_applied_) + " entries below applied_below " +
+              std::to_string(r_->applied_below) + " are still stored (the snapshot covers them)");
+    }
+  }
+
+ private:
+  // Runs once, after the meta records and before the first slot.
+  void BeforeLog() {
+    if (log_started_) return;
+    log_started_ = true;
+    if (!r_->identity) Problem("identity: missing; the store's cluster and node are unknown");
+    if (r_->applied_below > r_->chosen_below) {
+      Problem("snapshot applied_below " + std::to_string(r_->applied_below) +
+              " is above chosen_below " + std::to_string(r_->chosen_below));
+    }
+    if (snapshot_.has_value() != snapshot_data_.has_value()) {
+      Problem(snapshot_ ? "snapshot_data: missing" : "snapshot: missing, but snapshot_data exists");
+    } else if (snapshot_ && !(*snapshot_ == *snapshot_data_)) {
+      Problem("snapshot_data (applied_below " + std::to_string(snapshot_data_->applied_below) +
+              ", " + std::to_string(snapshot_data_->data_bytes) +
+              " bytes) does not match snapshot (applied_below " +
+              std::to_string(snapshot_->applied_below) + ", " +
+              std::to_string(snapshot_->data_bytes) + " bytes)");
+    }
+    expect_ = r_->applied_below;
+  }
+
+  void NoteSlot(paxos::Slot slot) {
+    if (r_->first_slot == 0) r_->first_slot = slot;
+    r_->last_slot = slot;
+    if (slot < r_->applied_below) {
+      ++below_applied_;
+      return;
+    }
+    if (slot < r_->chosen_below) {
+      if (slot > expect_) Missing(expect_, slot - 1);
+      expect_ = slot + 1;
+    }
+  }
+
+  void Missing(paxos::Slot first, paxos::Slot last) {
+    const std::string which = first == last
+                                  ? "slot " + std::to_string(first)
+                                  : "slots " + std::to_string(first) + ".." + std::to_string(last);
+    Problem(which + " missing below chosen_below " + std::to_string(r_->chosen_below));
+  }
+
+  void Problem(std::string text) {
+    ++r_->problems_total;
+    if (r_->problems.size() < kVerifyProblemsMax) r_->problems.push_back(std::move(text));
+  }
+
+  VerifyReport* r_;
+  std::optional<SnapshotMeta> snapshot_;
+  std::optional<SnapshotMeta> snapshot_data_;
+  bool log_started_ = false;
+  paxos::Slot expect_ = 1;
+  uint64_t below_applied_ = 0;
+};
+
+std::string Printable(const std::string& payload, size_t bytes_max) {
+  std::string out;
+  for (size_t i = 0; i < payload.size() && i < bytes_max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(payload[i]);
+    if (std::isprint(c) && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (payload.size() > bytes_max) out += "...";
+  return out;
+}
+
+class Dumper final : public RecordVisitor {
+ public:
+  Dumper(const DumpOptions& options, std::ostream& out) : options_(options), out_(out) {}
+
+  // Meta records arrive in key order; they are printed in a fixed, readable order instead.
+  void OnIdentity(const StoreIdentity& id) override {
+    meta_[0] = "identity: cluster " + std::to_string(id.cluster_id) + " node " +
+               std::to_string(id.node_id) + " format " + std::to_string(id.format_version);
+  }
+  void OnPromised(paxos::Ballot promised) override {
+    meta_[1] = "promised: " + BallotText(promised);
+  }
+  void OnChosenBelow(paxos::Slot chosen_below) override {
+    meta_[2] = "chosen_below: " + std::to_string(chosen_below);
+  }
+  void OnSnapshot(const SnapshotMeta& meta) override {
+    meta_[3] = "snapshot: applied_below " + std::to_string(meta.applied_below) + ", " +
+               std::to_string(meta.data_bytes) + " bytes";
+  }
+  void OnSnapshotData(paxos::Slot applied_below, uint64_t data_bytes) override {
+    meta_[4] = "snapshot_data: applied_below " + std::to_string(applied_below) + ", " +
+               std::to_string(data_bytes) + " bytes";
+  }
+  void OnEntry(const paxos::Entry& e, size_t record_bytes) override {
+    FlushMeta();
+    Count(e.slot);
+    if (!Listed(e.slot)) return;
+    size_t payload_bytes = 0;
+    for (const paxos::Command& c : e.value.commands) payload_bytes += c.payload.size();
+    out_ << "slot " << e.slot << "  ballot " << BallotText(e.ballot) << "  epoch "
+         << BallotText(e.value.epoch) << (e.value.leader_start ? "  leader_start" : "")
+         << (e.value.IsNoop() ? "  noop" : "") << "  commands " << e.value.commands.size()
+         << "  payload " << payload_bytes << " B  record " << record_bytes << " B\n";
+    if (!options_.show_commands) return;
+    for (const paxos::Command& c : e.value.commands) {
+      out_ << "    client " << c.client_id << " seq " << c.sequence << " acked " << c.acked_sequence
+           << " expected_epoch "
+           << (c.expected_epoch == 0 ? std::string("none")
+                                     : BallotText(paxos::Ballot::FromRaw(c.expected_epoch)))
+           << " stamp_ms " << c.stamp_ms << " payload " << c.payload.size() << " B \""
+           << Printable(c.payload, kPayloadShownBytesMax) << "\"\n";
+    }
+  }
+  void OnBadRecord(paxos::Slot slot, const Status& status) override {
+    ++bad_;
+    if (slot == 0) {
+      bad_meta_.push_back("BAD " + status.message());
+      return;
+    }
+    FlushMeta();
+    Count(slot);
+    if (Listed(slot)) out_ << "BAD " << status.message() << "\n";
+  }
+
+  uint64_t bad() const { return bad_; }
+
+  void Finish() {
+    FlushMeta();
+    if (unlisted_ > 0) out_ << "... " << unlisted_ << " more slots not listed\n";
+    out_ << "slots: " << slots_;
+    if (slots_ > 0) out_ << " (" << first_ << ".." << last_ << ")";
+    out_ << ", bad records: " << bad_ << "\n";
+  }
+
+ private:
+  static constexpr size_t kPayloadShownBytesMax = 64;
+
+  void FlushMeta() {
+    if (meta_flushed_) return;
+    meta_flushed_ = true;
+    static constexpr const char* kAbsent[] = {"identity: none", "promised: none (0.0)",
+                                              "chosen_below: none (1)", "snapshot: none", ""};
+    for (size_t i = 0; i < std::size(meta_); ++i) {
+      const std::string& line = meta_[i].empty() ? kAbsent[i] : meta_[i];
+      if (!line.empty()) out_ << line << "\n";
+    }
+    for (const std::string& line : bad_meta_) out_ << line << "\n";
+  }
+  void Count(paxos::Slot slot) {
+    if (slots_ == 0) first_ = slot;
+    last_ = slot;
+    ++slots_;
+  }
+  bool Listed(paxos::Slot slot) {
+    if (slot < options_.from_slot) return false;
+    if (options_.slots_max != 0 && listed_ >= options_.slots_max) {
+      ++unlisted_;
+      return false;
+    }
+    ++listed_;
+    return true;
+  }
+
+  const DumpOptions options_;
+  std::ostream& out_;
+  std::string meta_[5];
+  std::vector<std::string> bad_meta_;
+  bool meta_flushed_ = false;
+  uint64_t slots_ = 0;
+  uint64_t listed_ = 0;
+  uint64_t unlisted_ = 0;
+  uint64_t bad_ = 0;
+  paxos::Slot first_ = 0;
+  paxos::Slot last_ = 0;
+};
+
+}  // namespace
+
+std::string BallotText(paxos::Ballot ballot) {
+  return std::to_string(ballot.round()) + "." + std::to_string(ballot.node());
+}
+
+Result<VerifyReport> VerifyStore(LmdbStore* store) {
+  VerifyReport report;
+  Verifier verifier(&report);
+  if (Status s = store->Inspect(&verifier); !s.ok()) return s;
+  verifier.Finish();
+  return report;
+}
+
+void PrintVerifyReport(const VerifyReport& r, std::ostream& out) {
+  if (r.identity) {
+    out << "identity: cluster " << r.identity->cluster_id << " node " << r.identity->node_id
+        << " format " << r.identity->format_version << "\n";
+  }
+  out << "promised " << BallotText(r.promised) << ", chosen_below " << r.chosen_below
+      << ", applied_below " << r.applied_below << ", snapshot " << r.snapshot_bytes << " B\n";
+  out << "records " << r.records << " (bad " << r.bad_records << "), entries " << r.entries;
+  if (r.entries > 0) out << " (slots " << r.first_slot << ".." << r.last_slot << ")";
+  out << ", " << r.entry_bytes << " B\n";
+  for (const std::string& p : r.problems) out << "PROBLEM: " << p << "\n";
+  if (r.problems_total > r.problems.size()) {
+    out << "... and " << r.problems_total - r.problems.size() << " more problems\n";
+  }
+  out << (r.ok() ? "OK" : "FAILED: " + std::to_string(r.problems_total) + " problems") << "\n";
+}
+
+Status DumpStore(LmdbStore* store, const DumpOptions& options, std::ostream& out) {
+  out << "data_dir: " << store->dir() << "\n";
+  Dumper dumper(options, out);
+  if (Status s = store->Inspect(&dumper); !s.ok()) return s;
+  dumper.Finish();
+  if (dumper.bad() > 0) {
+    return Status(StatusCode::kCorruption,
+                  std::to_string(dumper.bad()) + " bad records (the BAD lines above)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ballot::store

@@ -1,0 +1,141 @@
+// ballotd: the Ballot server with the sample state machines registered.
+//
+//   ballotd --id=N --cluster=1@127.0.0.1:P1,2@127.0.0.1:P2,3@127.0.0.1:P3 --data_dir=DIR
+//           --state_machine=sequence
+//
+// One port per node serves both peers and clients. Bad flags: a message and exit code 2.
+// SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1.
+#include <pthread.h>
+#include <signal.h>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "net/client.h"
+#include "net/node.h"
+#include "statemachine/samples/kv.h"
+#include "statemachine/samples/sequence.h"
+#include "tools/flag_check.h"
+
+DEFINE_uint32(id, 0, "this node's id: one of the ids in --cluster");
+DEFINE_string(cluster, "", "every member as id@host:port, comma-separated; the same on every node");
+DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if missing)");
+DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv");
+DEFINE_uint64(cluster_id, 0,
+              "cluster identity checked in every handshake and data directory "
+              "(0: derived from --cluster)");
+DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds");
+DEFINE_uint32(heartbeat_ticks, 1, "leader heartbeat interval, in ticks");
+DEFINE_uint32(election_ticks, 10,
+              "a follower that hears no leader for a random time in [E, 2E) ticks runs for "
+              "election");
+DEFINE_uint32(lease_ticks, 6, "leader lease granted by acceptors, in ticks (< election_ticks)");
+DEFINE_uint32(batch_commands_max, 512, "commands per slot at most");
+DEFINE_uint32(window_slots_max, 64, "slots in flight (proposed, not yet chosen) at most");
+DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (then Overloaded)");
+DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
+DEFINE_bool(in_memory, false,
+            "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
+DEFINE_uint64(map_mb, 64, "initial LMDB map size in MiB (grows as needed)");
+DEFINE_uint64(map_mb_max, 16384, "largest LMDB map size in MiB");
+
+namespace ballot::tools {
+namespace {
+
+constexpr char kUsage[] =
+    "Ballot server.\n"
+    "  ballotd --id=N --cluster=1@127.0.0.1:P1,2@127.0.0.1:P2,3@127.0.0.1:P3 --data_dir=DIR "
+    "--state_machine=sequence";
+
+[[noreturn]] void UsageError(const std::string& why) {
+  std::fprintf(stderr, "ballotd: %s (see --help)\n", why.c_str());
+  std::exit(kExitUsage);
+}
+
+std::unique_ptr<StateMachine> MakeStateMachine(const std::string& name) {
+  if (name == "sequence") return std::make_unique<samples::SequenceGenerator>();
+  if (name == "kv") return std::make_unique<samples::KvStore>();
+  return nullptr;
+}
+
+NodeOptions OptionsFromFlags() {
+  if (FLAGS_cluster.empty()) UsageError("--cluster is required");
+  if (FLAGS_data_dir.empty() && !FLAGS_in_memory) UsageError("--data_dir is required");
+  auto members = ParseCluster(FLAGS_cluster);
+  if (!members.ok()) UsageError("bad --cluster: " + members.status().message());
+  NodeOptions o;
+  o.id = FLAGS_id;
+  o.members = members.value();
+  if (!o.members.count(o.id)) UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
+  o.cluster_id = FLAGS_cluster_id != 0 ? FLAGS_cluster_id : DefaultClusterId(FLAGS_cluster);
+  o.data_dir = FLAGS_data_dir;
+  o.tick = std::chrono::milliseconds(FLAGS_tick_ms);
+  o.paxos.heartbeat_ticks = FLAGS_heartbeat_ticks;
+  o.paxos.election_ticks = FLAGS_election_ticks;
+  o.paxos.lease_ticks = FLAGS_lease_ticks;
+  o.paxos.batch_commands_max = FLAGS_batch_commands_max;
+  o.paxos.window_slots_max = FLAGS_window_slots_max;
+  o.paxos.pending_commands_max = FLAGS_pending_commands_max;
+  o.listen_port_override = FLAGS_port;
+  o.in_memory = FLAGS_in_memory;
+  o.map_bytes = FLAGS_map_mb << 20;
+  o.map_bytes_max = FLAGS_map_mb_max << 20;
+  // Validate the protocol options up front so a bad combination is a usage error.
+  paxos::Options check = o.paxos;
+  check.id = o.id;
+  for (const auto& [id, address] : o.members) check.members.push_back(id);
+  Status s = check.Validate();
+  if (!s.ok()) UsageError(s.message());
+  return o;
+}
+
+// Signals are taken synchronously by one thread (sigwait), so stopping runs as ordinary code
+// rather than inside an async signal handler.
+void StopOnSignals(Node* node) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started after this
+  std::thread([set, node] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    node->Stop();
+  }).detach();
+}
+
+int Main(int argc, char** argv) {
+  ParseFlagsStrict(kUsage, &argc, &argv);
+  if (argc > 1) UsageError(std::string("unexpected argument '") + argv[1] + "'");
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  NodeOptions options = OptionsFromFlags();
+  std::unique_ptr<StateMachine> machine = MakeStateMachine(FLAGS_state_machine);
+  if (machine == nullptr) UsageError("unknown --state_machine=" + FLAGS_state_machine);
+
+  auto node = Node::Create(options, std::move(machine));
+  if (!node.ok()) {
+    std::fprintf(stderr, "ballotd: cannot start node %u: %s\n", FLAGS_id,
+                 node.status().ToString().c_str());
+    return 1;
+  }
+  StopOnSignals(node.value().get());
+  node.value()->Start();
+  LOG(INFO) << "ballotd node " << FLAGS_id << " serving " << FLAGS_state_machine << " on port "
+            << node.value()->port() << ", data in " << FLAGS_data_dir;
+  Status stopped = node.value()->Wait();
+  if (!stopped.ok()) {
+    LOG(ERROR) << "ballotd node " << FLAGS_id << " stopped: " << stopped.ToString();
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ballot::tools
+
+int main(int argc, char** argv) { return ballot::tools::Main(argc, argv); }

@@ -1,0 +1,360 @@
+// ballot-bench: closed-loop throughput and latency of a Ballot cluster.
+//
+//   ballot-bench --cluster=... --workload=seq --clients=N --duration_s=T --json
+//
+// N logical clients share --connections Client objects (each a session with one connection per
+// node); each logical client keeps --in_flight requests outstanding. A progress line every
+// second; at the end throughput and latency percentiles from a log-bucketed histogram. With
+// --start_nodes the tool starts its own cluster (ballotd next to this binary), and --failover=K
+// SIGKILLs the leader K times under load, reporting the time from each kill to the first
+// successful operation sent after it.
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "net/client.h"
+#include "statemachine/samples/kv.h"
+#include "statemachine/samples/sequence.h"
+#include "tools/bench/histogram.h"
+#include "tools/bench/local_cluster.h"
+#include "tools/flag_check.h"
+
+DEFINE_string(cluster, "", "members as id@host:port,...; empty with --start_nodes");
+DEFINE_uint64(cluster_id, 0, "cluster id (0: derived from --cluster)");
+DEFINE_string(workload, "seq", "seq (sequence next) | kv (puts of --value_bytes)");
+DEFINE_uint32(clients, 16, "concurrent logical clients (closed loop)");
+DEFINE_uint32(connections, 0, "Client objects (sessions/connections) shared by the clients; "
+                              "0: min(clients, 16)");
+DEFINE_uint32(in_flight, 1, "requests each client keeps outstanding");
+DEFINE_uint32(value_bytes, 16, "payload bytes for kv puts");
+DEFINE_double(duration_s, 10, "measured seconds per point");
+DEFINE_double(warmup_s, 1, "seconds run before measuring");
+DEFINE_string(sweep, "", "comma-separated client counts, e.g. 1,16,64,256 (overrides --clients)");
+DEFINE_bool(json, false, "print one JSON object per point; the last line is the last point");
+DEFINE_string(csv, "", "append one CSV row per point to this file");
+DEFINE_uint32(timeout_ms, 5000, "deadline of each request");
+DEFINE_uint32(start_nodes, 0, "start a local cluster of this many ballotd (0: use --cluster)");
+DEFINE_string(ballotd, "", "ballotd binary for --start_nodes (default: next to this binary)");
+DEFINE_string(node_flags, "", "extra flags for started nodes, space-separated (e.g. --in_memory)");
+DEFINE_uint32(failover, 0, "SIGKILL the leader this many times under load (needs --start_nodes)");
+
+namespace ballot::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, sep);) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+struct PointResult {
+  uint32_t clients = 0;
+  double seconds = 0;
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  LatencyHistogram latency;
+  std::vector<double> failover_ms;
+  double throughput() const { return seconds > 0 ? ops / seconds : 0; }
+};
+
+// Everything one Client object's callbacks touch; callbacks of one Client run on its io thread.
+struct Lane {
+  std::unique_ptr<Client> client;
+  std::mutex mu;
+  LatencyHistogram latency;  // guarded by mu
+  uint64_t ops = 0;          // guarded by mu
+  uint64_t errors = 0;       // guarded by mu
+};
+
+class Runner {
+ public:
+  Runner(std::vector<std::unique_ptr<Lane>>* lanes, uint32_t clients, LocalCluster* cluster)
+      : lanes_(lanes), clients_(clients), cluster_(cluster) {}
+
+  PointResult Run() {
+    stop_ = false;
+    measuring_ = false;
+    for (uint32_t c = 0; c < clients_; ++c) {
+      Lane* lane = (*lanes_)[c % lanes_->size()].get();
+      for (uint32_t k = 0; k < FLAGS_in_flight; ++k) Issue(lane, c, k);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_warmup_s));
+    Reset();
+    measuring_ = true;
+    int64_t start = NowNs();
+    PointResult r;
+    r.clients = clients_;
+    RunMeasured(start, &r);
+    r.seconds = (NowNs() - start) / 1e9;
+    stop_ = true;
+    measuring_ = false;
+    Collect(&r);
+    WaitDrained();
+    return r;
+  }
+
+ private:
+  std::string Payload(uint32_t client, uint64_t n) {
+    if (FLAGS_workload == "kv") {
+      std::string key = "k" + std::to_string(client) + "." + std::to_string(n % 1024);
+      return samples::KvStore::EncodePut(key, std::string(FLAGS_value_bytes, 'v'));
+    }
+    return samples::SequenceGenerator::EncodeNext(1);
+  }
+
+  void Issue(Lane* lane, uint32_t client, uint64_t n) {
+    ++outstanding_;
+    int64_t sent = NowNs();
+    lane->client->ProposeAsync(
+        Payload(client, n), std::chrono::milliseconds(FLAGS_timeout_ms),
+        [this, lane, client, n, sent](Result<Client::ProposeReply> reply) {
+          Done(lane, sent, reply.ok() && reply.value().outcome.code == StatusCode::kOk);
+          if (!stop_) Issue(lane, client, n + FLAGS_in_flight);
+          if (--outstanding_ == 0) drained_cv_.notify_all();
+        });
+  }
+
+  void Done(Lane* lane, int64_t sent, bool ok) {
+    int64_t now = NowNs();
+    if (ok) NoteSuccess(sent, now);
+    if (!measuring_) return;
+    std::lock_guard<std::mutex> lock(lane->mu);
+    if (ok) {
+      ++lane->ops;
+      lane->latency.Record(static_cast<uint64_t>((now - sent) / 1000));
+    } else {
+      ++lane->errors;
+    }
+  }
+
+  // Failover: the first success of an operation sent after the kill ends the outage.
+  void NoteSuccess(int64_t sent, int64_t now) {
+    int64_t killed = kill_ns_.load();
+    if (killed == 0 || sent < killed) return;
+    int64_t expected = 0;
+    recovered_ns_.compare_exchange_strong(expected, now);
+  }
+
+  void RunMeasured(int64_t start, PointResult* r) {
+    const double total = FLAGS_duration_s;
+    const uint32_t kills = cluster_ != nullptr ? FLAGS_failover : 0;
+    int next_kill = 1;
+    uint64_t last_ops = 0;
+    for (int second = 1; (NowNs() - start) / 1e9 < total; ++second) {
+      std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(start)) +
+                                    std::chrono::seconds(second));
+      if (kills > 0 && next_kill <= static_cast<int>(kills) &&
+          (NowNs() - start) / 1e9 >= total * next_kill / (kills + 1)) {
+        double ms = KillLeaderAndTime();
+        if (ms >= 0) r->failover_ms.push_back(ms);
+        ++next_kill;
+      }
+      Progress(second, &last_ops);
+    }
+  }
+
+  double KillLeaderAndTime() {
+    auto leader = (*lanes_)[0]->client->FindLeader(std::chrono::seconds(5));
+    if (!leader.ok()) return -1;
+    recovered_ns_ = 0;
+    kill_ns_ = NowNs();
+    cluster_->KillNode(leader.value().first);
+    int64_t deadline = NowNs() + int64_t{30} * 1000000000;
+    while (recovered_ns_.load() == 0 && NowNs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    int64_t recovered = recovered_ns_.load();
+    double ms = recovered == 0 ? -1 : (recovered - kill_ns_.load()) / 1e6;
+    kill_ns_ = 0;
+    std::fprintf(stderr, "  killed leader %u: first success %.1f ms after the kill\n",
+                 leader.value().first, ms);
+    Status s = cluster_->StartNode(leader.value().first);  // back to full strength
+    if (!s.ok()) std::fprintf(stderr, "  restart failed: %s\n", s.ToString().c_str());
+    return ms;
+  }
+
+  void Progress(int second, uint64_t* last_ops) {
+    PointResult snapshot;
+    Collect(&snapshot);
+    std::fprintf(stderr, "  [%2ds] clients=%u ops/s=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
+                         "\n",
+                 second, clients_, snapshot.ops - *last_ops, snapshot.latency.Percentile(0.99),
+                 snapshot.errors);
+    *last_ops = snapshot.ops;
+  }
+
+  void Reset() {
+    for (auto& lane : *lanes_) {
+      std::lock_guard<std::mutex> lock(lane->mu);
+      lane->latency = LatencyHistogram();
+      lane->ops = 0;
+      lane->errors = 0;
+    }
+  }
+
+  void Collect(PointResult* r) {
+    for (auto& lane : *lanes_) {
+      std::lock_guard<std::mutex> lock(lane->mu);
+      r->latency.Merge(lane->latency);
+      r->ops += lane->ops;
+      r->errors += lane->errors;
+    }
+  }
+
+  void WaitDrained() {
+    std::unique_lock<std::mutex> lock(drained_mu_);
+    drained_cv_.wait_for(lock, std::chrono::milliseconds(FLAGS_timeout_ms + 2000),
+                         [this] { return outstanding_.load() == 0; });
+  }
+
+  std::vector<std::unique_ptr<Lane>>* lanes_;
+  const uint32_t clients_;
+  LocalCluster* cluster_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> measuring_{false};
+  std::atomic<int64_t> outstanding_{0};
+  std::atomic<int64_t> kill_ns_{0};
+  std::atomic<int64_t> recovered_ns_{0};
+  std::mutex drained_mu_;
+  std::condition_variable drained_cv_;
+};
+
+std::string FailoverJson(const std::vector<double>& ms) {
+  std::string s = "[";
+  for (size_t i = 0; i < ms.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%s%.1f", i ? "," : "", ms[i]);
+    s += buf;
+  }
+  return s + "]";
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void Report(const PointResult& r) {
+  const LatencyHistogram& h = r.latency;
+  std::printf("clients=%u throughput_ops=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64
+              " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 " errors=%" PRIu64 "\n",
+              r.clients, r.throughput(), h.Percentile(0.5), h.Percentile(0.9),
+              h.Percentile(0.99), h.Percentile(0.999), h.max(), r.errors);
+  if (!r.failover_ms.empty()) {
+    double max = *std::max_element(r.failover_ms.begin(), r.failover_ms.end());
+    std::printf("failover_ms=%s median_ms=%.1f max_ms=%.1f\n", FailoverJson(r.failover_ms).c_str(),
+                Median(r.failover_ms), max);
+  }
+  if (FLAGS_json) {
+    std::printf("{\"workload\":\"%s\",\"clients\":%u,\"in_flight\":%u,\"duration_s\":%.2f,"
+                "\"ops\":%" PRIu64 ",\"throughput_ops\":%.1f,\"p50_us\":%" PRIu64
+                ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"p999_us\":%" PRIu64
+                ",\"max_us\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"failover_ms\":%s,"
+                "\"failover_median_ms\":%.1f}\n",
+                FLAGS_workload.c_str(), r.clients, FLAGS_in_flight, r.seconds, r.ops,
+                r.throughput(), h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99),
+                h.Percentile(0.999), h.max(), r.errors, FailoverJson(r.failover_ms).c_str(),
+                Median(r.failover_ms));
+  }
+  std::fflush(stdout);
+  if (!FLAGS_csv.empty()) {
+    std::ofstream csv(FLAGS_csv, std::ios::app);
+    csv << FLAGS_workload << "," << r.clients << "," << FLAGS_in_flight << ","
+        << static_cast<uint64_t>(r.throughput()) << "," << h.Percentile(0.5) << ","
+        << h.Percentile(0.9) << "," << h.Percentile(0.99) << "," << h.Percentile(0.999) << ","
+        << h.max() << "," << r.errors << "\n";
+  }
+}
+
+[[noreturn]] void UsageError(const std::string& why) {
+  std::fprintf(stderr, "ballot-bench: %s (see --help)\n", why.c_str());
+  std::exit(tools::kExitUsage);
+}
+
+std::string DefaultBallotd(const char* argv0) {
+  std::string self = argv0;
+  size_t slash = self.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/ballotd";
+}
+
+int Main(int argc, char** argv) {
+  tools::ParseFlagsStrict("Closed-loop throughput and latency of a Ballot cluster.", &argc, &argv);
+  google::InitGoogleLogging(argv[0]);
+  if (FLAGS_workload != "seq" && FLAGS_workload != "kv") UsageError("unknown --workload");
+  if (FLAGS_failover > 0 && FLAGS_start_nodes == 0) UsageError("--failover needs --start_nodes");
+  if (FLAGS_cluster.empty() == (FLAGS_start_nodes == 0)) {
+    UsageError("give exactly one of --cluster and --start_nodes");
+  }
+  std::vector<uint32_t> sweep;
+  for (const std::string& s : Split(FLAGS_sweep, ',')) sweep.push_back(std::stoul(s));
+  if (sweep.empty()) sweep.push_back(FLAGS_clients);
+
+  std::unique_ptr<LocalCluster> cluster;
+  std::string cluster_flag = FLAGS_cluster;
+  if (FLAGS_start_nodes > 0) {
+    LocalCluster::Options o;
+    o.ballotd = FLAGS_ballotd.empty() ? DefaultBallotd(argv[0]) : FLAGS_ballotd;
+    o.nodes = static_cast<int>(FLAGS_start_nodes);
+    o.state_machine = FLAGS_workload == "kv" ? "kv" : "sequence";
+    o.extra_flags = Split(FLAGS_node_flags, ' ');
+    auto started = LocalCluster::Start(o);
+    if (!started.ok()) UsageError("cannot start a cluster: " + started.status().ToString());
+    cluster = std::move(started).value();
+    cluster_flag = cluster->cluster_flag();
+  }
+  auto members = ParseCluster(cluster_flag);
+  if (!members.ok()) UsageError("bad --cluster: " + members.status().message());
+
+  uint32_t max_clients = *std::max_element(sweep.begin(), sweep.end());
+  uint32_t lanes_n = FLAGS_connections ? FLAGS_connections : std::min(max_clients, 16u);
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (uint32_t i = 0; i < lanes_n; ++i) {
+    ClientOptions co;
+    co.members = members.value();
+    co.cluster_id = FLAGS_cluster_id ? FLAGS_cluster_id : DefaultClusterId(cluster_flag);
+    auto client = Client::Create(co);
+    if (!client.ok()) UsageError("client: " + client.status().ToString());
+    lanes.push_back(std::make_unique<Lane>());
+    lanes.back()->client = std::move(client).value();
+  }
+  auto leader = lanes[0]->client->FindLeader(std::chrono::seconds(30));
+  if (!leader.ok()) {
+    std::fprintf(stderr, "ballot-bench: no leader: %s\n", leader.status().ToString().c_str());
+    return 1;
+  }
+  for (uint32_t clients : sweep) {
+    std::fprintf(stderr, "point: workload=%s clients=%u in_flight=%u connections=%u\n",
+                 FLAGS_workload.c_str(), clients, FLAGS_in_flight, lanes_n);
+    Runner runner(&lanes, clients, cluster.get());
+    Report(runner.Run());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ballot::bench
+
+int main(int argc, char** argv) { return ballot::bench::Main(argc, argv); }
