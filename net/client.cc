@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -374,7 +375,7 @@ class ClientCore {
   ~ClientCore();
 
   // Any thread.
-  void Start();
+  ballot::Status Start();
   void Stop();
   bool OnIoThread() const { return std::this_thread::get_id() == thread_id_; }
   // Starts a call on the io thread; `done` runs there exactly once.
@@ -412,6 +413,7 @@ class ClientCore {
   void Finish(const std::shared_ptr<ClientCall>& call, Result<ClientResponse> result,
               NodeId node);
   void FinishTimeout(const std::shared_ptr<ClientCall>& call);
+  void Run();  // the io thread's body
   void Shutdown();
 
   ClientConnection& ConnectionTo(NodeId node);
@@ -664,20 +666,29 @@ ClientCore::ClientCore(ClientOptions options, uint64_t client_id)
 
 ClientCore::~ClientCore() { Stop(); }
 
-void ClientCore::Start() {
-  thread_ = std::thread([this] {
-    // Handlers catch what they can; this is the last line against an exception escaping
-    // (e.g. bad_alloc) and ending the process with a confusing message.
-    for (;;) {
-      try {
-        io_.run();
-        return;
-      } catch (const std::exception& e) {
-        LOG(ERROR) << "client: exception on the io thread: " << e.what();
-      }
-    }
-  });
+ballot::Status ClientCore::Start() {
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (const std::system_error& e) {
+    work_.reset();
+    return ballot::Status(StatusCode::kIoError,
+                          std::string("cannot start the client's io thread: ") + e.what());
+  }
   thread_id_ = thread_.get_id();
+  return ballot::Status::Ok();
+}
+
+void ClientCore::Run() {
+  // Handlers catch what they can; this is the last line against an exception escaping (e.g.
+  // bad_alloc) and ending the process with a confusing message.
+  for (;;) {
+    try {
+      io_.run();
+      return;
+    } catch (const std::exception& e) {
+      LOG(ERROR) << "client: exception on the io thread: " << e.what();
+    }
+  }
 }
 
 void ClientCore::Stop() {
@@ -1143,7 +1154,8 @@ Result<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (!s.ok()) return s;
   const uint64_t client_id = options.client_id != 0 ? options.client_id : RandomClientId();
   auto impl = std::make_unique<Impl>(std::move(options), client_id);
-  impl->Start();
+  s = impl->Start();
+  if (!s.ok()) return s;
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

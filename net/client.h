@@ -104,7 +104,8 @@ class Client {
   using ProposeCallback = std::function<void(Result<ProposeReply>)>;
 
   // Validates the options and starts the io thread; connects to nothing yet.
-  // kInvalidArgument for bad options (no members, an id out of range, a malformed address).
+  // kInvalidArgument for bad options (no members, an id out of range, a malformed address);
+  // kIoError if the thread cannot be started.
   static Result<std::unique_ptr<Client>> Create(ClientOptions options);
 
   // Ends every call still in flight with kAborted (async callbacks run, on the io thread, before
@@ -124,7 +125,8 @@ class Client {
                                uint64_t expected_epoch = 0);
 
   // The same, asynchronous: returns at once; `done` runs exactly once, on the io thread. It must
-  // not block or throw; it may start further async calls.
+  // not block or throw; it may start further async calls (but not after a kAborted result: the
+  // client is being destroyed, and a callback that keeps starting calls keeps it alive).
   void ProposeAsync(std::string payload, std::chrono::milliseconds timeout, ProposeCallback done,
                     uint64_t expected_epoch = 0);
 
@@ -136,7 +138,8 @@ class Client {
   Result<NodeStatus> Status(paxos::NodeId node, std::chrono::milliseconds timeout);
 
   // Asks every member once, concurrently, and returns each one's status or why it has none: a
-  // node that refuses connections is reported at once, a silent one at the deadline.
+  // node that refuses connections is reported at once (kIoError), a silent one after
+  // min(attempt_timeout, timeout) (kTimeout). Never retries; the map has every member.
   std::map<paxos::NodeId, Result<NodeStatus>> StatusAll(std::chrono::milliseconds timeout);
 
   // The leader: (id, epoch) of the node with the highest epoch among those whose status says

@@ -14,8 +14,6 @@ void Proposer::StartPhase1(Ballot ballot, Slot from) {
   Reset();
   ballot_ = ballot;
   phase1_from_ = from;
-  promised_by_.clear();
-  reported_.clear();
 }
 
 bool Proposer::AddPromise(NodeId from, const std::vector<Entry>& accepted) {
@@ -29,6 +27,10 @@ bool Proposer::AddPromise(NodeId from, const std::vector<Entry>& accepted) {
       if (e.slot < phase1_from_) continue;
       auto it = reported_.find(e.slot);
       if (it == reported_.end() || e.ballot > it->second.ballot) reported_[e.slot] = e;
+      if (e.value.leader_start) {
+        Ballot& seen = leader_starts_[e.slot];
+        seen = std::max(seen, e.value.epoch);
+      }
     }
   }
   return promised_by_.size() == quorum_;
@@ -38,14 +40,22 @@ std::vector<Entry> Proposer::Recover(uint64_t now) {
   CHECK_EQ(promised_by_.size(), quorum_);
   Slot last = reported_.empty() ? phase1_from_ - 1 : reported_.rbegin()->first;
   std::vector<Entry> out;
+  Ballot newer_leader;  // the highest epoch of any leader_start reported below the current slot
   for (Slot s = phase1_from_; s <= last; ++s) {
     auto it = reported_.find(s);
     // The highest-ballot value may already be chosen; any other choice could contradict it.
-    Value v = it != reported_.end() ? it->second.value : Value{ballot_, false, {}};
+    // Except: a value accepted below the epoch of a leader_start reported at an earlier slot was
+    // never chosen (that leader's phase 1 would have seen it and started after it), so it
+    // becomes a no-op. This keeps a stale leader's leftovers out of the log.
+    bool keep = it != reported_.end() && it->second.ballot >= newer_leader;
+    Value v = keep ? it->second.value : Value{ballot_, false, {}};
+    auto ls = leader_starts_.find(s);
+    if (ls != leader_starts_.end()) newer_leader = std::max(newer_leader, ls->second);
     out.push_back(Entry{s, ballot_, std::move(v)});
   }
   out.push_back(Entry{last + 1, ballot_, Value{ballot_, true, {}}});
   reported_.clear();
+  leader_starts_.clear();
   next_slot_ = last + 2;
   for (const Entry& e : out) Track(e, now);
   return out;
@@ -131,6 +141,7 @@ std::vector<Command> Proposer::Reset() {
   in_flight_.clear();
   promised_by_.clear();
   reported_.clear();
+  leader_starts_.clear();
   return dropped;
 }
 

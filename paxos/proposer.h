@@ -69,6 +69,7 @@ class Proposer {
   Slot phase1_from_ = 1;
   std::vector<NodeId> promised_by_;
   std::map<Slot, Entry> reported_;  // highest-ballot accepted entry per slot
+  std::map<Slot, Ballot> leader_starts_;  // highest leader_start epoch reported per slot
 
   Slot next_slot_ = 1;
   std::map<Slot, InFlight> in_flight_;

@@ -47,8 +47,10 @@ void Applier::Apply(const std::vector<paxos::Entry>& entries, std::vector<Reply>
   Batch batch;
   for (const paxos::Entry& entry : entries) {
     CHECK_EQ(entry.slot, applied_below_) << "entries must continue exactly at applied_below";
-    if (entry.value.leader_start) {
-      CHECK_GT(entry.value.epoch.raw(), log_epoch_) << "leader epochs must strictly increase";
+    // A leader_start that does not raise the epoch is the stale marker of a leadership that
+    // never became usable, chosen late because recovery must keep whatever might have been
+    // chosen. Every replica ignores it alike, so the log's epoch only grows.
+    if (entry.value.leader_start && entry.value.epoch.raw() > log_epoch_) {
       log_epoch_ = entry.value.epoch.raw();
     }
     for (const paxos::Command& command : entry.value.commands) {

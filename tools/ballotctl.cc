@@ -1,5 +1,10 @@
 // ballotctl: the admin command line for Ballot.
 //
+//   ballotctl --cluster=... seq next [--count=N]
+//   ballotctl --cluster=... status [--json]
+//   ballotctl --cluster=... leader
+//   ballotctl --cluster=... kv get|put|delete|cas|create ...
+//   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
 //   ballotctl store verify --data_dir=DIR
 //   ballotctl store dump   --data_dir=DIR [--from_slot=N] [--slots_max=N] [--show_commands]
 //
@@ -8,7 +13,8 @@
 // `int Run...(const Args&)` and add a row to kCommands; usage text is generated from the table.
 //
 // Exit status: 0 success; 1 the command ran and found a problem or could not do its work
-// (e.g. verify found a bad record, the store could not be opened); 2 usage error.
+// (e.g. verify found a bad record, the store could not be opened, no answer within
+// --timeout_ms); 2 usage error; 3 a lock is held by another owner.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -18,20 +24,31 @@
 #include <string_view>
 #include <vector>
 
+#include "net/client.h"
+#include "statemachine/samples/lock.h"
 #include "store/lmdb_store.h"
 #include "store/store_inspect.h"
+#include "tools/ctl/cluster_commands.h"
+#include "tools/flag_check.h"
 
 DEFINE_string(data_dir, "", "A node's data directory (the LMDB store).");
 DEFINE_uint64(from_slot, 0, "store dump: first slot to list.");
 DEFINE_uint64(slots_max, 0, "store dump: list at most this many slots (0 = all).");
 DEFINE_bool(show_commands, false, "store dump: also print every command of every slot.");
+DEFINE_string(cluster, "", "Every member as id@host:port, comma-separated (as given to ballotd).");
+DEFINE_uint64(cluster_id, 0, "Cluster id (0: derived from --cluster, as ballotd does).");
+DEFINE_int32(timeout_ms, 5000, "Deadline of the whole command, in milliseconds.");
+DEFINE_uint64(count, 1, "seq next: how many numbers to draw.");
+DEFINE_bool(json, false, "status: print one JSON object instead of a table.");
+DEFINE_string(owner, "", "lock: the owner id acting on the lock.");
+DEFINE_uint64(ttl_ms, 10000, "lock acquire: time to live of the grant, in milliseconds.");
 
 namespace ballot::tools {
 namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
+constexpr int kExitLockHeld = 3;
 
 using Args = std::vector<std::string>;  // positional arguments after "<group> <name>"
 
@@ -41,11 +58,87 @@ struct Command {
   const char* flags;  // the flags it reads, for the usage text
   const char* help;
   int (*run)(const Args& args);
+  size_t args_min = 0;  // positional arguments it takes
+  size_t args_max = 0;
 };
 
 int Fail(const Status& s) {
   std::cerr << "ballotctl: " << s.ToString() << "\n";
   return kExitFailed;
+}
+
+ClusterFlags Cluster() {
+  ClusterFlags f;
+  f.cluster = FLAGS_cluster;
+  f.cluster_id = FLAGS_cluster_id;
+  f.timeout_ms = FLAGS_timeout_ms;
+  return f;
+}
+
+bool NeedCluster() {
+  if (!FLAGS_cluster.empty()) return true;
+  std::cerr << "ballotctl: --cluster is required\n";
+  return false;
+}
+
+int RunSeqNextCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunSeqNext(Cluster(), FLAGS_count);
+}
+int RunStatusCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunStatus(Cluster(), FLAGS_json);
+}
+int RunLeaderCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunLeader(Cluster());
+}
+int RunKvCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunKv(Cluster(), args);
+}
+
+// Sends one lock command; prints the token on success. A refusal (held by another owner, not
+// held) is exit 3 with the state machine's message.
+int RunLock(const std::string& payload, bool prints_token) {
+  if (!NeedCluster()) return kExitUsage;
+  if (FLAGS_owner.empty()) {
+    std::cerr << "ballotctl: --owner is required\n";
+    return kExitUsage;
+  }
+  auto members = ParseCluster(FLAGS_cluster);
+  if (!members.ok()) {
+    std::cerr << "ballotctl: bad --cluster: " << members.status().message() << "\n";
+    return kExitUsage;
+  }
+  ClientOptions options;
+  options.members = members.value();
+  options.cluster_id = FLAGS_cluster_id ? FLAGS_cluster_id : DefaultClusterId(FLAGS_cluster);
+  auto client = Client::Create(options);
+  if (!client.ok()) return Fail(client.status());
+  auto reply = client.value()->Propose(payload, std::chrono::milliseconds(FLAGS_timeout_ms));
+  if (!reply.ok()) return Fail(reply.status());
+  const Outcome& o = reply.value().outcome;
+  if (o.code == StatusCode::kAborted) {
+    std::cerr << "ballotctl: " << o.message << "\n";
+    return kExitLockHeld;
+  }
+  if (o.code != StatusCode::kOk) return Fail(Status(o.code, o.message));
+  if (prints_token) {
+    auto grant = samples::LockService::DecodeGrant(o.data);
+    if (!grant.ok()) return Fail(grant.status());
+    std::cout << grant.value().token << "\n";
+  }
+  return kExitOk;
+}
+int RunLockAcquire(const Args& args) {
+  return RunLock(samples::LockService::EncodeAcquire(args[0], FLAGS_owner, FLAGS_ttl_ms), true);
+}
+int RunLockKeepAlive(const Args& args) {
+  return RunLock(samples::LockService::EncodeKeepAlive(args[0], FLAGS_owner), true);
+}
+int RunLockRelease(const Args& args) {
+  return RunLock(samples::LockService::EncodeRelease(args[0], FLAGS_owner), false);
 }
 
 // Opens --data_dir read-only; on failure prints why and returns null.
@@ -92,6 +185,20 @@ constexpr Command kCommands[] = {
      &RunStoreVerify},
     {"store", "dump", "--data_dir [--from_slot] [--slots_max] [--show_commands]",
      "print identity, promise, chosen_below, snapshot and slots readably", &RunStoreDump},
+    {"seq", "next", "--cluster [--count]", "draw numbers from the sequence sample, one per line",
+     &RunSeqNextCommand},
+    {"status", "", "--cluster [--json]",
+     "every member's role, epoch, chosen and applied positions and lease", &RunStatusCommand},
+    {"leader", "", "--cluster", "print the leader's id and epoch", &RunLeaderCommand},
+    {"kv", "", "--cluster get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create "
+               "KEY VALUE",
+     "the key-value sample", &RunKvCommand, 2, 4},
+    {"lock", "acquire", "--cluster NAME --owner [--ttl_ms]",
+     "acquire a lock of the lock sample; prints its token; exit 3 if another owner holds it",
+     &RunLockAcquire, 1, 1},
+    {"lock", "keepalive", "--cluster NAME --owner", "extend a held lock; prints its token",
+     &RunLockKeepAlive, 1, 1},
+    {"lock", "release", "--cluster NAME --owner", "release a held lock", &RunLockRelease, 1, 1},
 };
 
 std::string Usage() {
@@ -103,9 +210,25 @@ std::string Usage() {
   return u;
 }
 
+// Finds the command for the words; single-word commands have an empty name.
+const Command* Find(const Args& words, size_t* used) {
+  for (const Command& c : kCommands) {
+    if (words[0] != c.group) continue;
+    if (c.name[0] == '\0') {
+      *used = 1;
+      return &c;
+    }
+    if (words.size() >= 2 && words[1] == c.name) {
+      *used = 2;
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
 int Main(int argc, char** argv) {
-  gflags::SetUsageMessage(Usage());
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
+  static const std::string usage = Usage();
+  ParseFlagsStrict(usage.c_str(), &argc, &argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
 
@@ -114,20 +237,21 @@ int Main(int argc, char** argv) {
     std::cout << Usage() << "\n";
     return words.empty() ? kExitUsage : kExitOk;
   }
-  for (const Command& c : kCommands) {
-    if (words.size() >= 2 && words[0] == c.group && words[1] == c.name) {
-      const Args rest(words.begin() + 2, words.end());
-      if (!rest.empty()) {
-        std::cerr << "ballotctl: unexpected argument '" << rest[0] << "'\n\n" << Usage() << "\n";
-        return kExitUsage;
-      }
-      return c.run(rest);
-    }
+  size_t used = 0;
+  const Command* c = Find(words, &used);
+  if (c == nullptr) {
+    std::cerr << "ballotctl: unknown command '" << words[0]
+              << (words.size() > 1 ? " " + words[1] : "") << "'\n\n"
+              << Usage() << "\n";
+    return kExitUsage;
   }
-  std::cerr << "ballotctl: unknown command '" << words[0]
-            << (words.size() > 1 ? " " + words[1] : "") << "'\n\n"
-            << Usage() << "\n";
-  return kExitUsage;
+  const Args rest(words.begin() + used, words.end());
+  if (rest.size() < c->args_min || rest.size() > c->args_max) {
+    std::cerr << "ballotctl: " << c->group << (c->name[0] ? " " : "") << c->name << " takes "
+              << c->flags << "\n";
+    return kExitUsage;
+  }
+  return c->run(rest);
 }
 
 }  // namespace

@@ -18,13 +18,14 @@
 #include "net/client.h"
 #include "net/node.h"
 #include "statemachine/samples/kv.h"
+#include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
 #include "tools/flag_check.h"
 
 DEFINE_uint32(id, 0, "this node's id: one of the ids in --cluster");
 DEFINE_string(cluster, "", "every member as id@host:port, comma-separated; the same on every node");
 DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if missing)");
-DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv");
+DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv | lock");
 DEFINE_uint64(cluster_id, 0,
               "cluster identity checked in every handshake and data directory "
               "(0: derived from --cluster)");
@@ -59,6 +60,7 @@ constexpr char kUsage[] =
 std::unique_ptr<StateMachine> MakeStateMachine(const std::string& name) {
   if (name == "sequence") return std::make_unique<samples::SequenceGenerator>();
   if (name == "kv") return std::make_unique<samples::KvStore>();
+  if (name == "lock") return std::make_unique<samples::LockService>();
   return nullptr;
 }
 

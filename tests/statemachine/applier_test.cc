@@ -164,12 +164,20 @@ TEST(ApplierDeathTest, EntriesMustContinueAtAppliedBelow) {
   EXPECT_DEATH(f.applier.Apply({MakeEntry(1, {}), MakeEntry(3, {})}, &replies), "applied_below");
 }
 
-TEST(ApplierDeathTest, LeaderEpochsMustStrictlyIncrease) {
+// A stale leader_start (a leadership that never became usable, chosen late behind a newer one)
+// must not move the log's epoch backwards, and commands after it are judged by the newer epoch.
+TEST(ApplierTest, StaleLeaderStartDoesNotLowerTheLogEpoch) {
   Fixture f;
   std::vector<Reply> replies;
   f.applier.Apply({MakeEntry(1, {}, kEpoch2)}, &replies);
-  EXPECT_DEATH(f.applier.Apply({MakeEntry(2, {}, kEpoch1)}, &replies), "strictly increase");
-  EXPECT_DEATH(f.applier.Apply({MakeEntry(2, {}, kEpoch2)}, &replies), "strictly increase");
+  f.applier.Apply({MakeEntry(2, {}, kEpoch1)}, &replies);
+  EXPECT_EQ(f.applier.log_epoch(), kEpoch2);
+  f.applier.Apply({MakeEntry(3, {Cmd(1, 1, "old", 0, kEpoch1), Cmd(1, 2, "new", 0, kEpoch2)})},
+                  &replies);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].outcome.code, StatusCode::kAborted);
+  EXPECT_EQ(replies[1].outcome.code, StatusCode::kOk);
+  EXPECT_EQ(replies[1].epoch, kEpoch2);
 }
 
 std::vector<paxos::Entry> EpochScenario() {
