@@ -109,7 +109,9 @@ class Node::Impl {
         applier_(std::move(applier)),
         replica_(std::move(replica)),
         work_guard_(asio::make_work_guard(io_)),
-        tick_timer_(io_) {}
+        tick_timer_(io_) {
+    applied_below_.store(applier_->applied_below());  // a restored snapshot's position
+  }
 
   ~Impl() {
     Stop(Status::Ok());

@@ -231,6 +231,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string remote_host_;
   std::string remote_address_;  // host:port
   State state_ = State::kConnecting;
+  State state_before_close_ = State::kClosed;  // for Describe() after Close()
 
   FrameDecoder decoder_;
   std::vector<uint8_t> read_buffer_;
@@ -246,7 +247,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 std::string Connection::Describe() const {
   std::string who;
-  switch (state_) {
+  // A closing connection is described by what it was, so the log line says who misbehaved.
+  switch (state_ == State::kClosed ? state_before_close_ : state_) {
     case State::kPeer:
       who = "peer " + std::to_string(remote_);
       break;
@@ -399,6 +401,7 @@ Status Connection::OnPayload(FramePayload&& payload) {
 void Connection::Close(const Status& why, CloseKind kind) {
   if (state_ == State::kClosed) return;
   auto self = shared_from_this();  // the owner drops its reference in OnClosed
+  state_before_close_ = state_;
   state_ = State::kClosed;
   error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);

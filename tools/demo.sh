@@ -61,6 +61,39 @@ echo "got: $before"
 read -r leader epoch < <(ctl leader)
 echo "leader is node $leader, epoch $epoch"
 
+step "fencing: a paused leader wakes up and tries to write with its old token"
+"$bin/ballot-fenced-kv" --port=0 --data_dir="$work/resource" >"$work/resource.out" 2>"$work/resource.log" &
+resource_pid=$!
+pids[9]=$resource_pid
+until grep -q "listening on" "$work/resource.out" 2>/dev/null; do sleep 0.05; done
+resource="127.0.0.1:$(awk '/listening on/ {print $3}' "$work/resource.out")"
+fence() { "$bin/ballot-fenced-kv" --connect="$resource" --send="$1"; }
+echo "fenced resource (a key-value store that checks tokens) on $resource"
+echo "leader $leader writes with its token $epoch:"
+fence "WRITE orders $epoch owner node-$leader"
+echo "SIGSTOP node $leader (a long GC pause, a frozen VM...)"
+kill -STOP "${pids[$leader]}"
+deadline=$((SECONDS + 20))
+while :; do
+  if read -r l2 e2 < <(ctl leader 2>/dev/null) && [ "$e2" -gt "$epoch" ]; then break; fi
+  if [ $SECONDS -ge $deadline ]; then echo "no new leader"; exit 1; fi
+  sleep 0.05
+done
+echo "node $l2 took over with epoch $e2; it registers its token, then writes:"
+fence "REGISTER orders $e2"
+fence "WRITE orders $e2 owner node-$l2"
+echo "SIGCONT node $leader: it still believes it leads and sends the write it had in hand:"
+kill -CONT "${pids[$leader]}"
+set +e
+fence "WRITE orders $epoch owner node-$leader"
+rc=$?
+set -e
+if [ $rc -ne 3 ]; then echo "the stale write was not rejected"; exit 1; fi
+echo "bounced: old token $epoch < new token $e2. The resource still holds:"
+fence "READ owner"
+leader=$l2
+epoch=$e2
+
 step "SIGKILL the leader (node $leader)"
 kill -9 "${pids[$leader]}"
 wait "${pids[$leader]}" 2>/dev/null || true
