@@ -46,8 +46,12 @@ Acceptor::Verdict Acceptor::Accept(Ballot b, Slot slot, const Value& value) {
   if (b > promised_) {
     promised_ = b;
   }
-  // Below our snapshot we no longer hold the value, so we cannot vote for it either way.
-  if (slot < log_->dropped_below()) return Verdict::kConflictsWithChosen;
+  // Below our snapshot the slot is chosen and we no longer hold its value. Voting for the
+  // proposal is still safe: every proposal is safe for every slot from its leader's phase-1
+  // start, because no acceptor promises a leader that starts below its snapshot (see
+  // Replica::OnPrepare), so the value proposed here is the chosen one. Refusing would leave a
+  // leader whose other followers compacted too unable to finish its recovery.
+  if (slot < log_->dropped_below()) return Verdict::kOk;
   const SlotRecord* r = log_->Find(slot);
   if (r != nullptr && r->chosen && !(r->entry.value == value)) {
     LOG(ERROR) << "slot " << slot << " is chosen with another value; refusing the proposal of "

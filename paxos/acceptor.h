@@ -28,8 +28,7 @@ class Acceptor {
     kOk,
     kStaleBallot,        // a higher ballot is already promised
     kLeased,             // another node's lease is running
-    kConflictsWithChosen // the slot is chosen with a different value (a protocol bug
-                         // elsewhere), or lies below this acceptor's snapshot
+    kConflictsWithChosen // the slot is chosen with a different value (a protocol bug elsewhere)
   };
 
   // `now` is the tick of construction; the restart lease runs from it.

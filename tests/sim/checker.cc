@@ -107,8 +107,8 @@ void Checker::OnFreshReply(paxos::NodeId n, const Reply& r) {
   if (is_first) return;
   if (first->second.slot != r.slot || first->second.outcome != r.outcome) {
     std::ostringstream os;
-    os << "command client " << r.client_id << " seq " << r.sequence << " applied at slot "
-       << r.slot << " on node " << n << " but at slot " << first->second.slot
+    os << "command client " << r.client_id << " seq " << r.sequence << " applied at slot " << r.slot
+       << " on node " << n << " but at slot " << first->second.slot
        << " elsewhere (or with another outcome)";
     Fail(os.str());
   }
@@ -186,8 +186,8 @@ void Checker::CheckLeaderStarts() {
     if (!c.leader_start || c.epoch != ls.epoch) {
       std::ostringstream os;
       os << "node " << ls.node << " became leader of "
-         << paxos::ToString(paxos::Ballot::FromRaw(ls.epoch)) << " at start slot "
-         << ls.start_slot << ", but the chosen value there is not its leader_start entry";
+         << paxos::ToString(paxos::Ballot::FromRaw(ls.epoch)) << " at start slot " << ls.start_slot
+         << ", but the chosen value there is not its leader_start entry";
       Fail(os.str());
       return;
     }

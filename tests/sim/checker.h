@@ -95,7 +95,9 @@ class Checker {
     bool operator==(const SlotBallot&) const = default;
   };
   struct SlotBallotHash {
-    size_t operator()(const SlotBallot& k) const { return Mix64(k.slot * 0x9E3779B97F4A7C15ull ^ k.ballot); }
+    size_t operator()(const SlotBallot& k) const {
+      return Mix64(k.slot * 0x9E3779B97F4A7C15ull ^ k.ballot);
+    }
   };
   struct FirstApply {
     paxos::Slot slot;

@@ -206,8 +206,8 @@ TEST(Checker, DuplicateNumbers) {
   Checker c(3);
   Applied(&c, 7, 1, 1);
   Applied(&c, 8, 1, 2);
-  c.OnAck(Block(7, 1, 0, 10, 1, 3));   // 1..3
-  c.OnAck(Block(8, 1, 0, 11, 3, 2));   // 3..4, concurrent
+  c.OnAck(Block(7, 1, 0, 10, 1, 3));  // 1..3
+  c.OnAck(Block(8, 1, 0, 11, 3, 2));  // 3..4, concurrent
   c.FinalChecks({});
   EXPECT_TRUE(c.failed());
   EXPECT_NE(c.violation().find("same number"), std::string::npos) << c.violation();
@@ -266,7 +266,7 @@ TEST(Checker, FreshReadsAndBlocksPass) {
   Applied(&c, 7, 2, 2);
   c.OnAck(Block(7, 1, 0, 10, 1, 5));
   c.OnAck(Read(8, 1, 11, 20, 6));
-  c.OnAck(Read(9, 1, 5, 21, 6));       // concurrent with nothing newer
+  c.OnAck(Read(9, 1, 5, 21, 6));  // concurrent with nothing newer
   c.OnAck(Block(7, 2, 21, 30, 6, 1));
   c.OnAck(Read(8, 2, 31, 40, 7));
   c.FinalChecks({1});

@@ -14,8 +14,7 @@ constexpr Time kThinkMaxMs = 3 * kTickMs;
 constexpr int kBouncesMax = 3;  // redirects followed at once before backing off
 }  // namespace
 
-Client::Client(int index, int nodes, ClientHost* host)
-    : index_(index), nodes_(nodes), host_(host) {
+Client::Client(int index, int nodes, ClientHost* host) : index_(index), nodes_(nodes), host_(host) {
   next_op_ms_ = host_->rng().Uniform(0, 10 * kTickMs);
   leader_guess_ = RandomNode();
 }
@@ -78,7 +77,7 @@ void Client::Send() {
   host_->trace().Fold({0xC11E, client_id(), op_->op_id, op_->target, op_->attempts});
   if (host_->trace().verbose()) {
     std::ostringstream os;
-    os << "sends op " << op_->op_id << (op_->is_read ? " read" : " next(") ;
+    os << "sends op " << op_->op_id << (op_->is_read ? " read" : " next(");
     if (!op_->is_read) os << op_->count << ") seq " << op_->sequence;
     os << " to node " << op_->target << " (attempt " << op_->attempts << ")";
     Log(os.str());
@@ -128,8 +127,8 @@ void Client::Complete(Endpoint from, const ClientReply& r) {
   acked.outcome = r.outcome;
   std::ostringstream os;
   if (r.outcome.code != StatusCode::kOk) {
-    os << "client " << client_id() << " op " << op_->op_id << " got an error: "
-       << StatusCodeName(r.outcome.code) << " " << r.outcome.message;
+    os << "client " << client_id() << " op " << op_->op_id
+       << " got an error: " << StatusCodeName(r.outcome.code) << " " << r.outcome.message;
     host_->checker().Fail(os.str());
     return;
   }

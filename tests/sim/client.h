@@ -55,7 +55,7 @@ class Client {
     uint64_t op_id = 0;
     uint64_t sequence = 0;
     uint64_t count = 0;
-    Time sent_ms = 0;       // first send
+    Time sent_ms = 0;  // first send
     Time last_send_ms = 0;
     paxos::NodeId target = paxos::kNoNode;
     uint64_t attempts = 0;

@@ -1,8 +1,8 @@
 // The simulator is a pure function of its seed: one seed twice gives the same trace hash (and
 // the same verbose trace, byte for byte); another seed gives another run.
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 #include "tests/sim/simulator.h"
 

@@ -4,15 +4,15 @@
 //
 // Runs seeds S..S+K-1, prints every violation with the command that replays it, then one
 // summary line; exits non-zero iff some seed violated a property (scripts rely on this).
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <string>
-
-#include <gflags/gflags.h>
-#include <glog/logging.h>
 
 #include "tests/sim/simulator.h"
 

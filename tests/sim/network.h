@@ -30,10 +30,10 @@ struct ClientRequest {
   enum class Kind : uint8_t { kNext, kRead };
   Kind kind = Kind::kNext;
   uint64_t client_id = 0;
-  uint64_t op_id = 0;          // the client's operation counter (a retried op keeps its id)
-  uint64_t sequence = 0;       // kNext: session sequence
+  uint64_t op_id = 0;     // the client's operation counter (a retried op keeps its id)
+  uint64_t sequence = 0;  // kNext: session sequence
   uint64_t acked_sequence = 0;
-  uint64_t count = 0;          // kNext: how many numbers
+  uint64_t count = 0;  // kNext: how many numbers
 };
 
 // Node -> client.
@@ -75,11 +75,11 @@ struct Envelope {
 // Knobs of the network's behaviour; the chaos phase draws them from the seed, the liveness phase
 // uses Calm().
 struct NetworkConfig {
-  double drop = 0;                  // probability that a message is lost
-  double duplicate = 0;             // probability that a delivered message arrives twice
+  double drop = 0;       // probability that a message is lost
+  double duplicate = 0;  // probability that a delivered message arrives twice
   Time delay_min_ms = 1;
   Time delay_max_ms = 5;
-  double long_delay = 0;            // probability of a delay in (delay_max_ms, long_delay_max_ms]
+  double long_delay = 0;  // probability of a delay in (delay_max_ms, long_delay_max_ms]
   Time long_delay_max_ms = 200;
 
   static NetworkConfig Calm() { return NetworkConfig{}; }

@@ -5,9 +5,9 @@
 #ifndef BALLOT_TESTS_SIM_RNG_H_
 #define BALLOT_TESTS_SIM_RNG_H_
 
-#include <cstdint>
-
 #include <glog/logging.h>
+
+#include <cstdint>
 
 namespace ballot::sim {
 

@@ -134,8 +134,9 @@ void SimNode::TakeSnapshot() {
     return;
   }
   if (captured_.size() >= kCapturedMax) captured_.erase(captured_.begin());
-  captured_.push_back(CapturedSnapshot{
-      store::Snapshot{applier_->applied_below(), applier_->Snapshot()}, host_->checker().fresh(id_)});
+  captured_.push_back(
+      CapturedSnapshot{store::Snapshot{applier_->applied_below(), applier_->Snapshot()},
+                       host_->checker().fresh(id_)});
 }
 
 void SimNode::CompactBelow(paxos::Slot safe) {
@@ -179,11 +180,11 @@ void SimNode::HandleReady(paxos::Ready& ready) {
   for (const paxos::LeadershipEvent& e : ready.events) {
     const bool became = e.kind == paxos::LeadershipEvent::Kind::kBecameLeader;
     host_->trace().Fold({0xE7, id_, became, e.epoch.raw(), e.start_slot});
-    host_->trace().Log(host_->now(), "node " + std::to_string(id_) +
-                                         (became ? " BECOMES LEADER of " : " loses leadership of ") +
-                                         paxos::ToString(e.epoch) +
-                                         (became ? " start_slot=" + std::to_string(e.start_slot)
-                                                 : ""));
+    host_->trace().Log(host_->now(),
+                       "node " + std::to_string(id_) +
+                           (became ? " BECOMES LEADER of " : " loses leadership of ") +
+                           paxos::ToString(e.epoch) +
+                           (became ? " start_slot=" + std::to_string(e.start_slot) : ""));
     host_->checker().OnLeadershipEvent(id_, e);
   }
   HandleApply(ready.apply);
@@ -236,7 +237,8 @@ void SimNode::HandlePersist(paxos::Ready& ready) {
     // Messages held for durability with no new batch: they wait for the outstanding one, if any
     // (sending later is always safe).
     if (outstanding_) {
-      for (paxos::Message& m : ready.send_after_persist) outstanding_->after.push_back(std::move(m));
+      for (paxos::Message& m : ready.send_after_persist)
+        outstanding_->after.push_back(std::move(m));
     } else {
       for (const paxos::Message& m : ready.send_after_persist) SendPeer(m);
     }
@@ -401,7 +403,7 @@ void SimNode::RejectClient(Endpoint to, const ClientRequest& r,
                            const paxos::ProposeResult& result) {
   ClientReply out;
   out.kind = result.kind == paxos::ProposeResult::Kind::kNotLeader ? ClientReply::Kind::kNotLeader
-                                                                    : ClientReply::Kind::kRetry;
+                                                                   : ClientReply::Kind::kRetry;
   out.client_id = r.client_id;
   out.op_id = r.op_id;
   out.sequence = r.sequence;
@@ -410,9 +412,7 @@ void SimNode::RejectClient(Endpoint to, const ClientRequest& r,
   SendClient(to, std::move(out));
 }
 
-void SimNode::SendPeer(const paxos::Message& m) {
-  host_->Send(Envelope{id_, m.to, m});
-}
+void SimNode::SendPeer(const paxos::Message& m) { host_->Send(Envelope{id_, m.to, m}); }
 
 void SimNode::SendClient(Endpoint to, ClientReply reply) {
   host_->Send(Envelope{id_, to, std::move(reply)});

@@ -27,8 +27,8 @@ namespace ballot::sim {
 
 // The simulated disk's sync latency.
 struct DiskConfig {
-  Time latency_max_ms = 4;      // a normal sync takes 0..latency_max_ms
-  double stall = 0;             // probability that one sync stalls (fsync stall)
+  Time latency_max_ms = 4;  // a normal sync takes 0..latency_max_ms
+  double stall = 0;         // probability that one sync stalls (fsync stall)
   Time stall_min_ms = 500;
   Time stall_max_ms = 1500;
 
@@ -134,7 +134,7 @@ class SimNode {
   store::MemStore store_;
   paxos::Slot durable_chosen_below_ = 1;
   Checker::FreshMap saved_fresh_;  // goes with the store's snapshot
-  paxos::Slot saved_below_ = 1;     // the store's snapshot covers every slot below
+  paxos::Slot saved_below_ = 1;    // the store's snapshot covers every slot below
   uint64_t incarnation_ = 0;
 
   // Volatile: reset by Crash().

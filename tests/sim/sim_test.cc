@@ -1,10 +1,10 @@
 // Seed sweeps of the simulator (3 and 5 nodes), split into shards so ctest can run them in
 // parallel, plus the permanent regression list: every seed that once found a bug.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/sim/simulator.h"
 
@@ -29,8 +29,8 @@ std::vector<std::string> RunSeeds(const SimConfig& base, uint64_t first, uint64_
     config.seed = seed;
     const SimResult r = RunSimulation(config);
     if (r.ok()) continue;
-    failures.push_back("VIOLATION seed=" + std::to_string(seed) + " nodes=" +
-                       std::to_string(config.nodes) + ": " + r.violation +
+    failures.push_back("VIOLATION seed=" + std::to_string(seed) +
+                       " nodes=" + std::to_string(config.nodes) + ": " + r.violation +
                        "\nreplay: " + ReplayCommand(config));
   }
   return failures;
@@ -47,8 +47,7 @@ TEST_P(SimSweep, NoViolations) {
   const std::vector<std::string> failures =
       RunSeeds(config, GetParam().first_seed, GetParam().seeds);
   for (const std::string& f : failures) ADD_FAILURE() << f;
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << GetParam().seeds
-                                << " seeds failed";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << GetParam().seeds << " seeds failed";
 }
 
 // Seeds above 1,000,000 so that they do not repeat ballot-sim's ctest sweeps (seeds from 1).
@@ -67,12 +66,22 @@ struct Regression {
   uint64_t seed;
   const char* found;
 };
+// Leader stuck behind a follower's snapshot (found 2026-11, core at 35cce96): a follower
+// compacted past the new leader's chosen_below between promising it and receiving its Accept;
+// acceptors refuse votes below their snapshot and a leader never catches up from followers, so
+// the leader retried its recovery slots forever and never became usable.
+constexpr char kLeaderBehindSnapshot[] = "liveness: leader stuck behind a follower's snapshot";
+
+// A stale leader_start chosen behind a newer one (found by the 100k soak, core at 87573c0): a
+// leader that never became usable left its marker at a slot after a newer leader's marker;
+// the next leader had to keep it, and the log's epoch went backwards.
+constexpr char kStaleLeaderStart[] = "safety: leader_start epochs out of order in the log";
+
 constexpr Regression kRegressions[] = {
-    {3, 2949,
-     "liveness: follower 1 compacted below slot 179 between promising leader 2 (whose "
-     "chosen_below was 178) and receiving its Accept for slot 178; acceptors refuse votes below "
-     "their snapshot and a leader never catches up from followers, so leader 2 retried slot 178 "
-     "forever and never became usable"},
+    {3, 101036, kStaleLeaderStart},    {3, 1002946, kLeaderBehindSnapshot},
+    {3, 2949, kLeaderBehindSnapshot},  {3, 8198, kLeaderBehindSnapshot},
+    {3, 17276, kLeaderBehindSnapshot}, {3, 18689, kLeaderBehindSnapshot},
+    {3, 18934, kLeaderBehindSnapshot},
 };
 
 TEST(SimRegression, SeedsThatOnceFailed) {

@@ -86,8 +86,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   os << "tight options: heartbeat=" << o.heartbeat_ticks << " election=" << o.election_ticks
      << " lease=" << o.lease_ticks << " check_quorum=" << o.check_quorum_ticks
      << " accept_retry=" << o.accept_retry_ticks << " catchup_retry=" << o.catchup_retry_ticks
-     << " batch=" << o.batch_commands_max << "/" << o.batch_bytes_max << "B window="
-     << o.window_slots_max << " pending=" << o.pending_commands_max
+     << " batch=" << o.batch_commands_max << "/" << o.batch_bytes_max
+     << "B window=" << o.window_slots_max << " pending=" << o.pending_commands_max
      << " reads=" << o.reads_pending_max << " catchup=" << o.catchup_entries_max
      << " accept_entries=" << o.accept_entries_max;
   *description = os.str();
@@ -121,7 +121,15 @@ class Simulator final : public NodeHost, public ClientHost {
 
  private:
   enum class EventKind : uint8_t {
-    kNodeTick, kClientTick, kDeliver, kSyncDone, kRestart, kChaos, kHeal, kMonitor, kSnapshot,
+    kNodeTick,
+    kClientTick,
+    kDeliver,
+    kSyncDone,
+    kRestart,
+    kChaos,
+    kHeal,
+    kMonitor,
+    kSnapshot,
   };
   enum class Phase { kChaos, kLiveness, kConverge, kDone };
   struct Event {
@@ -171,7 +179,7 @@ class Simulator final : public NodeHost, public ClientHost {
   ChaosProfile chaos_;
   std::vector<std::unique_ptr<SimNode>> nodes_;  // node id i at index i - 1
   std::vector<std::unique_ptr<Client>> clients_;
-  struct LeaseView {  // per node, as of its last input
+  struct LeaseView {             // per node, as of its last input
     paxos::Ballot lease_epoch;   // zero unless it holds a leader lease
     paxos::Ballot usable_epoch;  // zero unless it is a usable leader
   };
@@ -215,7 +223,8 @@ void Simulator::Setup() {
     nodes_.push_back(std::make_unique<SimNode>(i, base, config_.seed, this));
     nodes_.back()->set_disk(disk);
   }
-  for (int i = 0; i < clients; ++i) clients_.push_back(std::make_unique<Client>(i, config_.nodes, this));
+  for (int i = 0; i < clients; ++i)
+    clients_.push_back(std::make_unique<Client>(i, config_.nodes, this));
   for (auto& n : nodes_) {
     n->Start();
     Push(rng_.Uniform(0, kTickMs - 1), EventKind::kNodeTick, n->id());  // each its own phase
@@ -354,8 +363,8 @@ void Simulator::Deliver(const Envelope& envelope) {
     trace_.Fold({0xDE2, envelope.to, r->client_id, r->op_id});
     if (IsNode(envelope.to)) node(envelope.to).OnClientRequest(envelope.from, *r);
   } else if (const auto* r = std::get_if<ClientReply>(&envelope.payload)) {
-    trace_.Fold({0xDE3, envelope.from, envelope.to, static_cast<uint64_t>(r->kind), r->op_id,
-                 r->sequence});
+    trace_.Fold(
+        {0xDE3, envelope.from, envelope.to, static_cast<uint64_t>(r->kind), r->op_id, r->sequence});
     const uint64_t index = envelope.to - kClientEndpointBase;
     if (envelope.to >= kClientEndpointBase && index < clients_.size()) {
       clients_[index]->OnReply(envelope.from, *r);
@@ -378,8 +387,8 @@ void Simulator::LogDelivery(const Envelope& envelope) {
   }
   os << envelope.from << "->" << envelope.to << " ";
   if (const auto* r = std::get_if<ClientRequest>(&envelope.payload)) {
-    os << (r->kind == ClientRequest::Kind::kRead ? "read" : "next") << " op " << r->op_id
-       << " seq " << r->sequence;
+    os << (r->kind == ClientRequest::Kind::kRead ? "read" : "next") << " op " << r->op_id << " seq "
+       << r->sequence;
   } else if (const auto* r = std::get_if<ClientReply>(&envelope.payload)) {
     static constexpr const char* kKinds[] = {"result", "not-leader", "retry"};
     os << kKinds[static_cast<int>(r->kind)] << " op " << r->op_id << " seq " << r->sequence
@@ -466,10 +475,10 @@ void Simulator::Snapshots() {
 void Simulator::Monitor() {
   const Time elapsed_ms = now_ - phase_start_ms_;
   if (phase_ == Phase::kLiveness) {
-    const bool clients_done = std::all_of(clients_.begin(), clients_.end(),
-                                          [](const auto& c) { return c->done(); });
-    const bool leader = std::any_of(nodes_.begin(), nodes_.end(),
-                                    [](const auto& n) { return n->usable_leader(); });
+    const bool clients_done =
+        std::all_of(clients_.begin(), clients_.end(), [](const auto& c) { return c->done(); });
+    const bool leader =
+        std::any_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->usable_leader(); });
     if (clients_done && leader) {
       stats_.liveness_ticks = elapsed_ms / kTickMs;
       trace_.Log(now_, "liveness reached after " + std::to_string(elapsed_ms / kTickMs) + " ticks");
@@ -553,7 +562,8 @@ SimResult Simulator::Finish() {
   }
   SimResult r = stats_;
   r.violation = checker_.failed() ? checker_.violation() : liveness_failure_;
-  if (checker_.failed() && !liveness_failure_.empty()) r.violation += " (and " + liveness_failure_ + ")";
+  if (checker_.failed() && !liveness_failure_.empty())
+    r.violation += " (and " + liveness_failure_ + ")";
   trace_.Fold({checker_.ops_acked(), checker_.leader_changes(), now_});
   r.trace_hash = trace_.hash();
   r.ops_acked = checker_.ops_acked();

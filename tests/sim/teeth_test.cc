@@ -2,6 +2,7 @@
 // plant it runs seeds, alternating 3 and 5 nodes, until one is flagged, and fails if none is
 // within kSeedsMax. A plant may also trip a CHECK inside the core; the hunt runs in a child
 // process so that such a crash is observed (and reported) instead of killing the test.
+#include <gtest/gtest.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "tests/sim/simulator.h"
 
@@ -104,8 +103,7 @@ TEST_P(Teeth, SimulatorCatchesPlantedBug) {
   paxos::PlantedBugs planted;
   ASSERT_TRUE(SetPlant(GetParam(), &planted));
   const Hunt hunt = HuntFor(planted);
-  ASSERT_TRUE(hunt.caught) << "planted bug " << GetParam() << " survived " << kSeedsMax
-                           << " seeds";
+  ASSERT_TRUE(hunt.caught) << "planted bug " << GetParam() << " survived " << kSeedsMax << " seeds";
   std::printf("teeth: %s caught after %llu seeds%s: %s\n  replay: %s\n", GetParam(),
               static_cast<unsigned long long>(hunt.runs), hunt.by_check ? " (core CHECK)" : "",
               hunt.what.c_str(), hunt.replay.c_str());
