@@ -194,18 +194,33 @@ class Node::Impl {
     tick_timer_.expires_after(options_.tick);
     tick_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      replica_->Tick();
+      CatchUpTicks();
       Drain();
       ArmTick();
     });
   }
 
+  // The core's time must follow the monotonic clock, not the number of timer wake-ups: after a
+  // pause (SIGSTOP, a stalled VM) a leader that counted no ticks would still believe in a lease
+  // its acceptors have long let go. So every input first feeds the ticks that have elapsed.
+  void CatchUpTicks() {
+    const auto now = std::chrono::steady_clock::now();
+    if (last_tick_time_ == std::chrono::steady_clock::time_point()) last_tick_time_ = now;
+    uint64_t due = static_cast<uint64_t>((now - last_tick_time_) / options_.tick);
+    last_tick_time_ += due * options_.tick;
+    // Beyond a few election timeouts every lease and timer has expired anyway.
+    const uint64_t cap = uint64_t{4} * options_.paxos.election_ticks + 4;
+    for (uint64_t i = 0; i < std::min(due, cap); ++i) replica_->Tick();
+  }
+
   void OnPeerMessage(const paxos::Message& m) {
+    CatchUpTicks();
     replica_->Step(m);
     Drain();
   }
 
   void OnClientRequest(net::ClientHandle client, net::ClientRequest request) {
+    CatchUpTicks();  // a lease read must not be served on a clock that stood still
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
         OnPropose(client, request.request_id, std::move(request.command));
@@ -483,6 +498,7 @@ class Node::Impl {
   std::map<uint64_t, WaitingRead> waiting_reads_;
   uint64_t last_read_id_ = 0;
   uint64_t last_stamp_ms_ = 0;
+  std::chrono::steady_clock::time_point last_tick_time_;
 
   // Between threads.
   WorkQueue<PersistJob> persist_queue_;

@@ -13,10 +13,13 @@
 #include <utility>
 
 #include "store/checksum.h"
+#include "store/sync_dir.h"
 #include "store/status_macros.h"
 
 namespace ballot::fence {
 namespace {
+
+using store::SyncDirectory;
 
 constexpr char kMetaDb[] = "meta";
 constexpr char kTokensDb[] = "tokens";
@@ -143,16 +146,6 @@ Status ReadToken(MDB_txn* txn, MDB_dbi dbi, std::string_view resource, uint64_t*
                   "tokens record '" + std::string(resource) + "': not a non-zero 8-byte token");
   }
   *highest = GetLe(payload);
-  return Status::Ok();
-}
-
-Status SyncDirectory(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status(StatusCode::kIoError, "open " + dir + ": " + strerror(errno));
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return Status(StatusCode::kIoError, "fsync " + dir + ": " + strerror(err));
   return Status::Ok();
 }
 

@@ -1,4 +1,5 @@
 #include "store/lmdb_store.h"
+#include "store/sync_dir.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -127,16 +128,6 @@ Status ValidateOptions(const LmdbOptions& options) {
   if (options.readers_max < 1 || options.readers_max > kReadersMaxLimit) {
     return invalid("readers_max must be in 1.." + std::to_string(kReadersMaxLimit));
   }
-  return Status::Ok();
-}
-
-Status SyncDirectory(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status(StatusCode::kIoError, "open " + dir + ": " + strerror(errno));
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return Status(StatusCode::kIoError, "fsync " + dir + ": " + strerror(err));
   return Status::Ok();
 }
 

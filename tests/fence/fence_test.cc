@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "statemachine/samples/lock.h"
-#include "tests/fence/temp_dir.h"
+#include "tests/store/test_util.h"
 
 namespace ballot::fence {
 namespace {
 
-using testing::TempDir;
+using store::testing::TempDir;
 
 ::testing::AssertionResult IsOk(const Status& s) {
   if (s.ok()) return ::testing::AssertionSuccess();

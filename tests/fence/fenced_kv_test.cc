@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/fence/temp_dir.h"
+#include "tests/store/test_util.h"
 
 extern char** environ;
 
@@ -29,7 +29,7 @@ namespace ballot::fence {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using testing::TempDir;
+using store::testing::TempDir;
 
 constexpr auto kDeadline = std::chrono::seconds(20);
 

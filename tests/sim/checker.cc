@@ -65,6 +65,7 @@ void Checker::OnDurable(paxos::NodeId n, const paxos::PersistBatch& batch) {
 }
 
 void Checker::OnApply(paxos::NodeId n, const paxos::Entry& e) {
+  if (observer_ != nullptr) observer_->OnApply(n, e);
   std::ostringstream os;
   os << "apply at node " << n;
   Choose(e.slot, e.value, paxos::HashValue(e.value), os.str());
@@ -115,6 +116,7 @@ void Checker::OnFreshReply(paxos::NodeId n, const Reply& r) {
 }
 
 void Checker::OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e) {
+  if (observer_ != nullptr) observer_->OnLeadershipEvent(n, e);
   if (e.kind != paxos::LeadershipEvent::Kind::kBecameLeader) return;
   std::ostringstream os;
   auto [it, inserted] = epochs_led_.emplace(e.epoch.raw(), n);

@@ -42,6 +42,16 @@ struct AckedOp {
   Outcome outcome;
 };
 
+// Test hook (tests/sim/fencing_sim_test.cc): sees every leadership event and every applied
+// entry the Checker sees, in the order they happen in virtual time. An observer only watches:
+// it must not change the run (the trace hash is the same with or without one).
+class CheckerObserver {
+ public:
+  virtual ~CheckerObserver() = default;
+  virtual void OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e) = 0;
+  virtual void OnApply(paxos::NodeId n, const paxos::Entry& e) = 0;
+};
+
 class Checker {
  public:
   // Per node: the commands (client id, sequence) its state machine applied, and where.
@@ -75,6 +85,9 @@ class Checker {
   uint64_t ops_acked() const { return acked_.size(); }
   uint64_t leader_changes() const { return leader_starts_.size(); }
   paxos::Slot known_chosen_below() const;  // first slot the oracle does not know
+
+  // Test hook: `observer` (not owned; nullptr for none) is told of what the Checker is told.
+  void TEST_SetObserver(CheckerObserver* observer) { observer_ = observer; }
 
  private:
   struct Chosen {
@@ -126,6 +139,7 @@ class Checker {
   std::map<uint64_t, paxos::NodeId> epochs_led_;
   std::vector<LeaderStart> leader_starts_;
   std::vector<AckedOp> acked_;
+  CheckerObserver* observer_ = nullptr;  // test hook
 };
 
 }  // namespace ballot::sim

@@ -81,7 +81,7 @@ constexpr Regression kRegressions[] = {
     {3, 101036, kStaleLeaderStart},    {3, 1002946, kLeaderBehindSnapshot},
     {3, 2949, kLeaderBehindSnapshot},  {3, 8198, kLeaderBehindSnapshot},
     {3, 17276, kLeaderBehindSnapshot}, {3, 18689, kLeaderBehindSnapshot},
-    {3, 18934, kLeaderBehindSnapshot},
+    {3, 18934, kLeaderBehindSnapshot}, {5, 9769, kLeaderBehindSnapshot},
 };
 
 TEST(SimRegression, SeedsThatOnceFailed) {

@@ -203,6 +203,7 @@ Simulator::Simulator(const SimConfig& config)
       lease_views_(config.nodes + 1) {
   CHECK(config.nodes >= 1 && config.nodes <= kNodesMax);
   stats_.seed = config.seed;
+  checker_.TEST_SetObserver(config.observer);
 }
 
 void Simulator::Setup() {
@@ -592,6 +593,7 @@ bool g_is_running = false;
 SimResult RunSimulation(const SimConfig& config) {
   g_running = config;
   g_running.log = nullptr;
+  g_running.observer = nullptr;
   g_is_running = true;
   Simulator sim(config);
   SimResult result = sim.Run();

@@ -16,6 +16,8 @@
 
 namespace ballot::sim {
 
+class CheckerObserver;  // tests/sim/checker.h
+
 struct SimConfig {
   uint64_t seed = 1;
   int nodes = 3;
@@ -26,6 +28,8 @@ struct SimConfig {
   paxos::PlantedBugs planted;
   bool verbose = false;
   std::ostream* log = nullptr;  // where the verbose trace goes
+  // Test hook (not owned; nullptr for none): watches the run through the Checker.
+  CheckerObserver* observer = nullptr;
 };
 
 struct SimResult {
