@@ -54,8 +54,10 @@ Acceptor::Verdict Acceptor::Accept(Ballot b, Slot slot, const Value& value) {
   if (slot < log_->dropped_below()) return Verdict::kOk;
   const SlotRecord* r = log_->Find(slot);
   if (r != nullptr && r->chosen && !(r->entry.value == value)) {
-    LOG(ERROR) << "slot " << slot << " is chosen with another value; refusing the proposal of "
-               << ToString(b);
+    // Only a stale leader (its ballot below the one the value was chosen at, which this
+    // acceptor may know only from catch-up) can propose another value here.
+    VLOG(1) << "slot " << slot << " is chosen with another value; refusing the proposal of "
+            << ToString(b);
     return Verdict::kConflictsWithChosen;
   }
   if (r != nullptr && r->entry.ballot == b && r->entry.value == value) return Verdict::kOk;
