@@ -138,8 +138,10 @@ bool Replica::HasReady() const {
 }
 
 bool Replica::HasWrites() const {
-  return log_.HasDirty() || acceptor_.promised() != persisted_promised_ ||
-         learner_.chosen_below() != persisted_chosen_below_;
+  // chosen_below alone is not worth a sync: it rides along with the next batch, and a restart
+  // that finds an older value only re-learns what is chosen. Syncing it by itself would make
+  // the next command wait behind that sync.
+  return log_.HasDirty() || acceptor_.promised() != persisted_promised_;
 }
 
 Ready Replica::TakeReady() {
