@@ -129,7 +129,7 @@ echo "node $leader caught up:"
 ctl status
 
 step "stopping the cluster"
-for id in 1 2 3; do kill "${pids[$id]}" 2>/dev/null || true; done
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done  # SIGTERM: clean shutdown
 wait 2>/dev/null || true
 pids=()
 echo "demo finished"
