@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "store/checksum.h"
+#include "store/lmdb_txn.h"
 #include "store/sync_dir.h"
 #include "store/status_macros.h"
 
@@ -149,24 +150,7 @@ Status ReadToken(MDB_txn* txn, MDB_dbi dbi, std::string_view resource, uint64_t*
   return Status::Ok();
 }
 
-// An LMDB transaction aborted when it goes out of scope unless committed.
-class Txn {
- public:
-  Txn() = default;
-  ~Txn() { Abort(); }
-  Txn(const Txn&) = delete;
-  Txn& operator=(const Txn&) = delete;
-  MDB_txn* get() const { return txn_; }
-  MDB_txn** out() { return &txn_; }
-  void Abort() {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-    txn_ = nullptr;
-  }
-  int Commit() { return mdb_txn_commit(std::exchange(txn_, nullptr)); }  // frees it either way
-
- private:
-  MDB_txn* txn_ = nullptr;
-};
+using Txn = store::LmdbTxn;
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "store/lmdb_store.h"
+#include "store/lmdb_txn.h"
 #include "store/sync_dir.h"
 
 #include <fcntl.h>
@@ -220,28 +221,7 @@ struct LmdbStore::Attempt {
   bool ok() const { return status.ok(); }
 };
 
-// An LMDB transaction aborted when it goes out of scope unless committed.
-class LmdbStore::Txn {
- public:
-  Txn() = default;
-  ~Txn() { Abort(); }
-  Txn(const Txn&) = delete;
-  Txn& operator=(const Txn&) = delete;
-
-  MDB_txn* get() const { return txn_; }
-  MDB_txn** out() { return &txn_; }
-  void Abort() {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-    txn_ = nullptr;
-  }
-  int Commit() {
-    MDB_txn* t = std::exchange(txn_, nullptr);
-    return mdb_txn_commit(t);  // frees the txn whether or not it succeeds
-  }
-
- private:
-  MDB_txn* txn_ = nullptr;
-};
+class LmdbStore::Txn : public LmdbTxn {};
 
 #define STORE_RETURN_ATTEMPT_IF_ERROR(expr)                   \
   do {                                                        \
