@@ -76,6 +76,8 @@ struct PointResult {
   uint64_t errors = 0;
   LatencyHistogram latency;
   std::vector<double> failover_ms;
+  uint64_t epoch_start = 0;  // the leader's epoch before and after the point: equal means no
+  uint64_t epoch_end = 0;    // leader change happened while it ran
   double throughput() const { return seconds > 0 ? ops / seconds : 0; }
 };
 
@@ -263,6 +265,8 @@ void Report(const PointResult& r) {
               " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 " errors=%" PRIu64 "\n",
               r.clients, r.throughput(), h.Percentile(0.5), h.Percentile(0.9),
               h.Percentile(0.99), h.Percentile(0.999), h.max(), r.errors);
+  std::printf("leader epoch before=%" PRIu64 " after=%" PRIu64 " (%s)\n", r.epoch_start,
+              r.epoch_end, r.epoch_start == r.epoch_end ? "no leader change" : "leader changed");
   if (!r.failover_ms.empty()) {
     double max = *std::max_element(r.failover_ms.begin(), r.failover_ms.end());
     std::printf("failover_ms=%s median_ms=%.1f max_ms=%.1f\n", FailoverJson(r.failover_ms).c_str(),
@@ -273,11 +277,12 @@ void Report(const PointResult& r) {
                 "\"ops\":%" PRIu64 ",\"throughput_ops\":%.1f,\"p50_us\":%" PRIu64
                 ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"p999_us\":%" PRIu64
                 ",\"max_us\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"failover_ms\":%s,"
-                "\"failover_median_ms\":%.1f}\n",
+                "\"failover_median_ms\":%.1f,\"epoch_start\":%" PRIu64 ",\"epoch_end\":%" PRIu64
+                "}\n",
                 FLAGS_workload.c_str(), r.clients, FLAGS_in_flight, r.seconds, r.ops,
                 r.throughput(), h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99),
                 h.Percentile(0.999), h.max(), r.errors, FailoverJson(r.failover_ms).c_str(),
-                Median(r.failover_ms));
+                Median(r.failover_ms), r.epoch_start, r.epoch_end);
   }
   std::fflush(stdout);
   if (!FLAGS_csv.empty()) {
@@ -349,7 +354,12 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "point: workload=%s clients=%u in_flight=%u connections=%u\n",
                  FLAGS_workload.c_str(), clients, FLAGS_in_flight, lanes_n);
     Runner runner(&lanes, clients, cluster.get());
-    Report(runner.Run());
+    auto before = lanes[0]->client->FindLeader(std::chrono::seconds(5));
+    PointResult r = runner.Run();
+    auto after = lanes[0]->client->FindLeader(std::chrono::seconds(5));
+    r.epoch_start = before.ok() ? before.value().second : 0;
+    r.epoch_end = after.ok() ? after.value().second : 0;
+    Report(r);
   }
   return 0;
 }
