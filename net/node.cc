@@ -406,7 +406,13 @@ class Node::Impl {
 
   void StorageLoop() {
     bool logged_no_space = false;
+    uint64_t commits = 0;
     while (std::optional<PersistJob> job = persist_queue_.Pop()) {
+      if (++commits == options_.TEST_stall_storage_after_commits) {
+        LOG(WARNING) << "node " << options_.id << ": TEST stall of the storage thread for "
+                     << options_.TEST_storage_stall.count() << " ms";
+        if (persist_queue_.WaitClosed(options_.TEST_storage_stall)) return;
+      }
       for (;;) {
         Status s = store_->Write(job->batch);
         if (s.ok()) break;

@@ -48,7 +48,12 @@ struct NodeOptions {
   // Keep protocol state in memory instead of LMDB: nothing is durable. Only for measuring what
   // durability and replication cost (ballot-bench's single-node baseline).
   bool in_memory = false;
-  int listen_port_override = -1;  // >= 0: listen on this port instead (0 = any free port)
+  int listen_port_override = -1;
+  // Test hook: after this many commits, the storage thread stalls once for TEST_storage_stall
+  // before the next write, as a disk occasionally does (fsyncs of ~1 s happen on this
+  // hardware). 0: never.
+  uint64_t TEST_stall_storage_after_commits = 0;
+  std::chrono::milliseconds TEST_storage_stall{0};  // >= 0: listen on this port instead (0 = any free port)
 
   Status Validate() const;
 };

@@ -41,6 +41,9 @@ DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
 DEFINE_bool(in_memory, false,
             "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
+DEFINE_uint64(TEST_stall_storage_after_commits, 0,
+              "tests only: stall the storage thread once, after this many commits (0: never)");
+DEFINE_uint32(TEST_storage_stall_ms, 1000, "tests only: how long that stall lasts");
 DEFINE_uint64(map_mb, 64, "initial LMDB map size in MiB (grows as needed)");
 DEFINE_uint64(map_mb_max, 16384, "largest LMDB map size in MiB");
 
@@ -84,6 +87,8 @@ NodeOptions OptionsFromFlags() {
   o.paxos.pending_commands_max = FLAGS_pending_commands_max;
   o.listen_port_override = FLAGS_port;
   o.in_memory = FLAGS_in_memory;
+  o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
+  o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
   o.map_bytes = FLAGS_map_mb << 20;
   o.map_bytes_max = FLAGS_map_mb_max << 20;
   // Validate the protocol options up front so a bad combination is a usage error.
