@@ -99,6 +99,13 @@ class Node {
   std::unique_ptr<Impl> impl_;
 };
 
+// The name users know it by: a Server is a Node with their StateMachine.
+//   auto server = ballot::Server::Create(options, std::make_unique<MyMachine>());
+//   server.value()->Start();
+//   server.value()->Wait();
+using Server = Node;
+using ServerOptions = NodeOptions;
+
 }  // namespace ballot
 
 #endif  // BALLOT_NET_NODE_H_
