@@ -273,7 +273,7 @@ class Node::Impl {
     resp.request_id = request_id;
     resp.code = code;
     resp.message = std::move(message);
-    resp.leader_hint = hint != paxos::kNoNode ? hint : replica_->status().leader;
+    resp.leader_hint = hint != paxos::kNoNode ? hint : replica_->leader();
     transport_->SendResponse(client, std::move(resp));
   }
 
@@ -300,7 +300,7 @@ class Node::Impl {
     for (int pass = 0; pass < kDrainPassesMax && replica_->HasReady(); ++pass) {
       HandleReady(replica_->TakeReady());
     }
-    leader_.store(replica_->status().leader);
+    leader_.store(replica_->leader());
   }
 
   void HandleReady(paxos::Ready ready) {

@@ -99,6 +99,8 @@ class Replica {
 
   ReplicaStatus status() const;
   bool IsLeader() const { return role_ == Role::kLeader; }
+  // Who this replica believes leads (itself included); kNoNode if it knows of none.
+  NodeId leader() const { return leader_; }
   // The epoch of this leader once usable (recovery chosen); zero otherwise.
   Ballot UsableEpoch() const;
   // Counters for operators: dropped messages, rejections, elections.

@@ -37,6 +37,19 @@ void CheckCalls(const NumberLoad& load) {
   for (const std::string& v : FindOrderViolations(calls)) ADD_FAILURE() << v;
 }
 
+// Stops the load, then checks every node is still alive and every answered call is sound.
+void FinishLoad(NumberLoad* load, ProcessCluster* cluster, const char* test,
+                Clock::time_point test_start) {
+  load->Stop();
+  Status alive = cluster->CheckAlive();
+  EXPECT_TRUE(alive.ok()) << alive.ToString();
+  std::printf("[ restart ] %zu calls answered, %zu failed (%s)\n", load->acked_count(),
+              load->failed_count(), load->DescribeFailures().c_str());
+  CheckCalls(*load);
+  std::printf("[ restart ] %s test took %.1f s\n", test,
+              MsBetween(test_start, Clock::now()) / 1000);
+}
+
 std::string Describe(const std::map<paxos::NodeId, paxos::Slot>& positions) {
   std::string out;
   for (const auto& [id, applied] : positions) {
@@ -95,14 +108,7 @@ TEST(RestartTest, KillingEveryNodeUnderLoadLosesNothingAcknowledged) {
     }
     EXPECT_GE(acked_after, kAcksPerRound);
   }
-  load.Stop();
-  Status alive = cluster.CheckAlive();
-  EXPECT_TRUE(alive.ok()) << alive.ToString();
-  std::printf("[ restart ] %zu calls answered, %zu failed (%s)\n", load.acked_count(),
-              load.failed_count(), load.DescribeFailures().c_str());
-  CheckCalls(load);
-  std::printf("[ restart ] kill-all test took %.1f s\n",
-              MsBetween(test_start, Clock::now()) / 1000);
+  FinishLoad(&load, &cluster, "kill-all", test_start);
 }
 
 // A rolling restart with SIGTERM under load: each node stops cleanly (exit code 0) within the
@@ -133,14 +139,7 @@ TEST(RestartTest, RollingCleanRestartUnderLoad) {
         load.WaitForAcksSentAfter(Clock::now(), kAcksPerRound / 2, Clock::now() + kLiveness))
         << load.DescribeFailures();
   }
-  load.Stop();
-  Status alive = cluster.CheckAlive();
-  EXPECT_TRUE(alive.ok()) << alive.ToString();
-  std::printf("[ restart ] %zu calls answered, %zu failed (%s)\n", load.acked_count(),
-              load.failed_count(), load.DescribeFailures().c_str());
-  CheckCalls(load);
-  std::printf("[ restart ] rolling restart test took %.1f s\n",
-              MsBetween(test_start, Clock::now()) / 1000);
+  FinishLoad(&load, &cluster, "rolling restart", test_start);
 }
 
 TEST(RestartTest, RestartedFollowerCatchesUpWithTheOthers) {
