@@ -216,7 +216,20 @@ class Node::Impl {
   void OnPeerMessage(const paxos::Message& m) {
     CatchUpTicks();
     replica_->Step(m);
-    Drain();
+    ScheduleDrain();
+  }
+
+  // Input that arrived together (one read from a socket, one epoll wake-up for several sockets)
+  // is fed to the core first and drained once, after the handlers already queued have run: the
+  // proposals of many clients then share one slot, and one Ready carries every resulting
+  // message, instead of a Ready (and a persist job, and a write) per request.
+  void ScheduleDrain() {
+    if (drain_scheduled_) return;
+    drain_scheduled_ = true;
+    asio::post(io_, [this] {
+      drain_scheduled_ = false;
+      Drain();
+    });
   }
 
   void OnClientRequest(net::ClientHandle client, net::ClientRequest request) {
@@ -232,7 +245,7 @@ class Node::Impl {
         transport_->SendResponse(client, StatusResponse(request.request_id));
         break;
     }
-    Drain();
+    ScheduleDrain();
   }
 
   void OnPropose(net::ClientHandle client, uint64_t request_id, paxos::Command command) {
@@ -504,6 +517,7 @@ class Node::Impl {
   std::map<uint64_t, WaitingRead> waiting_reads_;
   uint64_t last_read_id_ = 0;
   uint64_t last_stamp_ms_ = 0;
+  bool drain_scheduled_ = false;
   std::chrono::steady_clock::time_point last_tick_time_;
 
   // Between threads.

@@ -43,6 +43,11 @@ struct Options {
   // A replica that is missing chosen values asks again after this long.
   uint32_t catchup_retry_ticks = 2;
 
+  // The leader cuts new slots only while its own previous persist batch is not outstanding (or a
+  // full batch is waiting): commands that arrive during a sync share the next slot. Off: a slot
+  // per Drain whenever the window has room (more, smaller slots; kept for the simulator).
+  bool pace_proposals_by_sync = true;
+
   // Bounds. Beyond a bound the answer is Overloaded, never unbounded memory.
   size_t batch_commands_max = 512;        // commands per slot
   size_t batch_bytes_max = 1 << 20;       // payload bytes per slot (< message_bytes_max)

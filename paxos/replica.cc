@@ -128,7 +128,7 @@ ProposeResult Replica::Read(uint64_t read_id) {
 
 bool Replica::HasReady() const {
   if (!out_.empty() || heartbeat_wanted_) return true;
-  if (role_ == Role::kLeader && proposer_.CanPropose(learner_.chosen_below())) return true;
+  if (role_ == Role::kLeader && ProposalsDue()) return true;
   if (learner_.HasApplicable()) return true;
   if (!persist_outstanding_) {
     if (HasWrites()) return true;
@@ -382,7 +382,18 @@ void Replica::SendHeartbeats() {
   ResolveReads();
 }
 
+// Group commit drives batching: while the leader's own previous batch is being synced, new
+// commands wait in the queue and then go out together in one slot, so the slot count (and the
+// messages, syncs and acks per slot) follows the disk instead of the arrival rate. An idle leader
+// cuts a slot at once (no added latency), and a full batch never waits.
+bool Replica::ProposalsDue() const {
+  if (!proposer_.CanPropose(learner_.chosen_below())) return false;
+  return !options_.pace_proposals_by_sync || !persist_outstanding_ ||
+         proposer_.pending() >= options_.batch_commands_max;
+}
+
 void Replica::FlushProposals() {
+  if (!ProposalsDue()) return;
   std::vector<Entry> batches = proposer_.ProposeBatches(learner_.chosen_below(), now_);
   if (!batches.empty()) SendAccepts(batches, /*include_self=*/true);
 }

@@ -144,6 +144,7 @@ class Replica {
   void MaybeRequestCatchup();
 
   void SendHeartbeats();
+  bool ProposalsDue() const;
   void FlushProposals();
   void SendAccepts(const std::vector<Entry>& entries, bool include_self);
   void SendAcceptTo(NodeId peer, std::vector<Entry> entries);

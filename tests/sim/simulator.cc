@@ -82,6 +82,7 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   o.reads_pending_max = rng->Pick(kSmall);
   o.catchup_entries_max = rng->Pick(kSmall);
   o.accept_entries_max = rng->Pick(kSmall);
+  o.pace_proposals_by_sync = rng->Chance(0.5);
   std::ostringstream os;
   os << "tight options: heartbeat=" << o.heartbeat_ticks << " election=" << o.election_ticks
      << " lease=" << o.lease_ticks << " check_quorum=" << o.check_quorum_ticks
@@ -89,7 +90,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
      << " batch=" << o.batch_commands_max << "/" << o.batch_bytes_max
      << "B window=" << o.window_slots_max << " pending=" << o.pending_commands_max
      << " reads=" << o.reads_pending_max << " catchup=" << o.catchup_entries_max
-     << " accept_entries=" << o.accept_entries_max;
+     << " accept_entries=" << o.accept_entries_max
+     << " pace_by_sync=" << o.pace_proposals_by_sync;
   *description = os.str();
   return o;
 }

@@ -8,6 +8,8 @@
 // --start_nodes the tool starts its own cluster (ballotd next to this binary), and --failover=K
 // SIGKILLs the leader K times under load, reporting the time from each kill to the first
 // successful operation sent after it.
+#include <sys/resource.h>
+
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -54,6 +56,7 @@ namespace ballot::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using paxos::Slot;
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -78,8 +81,21 @@ struct PointResult {
   std::vector<double> failover_ms;
   uint64_t epoch_start = 0;  // the leader's epoch before and after the point: equal means no
   uint64_t epoch_end = 0;    // leader change happened while it ran
+  uint64_t slots = 0;        // log slots the leader chose during the point (0: unknown)
+  double server_cpu_s = -1;  // CPU the started nodes used during the point (-1: not ours)
+  double bench_cpu_s = 0;    // CPU this tool used (clients, encoding, histograms)
   double throughput() const { return seconds > 0 ? ops / seconds : 0; }
+  double commands_per_slot() const { return slots > 0 ? static_cast<double>(ops) / slots : 0; }
+  double server_cpu_us_per_op() const { return ops && server_cpu_s >= 0 ? server_cpu_s * 1e6 / ops : 0; }
+  double bench_cpu_us_per_op() const { return ops ? bench_cpu_s * 1e6 / ops : 0; }
 };
+
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // Everything one Client object's callbacks touch; callbacks of one Client run on its io thread.
 struct Lane {
@@ -104,6 +120,9 @@ class Runner {
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_warmup_s));
     Reset();
+    const Slot chosen_start = LeaderChosenBelow();
+    const double server_cpu_start = cluster_ ? cluster_->CpuSeconds() : 0;
+    const double bench_cpu_start = ProcessCpuSeconds();
     measuring_ = true;
     int64_t start = NowNs();
     PointResult r;
@@ -112,12 +131,26 @@ class Runner {
     r.seconds = (NowNs() - start) / 1e9;
     stop_ = true;
     measuring_ = false;
+    r.bench_cpu_s = ProcessCpuSeconds() - bench_cpu_start;
+    // Kills restart nodes, whose CPU counters start again: only a point without kills counts.
+    if (cluster_ && r.failover_ms.empty()) r.server_cpu_s = cluster_->CpuSeconds() - server_cpu_start;
+    const Slot chosen_end = LeaderChosenBelow();
+    if (chosen_start > 0 && chosen_end > chosen_start) r.slots = chosen_end - chosen_start;
     Collect(&r);
     WaitDrained();
     return r;
   }
 
  private:
+  // The leader's chosen_below, 0 if unknown.
+  Slot LeaderChosenBelow() {
+    Client& client = *(*lanes_)[0]->client;
+    auto leader = client.FindLeader(std::chrono::seconds(5));
+    if (!leader.ok()) return 0;
+    auto status = client.Status(leader.value().first, std::chrono::seconds(5));
+    return status.ok() ? status.value().chosen_below : 0;
+  }
+
   std::string Payload(uint32_t client, uint64_t n) {
     if (FLAGS_workload == "kv") {
       std::string key = "k" + std::to_string(client) + "." + std::to_string(n % 1024);
@@ -267,6 +300,8 @@ void Report(const PointResult& r) {
               h.Percentile(0.99), h.Percentile(0.999), h.max(), r.errors);
   std::printf("leader epoch before=%" PRIu64 " after=%" PRIu64 " (%s)\n", r.epoch_start,
               r.epoch_end, r.epoch_start == r.epoch_end ? "no leader change" : "leader changed");
+  std::printf("commands_per_slot=%.1f server_cpu_us_per_op=%.1f bench_cpu_us_per_op=%.1f\n",
+              r.commands_per_slot(), r.server_cpu_us_per_op(), r.bench_cpu_us_per_op());
   if (!r.failover_ms.empty()) {
     double max = *std::max_element(r.failover_ms.begin(), r.failover_ms.end());
     std::printf("failover_ms=%s median_ms=%.1f max_ms=%.1f\n", FailoverJson(r.failover_ms).c_str(),
@@ -278,11 +313,13 @@ void Report(const PointResult& r) {
                 ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"p999_us\":%" PRIu64
                 ",\"max_us\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"failover_ms\":%s,"
                 "\"failover_median_ms\":%.1f,\"epoch_start\":%" PRIu64 ",\"epoch_end\":%" PRIu64
-                "}\n",
+                ",\"commands_per_slot\":%.1f,\"server_cpu_us_per_op\":%.1f,"
+                "\"bench_cpu_us_per_op\":%.1f}\n",
                 FLAGS_workload.c_str(), r.clients, FLAGS_in_flight, r.seconds, r.ops,
                 r.throughput(), h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99),
                 h.Percentile(0.999), h.max(), r.errors, FailoverJson(r.failover_ms).c_str(),
-                Median(r.failover_ms), r.epoch_start, r.epoch_end);
+                Median(r.failover_ms), r.epoch_start, r.epoch_end, r.commands_per_slot(),
+                r.server_cpu_us_per_op(), r.bench_cpu_us_per_op());
   }
   std::fflush(stdout);
   if (!FLAGS_csv.empty()) {

@@ -10,6 +10,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <memory>
 
 namespace ballot::bench {
@@ -80,6 +83,27 @@ Status LocalCluster::StartNode(paxos::NodeId id) {
   }
   pids_[id] = pid;
   return Status::Ok();
+}
+
+double LocalCluster::CpuSeconds() const {
+  static const double kTicksPerSecond = static_cast<double>(sysconf(_SC_CLK_TCK));
+  double total = 0;
+  for (const auto& [id, pid] : pids_) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int n = 3; n <= 15 && fields >> field; ++n) {
+      if (n == 14) utime = std::stoull(field);
+      if (n == 15) stime = std::stoull(field);
+    }
+    total += (utime + stime) / kTicksPerSecond;
+  }
+  return total;
 }
 
 void LocalCluster::KillNode(paxos::NodeId id) {

@@ -33,6 +33,9 @@ class LocalCluster {
   const std::string& cluster_flag() const { return cluster_flag_; }
   Status StartNode(paxos::NodeId id);
   void KillNode(paxos::NodeId id);  // SIGKILL, then reap
+  // CPU time (user + system) the running nodes have used so far, from /proc/<pid>/stat; the
+  // difference over a point divided by its operations is the servers' cost per operation.
+  double CpuSeconds() const;
 
  private:
   LocalCluster(Options options, std::string dir) : options_(std::move(options)), dir_(dir) {}
