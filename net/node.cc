@@ -146,7 +146,7 @@ class Node::Impl {
       io_.run();
     });
     storage_thread_ = std::thread([this] { StorageLoop(); });
-    apply_thread_ = std::thread([this] { ApplyLoop(); });
+    if (!options_.apply_inline) apply_thread_ = std::thread([this] { ApplyLoop(); });
   }
 
   void Stop(Status why) {
@@ -326,12 +326,12 @@ class Node::Impl {
       size_t commands = 0;
       for (const paxos::Entry& e : ready.apply) commands += e.value.commands.size() + 1;
       apply_queue_entries_ += commands;
-      apply_queue_.Push(ApplyEntries{std::move(ready.apply), commands});
+      SubmitApply(ApplyEntries{std::move(ready.apply), commands});
     }
     for (const paxos::ReadState& r : ready.reads) {
       auto it = waiting_reads_.find(r.read_id);
       if (it == waiting_reads_.end()) continue;
-      apply_queue_.Push(ServeRead{r.read_id, r.read_below, it->second.query});
+      SubmitApply(ServeRead{r.read_id, r.read_below, it->second.query});
     }
     for (const paxos::ReadFailure& f : ready.failed_reads) FailRead(f.read_id);
     for (const paxos::Command& c : ready.dropped) {
@@ -346,7 +346,16 @@ class Node::Impl {
               << " with epoch " << paxos::ToString(e.epoch) << " (token " << e.epoch.raw()
               << ")";
     if (!leading) FailAllWaiting();
-    apply_queue_.Push(LeadershipChange{leading, e.epoch.raw()});
+    SubmitApply(LeadershipChange{leading, e.epoch.raw()});
+  }
+
+  // The apply thread's work, or with apply_inline the io thread's own, right now.
+  void SubmitApply(ApplyJob job) {
+    if (options_.apply_inline) {
+      RunApplyJob(std::move(job));
+    } else {
+      apply_queue_.Push(std::move(job));
+    }
   }
 
   void FailRead(uint64_t read_id) {
@@ -454,30 +463,43 @@ class Node::Impl {
   // apply thread
 
   void ApplyLoop() {
-    std::deque<ServeRead> reads;  // waiting for applied_below to reach read_below
-    while (std::optional<ApplyJob> job = apply_queue_.Pop()) {
-      if (auto* a = std::get_if<ApplyEntries>(&*job)) {
-        std::vector<Reply> replies;
-        applier_->Apply(a->entries, &replies);
-        apply_queue_entries_ -= a->commands;
-        applied_below_.store(applier_->applied_below());
-        asio::post(io_, [this, r = std::move(replies)]() mutable { OnReplies(std::move(r)); });
-      } else if (auto* r = std::get_if<ServeRead>(&*job)) {
-        reads.push_back(std::move(*r));
-      } else if (auto* l = std::get_if<LeadershipChange>(&*job)) {
-        NotifyLeadership(*l);
-      }
-      ServeReads(&reads);
+    while (std::optional<ApplyJob> job = apply_queue_.Pop()) RunApplyJob(std::move(*job));
+  }
+
+  // Runs on the apply thread, or inline on the io thread; results reach the io thread's
+  // handlers either way (posted, or called directly when already there).
+  void RunApplyJob(ApplyJob job) {
+    if (auto* a = std::get_if<ApplyEntries>(&job)) {
+      std::vector<Reply> replies;
+      applier_->Apply(a->entries, &replies);
+      apply_queue_entries_ -= a->commands;
+      applied_below_.store(applier_->applied_below());
+      ToIoThread([this, r = std::move(replies)]() mutable { OnReplies(std::move(r)); });
+    } else if (auto* r = std::get_if<ServeRead>(&job)) {
+      reads_waiting_apply_.push_back(std::move(*r));
+    } else if (auto* l = std::get_if<LeadershipChange>(&job)) {
+      NotifyLeadership(*l);
+    }
+    ServeReads();
+  }
+
+  template <typename Handler>
+  void ToIoThread(Handler&& handler) {
+    if (options_.apply_inline) {
+      handler();
+    } else {
+      asio::post(io_, std::forward<Handler>(handler));
     }
   }
 
-  void ServeReads(std::deque<ServeRead>* reads) {
+  void ServeReads() {
     // Reads arrive in read_below order (the commit index only grows), so serve from the front.
+    std::deque<ServeRead>* reads = &reads_waiting_apply_;
     while (!reads->empty() && reads->front().read_below <= applier_->applied_below()) {
       ServeRead r = std::move(reads->front());
       reads->pop_front();
       Outcome o = applier_->Query(r.query);
-      asio::post(io_, [this, id = r.read_id, o = std::move(o)]() mutable {
+      ToIoThread([this, id = r.read_id, o = std::move(o)]() mutable {
         OnReadServed(id, std::move(o));
       });
     }
@@ -502,6 +524,7 @@ class Node::Impl {
   // Owned by the apply thread.
   std::unique_ptr<Applier> applier_;
   std::function<void(bool, uint64_t)> leadership_callback_;
+  std::deque<ServeRead> reads_waiting_apply_;  // until applied_below reaches their read_below
 
   // Owned by the io thread.
   asio::io_context io_{1};

@@ -38,6 +38,9 @@ DEFINE_uint32(lease_ticks, 6, "leader lease granted by acceptors, in ticks (< el
 DEFINE_uint32(batch_commands_max, 512, "commands per slot at most");
 DEFINE_uint32(window_slots_max, 64, "slots in flight (proposed, not yet chosen) at most");
 DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (then Overloaded)");
+DEFINE_bool(apply_inline, true,
+            "apply commands on the network thread (no hand-off; the samples apply in "
+            "microseconds). false: a thread of their own, for slow state machines");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
 DEFINE_bool(in_memory, false,
             "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
@@ -87,6 +90,7 @@ NodeOptions OptionsFromFlags() {
   o.paxos.pending_commands_max = FLAGS_pending_commands_max;
   o.listen_port_override = FLAGS_port;
   o.in_memory = FLAGS_in_memory;
+  o.apply_inline = FLAGS_apply_inline;
   o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
   o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
   o.map_bytes = FLAGS_map_mb << 20;

@@ -36,9 +36,15 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-TEST(FailoverTest, NumbersStayUniqueAndOrderedAcrossLeaderKillsAndStops) {
+// Both places commands can be applied: inline on the io thread (ballotd's default) and on an
+// apply thread of their own.
+class FailoverTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FailoverTest, NumbersStayUniqueAndOrderedAcrossLeaderKillsAndStops) {
   const auto test_start = Clock::now();
-  ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
+  ProcessClusterOptions options = DefaultOptions(BALLOTD_PATH);
+  options.extra_flags.push_back(GetParam());
+  ProcessCluster cluster(options);
   Status started = cluster.StartAll(Clock::now() + kStartTimeout);
   ASSERT_TRUE(started.ok()) << started.ToString();
   auto first_leader = cluster.WaitForLeader(Clock::now() + kStartTimeout);
@@ -150,6 +156,12 @@ TEST(FailoverTest, NumbersStayUniqueAndOrderedAcrossLeaderKillsAndStops) {
   std::printf("[ failover ] idle cluster converged: %s\n", positions.c_str());
   std::printf("[ failover ] took %.1f s\n", MsBetween(test_start, Clock::now()) / 1000);
 }
+
+INSTANTIATE_TEST_SUITE_P(ApplyThread, FailoverTest,
+                         ::testing::Values("--apply_inline=true", "--apply_inline=false"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.index == 0 ? "Inline" : "OwnThread");
+                         });
 
 }  // namespace
 }  // namespace ballot::cluster_test
