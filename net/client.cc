@@ -328,6 +328,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   size_t queued_bytes_ = 0;
   std::vector<std::string> writing_;  // the frames of the write in progress
   bool writing_now_ = false;
+  bool write_posted_ = false;  // a StartWrite() is posted
 };
 
 // One request from the caller's point of view: every attempt, until it is answered or its
@@ -523,7 +524,15 @@ bool ClientConnection::Send(std::string frame) {
   if (queued_bytes_ + frame.size() > kConnectionQueueBytesMax) return false;
   queued_bytes_ += frame.size();
   queue_.push_back(std::move(frame));
-  StartWrite();
+  // Written after the current handler: requests issued from one batch of responses' callbacks
+  // share a write.
+  if (!write_posted_ && !writing_now_) {
+    write_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->write_posted_ = false;
+      self->StartWrite();
+    });
+  }
   return true;
 }
 

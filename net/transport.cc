@@ -202,6 +202,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Admit(State role, NodeId remote);
   void Enqueue(std::string frame);
   void StartWrite();
+  // StartWrite() after the current handler: every response of one drain shares a write.
+  void PostWrite();
   // Idempotent; reports to the owner once.
   void Close(const Status& why, CloseKind kind);
 
@@ -240,6 +242,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t queued_bytes_ = 0;
   std::vector<std::string> in_flight_;  // frames of the write in progress
   bool writing_ = false;
+  bool write_posted_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -313,6 +316,15 @@ void Connection::Admit(State role, NodeId remote) {
 void Connection::Enqueue(std::string frame) {
   queued_bytes_ += frame.size();
   queue_.push_back(std::move(frame));
+}
+
+void Connection::PostWrite() {
+  if (write_posted_ || writing_) return;  // a write in progress takes the queue when it ends
+  write_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->write_posted_ = false;
+    self->StartWrite();
+  });
 }
 
 // Everything queued goes out in one gathered write.
@@ -824,7 +836,7 @@ void Transport::Impl::SendResponse(ClientHandle client, ClientResponse response)
   }
   ++counters_.client_responses_sent;
   conn.Enqueue(std::move(frame).value());
-  conn.StartWrite();
+  conn.PostWrite();
 }
 
 bool Transport::Impl::PeerConnected(NodeId peer) const {
