@@ -54,12 +54,15 @@ Status FrameDecoder::Feed(std::span<const uint8_t> bytes, const FrameSink& sink)
     bytes = bytes.subspan(ConsumePayload(bytes));
     if (payload_have_ == payload_want_) {
       CHECK_EQ(payload_.size() * kFrameWordBytes, payload_want_);
-      FramePayload frame = std::move(payload_);
-      payload_ = FramePayload();
       header_have_ = 0;
       payload_have_ = 0;
       payload_want_ = 0;
-      error_ = sink(std::move(frame));
+      // The sink may keep the buffer (move from it); a sink that only decodes leaves it here,
+      // and the next frame reuses its memory: no allocation per frame. A buffer grown by one
+      // large frame is not kept.
+      error_ = sink(std::move(payload_));
+      payload_.clear();
+      if (payload_.capacity() > WordsFor(kPayloadInitialBytes)) payload_.shrink_to_fit();
       if (!error_.ok()) return error_;
     }
   }

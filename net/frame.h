@@ -52,7 +52,8 @@ class FrameDecoder {
 
   // Called with each frame as it completes, before the next header is parsed (so it may change
   // frame_bytes_max() for the frames that follow, as the transport does after a handshake).
-  // Returning non-ok stops the decoder: Feed returns that status, now and later.
+  // Returning non-ok stops the decoder: Feed returns that status, now and later. A sink that
+  // does not move from the frame lets the decoder reuse its memory for the next one.
   using FrameSink = std::function<Status(FramePayload&& frame)>;
 
   // Consumes `bytes`, passing each completed frame to `sink`. Returns kInvalidArgument (and

@@ -99,7 +99,7 @@ void SessionTable::Record(uint64_t ticket, Outcome outcome) {
   CHECK_EQ(result->second.ticket, ticket);
   result->second.outcome = std::move(outcome);
   result->second.ticket = 0;
-  pending_.erase(it);
+  pending_spares_.Keep(pending_.extract(it));
 }
 
 size_t SessionTable::result_count(uint64_t client_id) const {
@@ -114,35 +114,43 @@ uint64_t SessionTable::floor_sequence(uint64_t client_id) const {
 
 void SessionTable::Touch(uint64_t client_id, Session* session, paxos::Slot slot) {
   CHECK_GE(slot, session->last_active_slot) << "slots went backwards for client " << client_id;
-  const size_t erased = by_activity_.erase({session->last_active_slot, client_id});
-  CHECK_EQ(erased, 1u);
+  if (slot == session->last_active_slot) return;  // commands of one batch share their slot
+  // Re-keyed in place: the set's node is reused, not freed and allocated again.
+  auto node = by_activity_.extract({session->last_active_slot, client_id});
+  CHECK(!node.empty());
+  node.value() = {slot, client_id};
+  by_activity_.insert(std::move(node));
   session->last_active_slot = slot;
-  by_activity_.emplace(slot, client_id);
 }
 
 void SessionTable::Forget(Session* session, uint64_t acked_sequence) {
   if (acked_sequence <= session->floor_sequence) return;
   auto end = session->results.upper_bound(acked_sequence);
-  for (auto it = session->results.begin(); it != end; ++it) {
-    if (it->second.ticket != 0) pending_.erase(it->second.ticket);
+  for (auto it = session->results.begin(); it != end;) {
+    if (it->second.ticket != 0) ErasePending(it->second.ticket);
+    result_spares_.Keep(session->results.extract(it++));
   }
-  session->results.erase(session->results.begin(), end);
   session->floor_sequence = acked_sequence;
+}
+
+void SessionTable::ErasePending(uint64_t ticket) {
+  auto it = pending_.find(ticket);
+  if (it != pending_.end()) pending_spares_.Keep(pending_.extract(it));
 }
 
 void SessionTable::Reserve(uint64_t client_id, Session* session, uint64_t sequence,
                            uint64_t ticket) {
   CHECK_GT(sequence, session->floor_sequence);
-  const bool inserted = session->results.emplace(sequence, StoredResult{Outcome{}, ticket}).second;
-  CHECK(inserted);
-  pending_.emplace(ticket, Key{client_id, sequence});
+  CHECK(!session->results.contains(sequence));
+  result_spares_.Insert(&session->results, sequence, StoredResult{Outcome{}, ticket});
+  pending_spares_.Insert(&pending_, ticket, Key{client_id, sequence});
   // The lowest sequences go first: a client retries its oldest requests least often, and the
   // floor keeps answering them "expired" rather than applying them again.
   while (session->results.size() > limits_.results_per_session_max) {
     auto lowest = session->results.begin();
-    if (lowest->second.ticket != 0) pending_.erase(lowest->second.ticket);
+    if (lowest->second.ticket != 0) ErasePending(lowest->second.ticket);
     session->floor_sequence = std::max(session->floor_sequence, lowest->first);
-    session->results.erase(lowest);
+    result_spares_.Keep(session->results.extract(lowest));
   }
   CHECK_LE(session->results.size(), limits_.results_per_session_max);
 }

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -124,6 +125,39 @@ class SessionTable {
     friend bool operator==(const Session&, const Session&) = default;
   };
   using Key = std::pair<uint64_t, uint64_t>;  // (client id, sequence)
+  using Results = std::map<uint64_t, StoredResult>;
+  using Pending = std::map<uint64_t, Key>;  // ticket -> (client id, sequence)
+
+  // Map nodes kept after an erase for the next insert: every command inserts a result and a
+  // reservation and an acknowledgement erases them, so in steady state nothing is allocated.
+  // Not part of the replicated contents: a copy starts without spares.
+  template <typename Map>
+  class Spares {
+   public:
+    Spares() = default;
+    Spares(const Spares&) {}
+    Spares& operator=(const Spares&) { return *this; }
+    Spares(Spares&&) = default;
+    Spares& operator=(Spares&&) = default;
+    void Keep(typename Map::node_type node) {
+      if (nodes_.size() < kKeptMax) nodes_.push_back(std::move(node));
+    }
+    // Inserts (key, value), reusing a kept node if there is one.
+    template <typename K, typename V>
+    typename Map::iterator Insert(Map* map, K key, V value) {
+      if (nodes_.empty()) return map->emplace(key, std::move(value)).first;
+      typename Map::node_type node = std::move(nodes_.back());
+      nodes_.pop_back();
+      node.key() = key;
+      node.mapped() = std::move(value);
+      return map->insert(std::move(node)).position;
+    }
+
+   private:
+    static constexpr size_t kKeptMax = 4096;
+    std::vector<typename Map::node_type> nodes_;
+  };
+  void ErasePending(uint64_t ticket);
 
   void Touch(uint64_t client_id, Session* session, paxos::Slot slot);
   void Forget(Session* session, uint64_t acked_sequence);
@@ -137,7 +171,9 @@ class SessionTable {
   std::map<uint64_t, Session> sessions_;                    // by client id
   std::set<std::pair<paxos::Slot, uint64_t>> by_activity_;  // (last_active_slot, client id)
   // Not replicated: reservations live only between Admit and Record within one Applier::Apply.
-  std::map<uint64_t, Key> pending_;  // ticket -> reserved result
+  Pending pending_;  // ticket -> reserved result
+  Spares<Results> result_spares_;
+  Spares<Pending> pending_spares_;
   uint64_t next_ticket_ = 1;
 };
 
