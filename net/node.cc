@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -69,6 +70,12 @@ std::string HostOf(const std::string& address) {
   }
   return host;
 }
+
+struct SessionKeyHash {
+  size_t operator()(const std::pair<uint64_t, uint64_t>& key) const {
+    return std::hash<uint64_t>()(key.first * 0x9E3779B97F4A7C15ull ^ key.second);
+  }
+};
 
 // A client waiting for an answer.
 struct Waiter {
@@ -263,7 +270,7 @@ class Node::Impl {
     auto key = std::make_pair(command.client_id, command.sequence);
     paxos::ProposeResult r = replica_->Propose(std::move(command));
     if (r.kind != paxos::ProposeResult::Kind::kOk) return RefuseProposal(client, request_id, r);
-    waiting_commands_[key].push_back(Waiter{client, request_id});
+    waiting_commands_.emplace(key, Waiter{client, request_id});
   }
 
   void OnRead(net::ClientHandle client, uint64_t request_id, std::string query) {
@@ -367,39 +374,39 @@ class Node::Impl {
   }
 
   void FailCommand(uint64_t client_id, uint64_t sequence) {
-    auto it = waiting_commands_.find({client_id, sequence});
-    if (it == waiting_commands_.end()) return;
-    for (const Waiter& w : it->second) {
-      Refuse(w.client, w.request_id, StatusCode::kNotLeader,
-             "leadership lost; retry with the same sequence");
-    }
-    waiting_commands_.erase(it);
+    auto [begin, end] = waiting_commands_.equal_range({client_id, sequence});
+    for (auto it = begin; it != end; ++it) RefuseLost(it->second);
+    waiting_commands_.erase(begin, end);
+  }
+
+  void RefuseLost(const Waiter& w) {
+    Refuse(w.client, w.request_id, StatusCode::kNotLeader,
+           "leadership lost; retry with the same sequence");
   }
 
   // Commands already in slots may still be chosen by the next leader; their clients retry
   // there under the same session sequence and get the one result.
   void FailAllWaiting() {
-    std::vector<std::pair<uint64_t, uint64_t>> keys;
-    for (const auto& [key, waiters] : waiting_commands_) keys.push_back(key);
-    for (const auto& [client, seq] : keys) FailCommand(client, seq);
+    for (const auto& [key, waiter] : waiting_commands_) RefuseLost(waiter);
+    waiting_commands_.clear();
   }
 
   // Called on the io thread with what the apply thread produced.
   void OnReplies(std::vector<Reply> replies) {
     for (Reply& r : replies) {
-      auto it = waiting_commands_.find({r.client_id, r.sequence});
-      if (it == waiting_commands_.end()) continue;
-      for (const Waiter& w : it->second) Respond(w, r);
-      waiting_commands_.erase(it);
+      auto [begin, end] = waiting_commands_.equal_range({r.client_id, r.sequence});
+      for (auto it = begin; it != end; ++it) Respond(it->second, r, std::next(it) == end);
+      waiting_commands_.erase(begin, end);
     }
   }
 
-  void Respond(const Waiter& w, const Reply& r) {
+  // The last waiter for a reply takes its strings.
+  void Respond(const Waiter& w, Reply& r, bool last) {
     net::ClientResponse resp;
     resp.request_id = w.request_id;
     resp.outcome_code = r.outcome.code;
-    resp.data = r.outcome.data;
-    resp.message = r.outcome.message;
+    resp.data = last ? std::move(r.outcome.data) : r.outcome.data;
+    resp.message = last ? std::move(r.outcome.message) : r.outcome.message;
     resp.slot = r.slot;
     resp.epoch = r.epoch;
     transport_->SendResponse(w.client, std::move(resp));
@@ -532,7 +539,8 @@ class Node::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work_guard_;
   asio::steady_timer tick_timer_;
   std::unique_ptr<net::Transport> transport_;
-  std::map<std::pair<uint64_t, uint64_t>, std::vector<Waiter>> waiting_commands_;
+  // (client id, sequence) -> who waits for its result; a retry on the same node adds a waiter.
+  std::unordered_multimap<std::pair<uint64_t, uint64_t>, Waiter, SessionKeyHash> waiting_commands_;
   struct WaitingRead {
     Waiter waiter;
     std::string query;

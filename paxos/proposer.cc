@@ -74,6 +74,7 @@ bool Proposer::CanPropose(Slot chosen_below) const {
 
 Value Proposer::TakeBatch() {
   Value v{ballot_, false, {}};
+  v.commands.reserve(std::min(pending_.size(), options_.batch_commands_max));
   size_t bytes = 0;
   while (!pending_.empty() && v.commands.size() < options_.batch_commands_max) {
     size_t size = pending_.front().payload.size();

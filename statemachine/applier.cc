@@ -1,5 +1,7 @@
 #include "statemachine/applier.h"
 
+#include <algorithm>
+
 #include <map>
 #include <utility>
 
@@ -31,7 +33,13 @@ struct Applier::Batch {
   std::vector<AppliedCommand> commands;
   std::vector<size_t> reply_index;       // per command: its Reply in *replies
   std::vector<uint64_t> ticket;          // per command: session table ticket, 0 if none
-  std::map<uint64_t, size_t> by_ticket;  // ticket -> command index
+  // (ticket, command index), in ticket order: the session table hands tickets out increasing.
+  std::vector<std::pair<uint64_t, size_t>> by_ticket;
+  size_t IndexOf(uint64_t ticket) const {
+    auto it = std::lower_bound(by_ticket.begin(), by_ticket.end(), std::make_pair(ticket, size_t{0}));
+    CHECK(it != by_ticket.end() && it->first == ticket);
+    return it->second;
+  }
   // Duplicates of commands in this batch: (reply index, command index of the original).
   std::vector<std::pair<size_t, size_t>> duplicates;
 };
@@ -45,6 +53,13 @@ void Applier::Apply(const std::vector<paxos::Entry>& entries, std::vector<Reply>
   CHECK(replies != nullptr);
   CHECK(!sessions_.has_pending());
   Batch batch;
+  size_t commands = 0;
+  for (const paxos::Entry& entry : entries) commands += entry.value.commands.size();
+  replies->reserve(replies->size() + commands);
+  batch.commands.reserve(commands);
+  batch.reply_index.reserve(commands);
+  batch.ticket.reserve(commands);
+  batch.by_ticket.reserve(commands);
   for (const paxos::Entry& entry : entries) {
     CHECK_EQ(entry.slot, applied_below_) << "entries must continue exactly at applied_below";
     // A leader_start that does not raise the epoch is the stale marker of a leadership that
@@ -73,9 +88,7 @@ void Applier::AdmitCommand(paxos::Slot slot, const paxos::Command& command, Batc
         reply.outcome = std::move(admission.outcome);
       } else {
         // The original is earlier in this batch and not applied yet: answer once it is.
-        auto original = batch->by_ticket.find(admission.ticket);
-        CHECK(original != batch->by_ticket.end());
-        batch->duplicates.emplace_back(replies->size(), original->second);
+        batch->duplicates.emplace_back(replies->size(), batch->IndexOf(admission.ticket));
       }
       break;
     case SessionTable::Verdict::kExpired:
@@ -102,8 +115,8 @@ void Applier::AddFresh(paxos::Slot slot, const paxos::Command& command, uint64_t
   batch->reply_index.push_back(reply_index);
   batch->ticket.push_back(ticket);
   if (ticket != 0) {
-    const bool inserted = batch->by_ticket.emplace(ticket, index).second;
-    CHECK(inserted);
+    CHECK(batch->by_ticket.empty() || batch->by_ticket.back().first < ticket);
+    batch->by_ticket.emplace_back(ticket, index);
   }
 }
 
