@@ -66,7 +66,7 @@ void BM_GroupCommit(benchmark::State& state) {
   for (auto _ : state) {
     for (paxos::Entry& e : batch.entries) {
       e.slot = next++;
-      e.value.commands[0].sequence = e.slot;
+      e.value.commands.mutable_at(0).sequence = e.slot;
     }
     batch.chosen_below = next - slots_per_commit;  // the previous commit's slots are chosen
     const auto start = std::chrono::steady_clock::now();

@@ -252,7 +252,9 @@ Status DecodeEntry(wire::Entry::Reader r, ObjectBudget* budget, paxos::Entry* e)
   if (s.ok()) s = budget->Charge("commands", commands.size(), ObjectBudget::kCommandWords);
   if (!s.ok()) return s;
   e->value.commands.resize(commands.size());
-  for (unsigned i = 0; i < commands.size(); ++i) DecodeCommand(commands[i], &e->value.commands[i]);
+  for (unsigned i = 0; i < commands.size(); ++i) {
+    DecodeCommand(commands[i], &e->value.commands.mutable_at(i));
+  }
   return Status::Ok();
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "paxos/command_list.h"
+
 namespace ballot::paxos {
 
 // A member of the group. 0 is "nobody"; valid ids are 1..kNodeIdMax so that a ballot can hold
@@ -72,7 +74,7 @@ struct Command {
 struct Value {
   Ballot epoch;
   bool leader_start = false;
-  std::vector<Command> commands;
+  CowList<Command> commands;  // shared by copies of the value (paxos/command_list.h)
 
   bool IsNoop() const { return commands.empty(); }
   size_t ByteSize() const;

@@ -127,7 +127,9 @@ Status DecodeValueFrom(Reader* r, paxos::Value* value) {
   value->leader_start = (flags & kValueFlagLeaderStart) != 0;
   value->commands.clear();
   value->commands.resize(count);
-  for (paxos::Command& c : value->commands) STORE_RETURN_IF_ERROR(DecodeCommand(r, &c));
+  for (size_t i = 0; i < count; ++i) {
+    STORE_RETURN_IF_ERROR(DecodeCommand(r, &value->commands.mutable_at(i)));
+  }
   return Status::Ok();
 }
 

@@ -163,7 +163,7 @@ TEST(Codec, OversizedEncodeIsAnError) {
   paxos::Entry e;
   e.slot = 1;
   e.value.commands.resize(1);
-  e.value.commands[0].payload.assign(kFrameBytesMax, 'x');
+  e.value.commands.mutable_at(0).payload.assign(kFrameBytesMax, 'x');
   m.entries.push_back(e);
   Result<std::string> encoded = EncodePeerBatch(std::vector<paxos::Message>{m});
   ASSERT_FALSE(encoded.ok());

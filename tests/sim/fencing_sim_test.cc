@@ -103,7 +103,8 @@ std::string EncodeLockOp(const LockOp& op) {
 // The entry with every command's payload replaced by its lock command.
 paxos::Entry ToLockEntry(const paxos::Entry& e) {
   paxos::Entry out = e;
-  for (paxos::Command& c : out.value.commands) {
+  for (size_t i = 0; i < out.value.commands.size(); ++i) {
+    paxos::Command& c = out.value.commands.mutable_at(i);
     c.payload = EncodeLockOp(LockOpFor(c.client_id, c.sequence));
   }
   return out;
