@@ -16,7 +16,8 @@
 # Environment: DURATION_S (10), RUNS (3), CLIENTS ("1 16 256"), FAILOVER_KILLS (5 per run),
 # BUILD_DIR (build), ETCD_TOOLS_DIR (cache for the built tools), KEEP_WORK=1 keeps the raw output,
 # ETCD_EXTRA_FLAGS / BALLOT_NODE_FLAGS (extra server flags, e.g. to match election timeouts:
-# "--heartbeat-interval=10 --election-timeout=100" for etcd).
+# "--heartbeat-interval=10 --election-timeout=100" for etcd), PLOT=FILE.svg (throughput and p99
+# of both against clients, via benchmarks/plot.sh).
 # Needs root for apt-get when something is missing; installs only Debian packages.
 set -uo pipefail
 
@@ -523,6 +524,32 @@ main() {
     fi
   done
   report
+  plot
+}
+
+# Both systems' points as ballot-bench CSV rows (workload,clients,in_flight,throughput,p50,p90,
+# p99,p999,max,errors; microseconds; fields a system does not report are 0), then one plot of
+# throughput and p99 against clients. PLOT=FILE.svg (default: in the work directory) keeps it.
+plot() {
+  python3 - "$RESULTS" "$WORK" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for system in ("etcd", "ballot"):
+    with open(f"{sys.argv[2]}/{system}.csv", "w") as out:
+        for r in rows:
+            if r["system"] != system or "clients" not in r or not r.get("throughput"):
+                continue
+            us = lambda key: int(r[key] * 1000) if r.get(key) is not None else 0
+            out.write(f"kv,{r['clients']},1,{int(r['throughput'])},{us('p50_ms')},0,"
+                      f"{us('p99_ms')},0,0,{r.get('errors') or 0}\n")
+EOF
+  [[ -n "${PLOT:-}" || "${KEEP_WORK:-0}" == 1 ]] || return 0
+  local svg="${PLOT:-$WORK/compare.svg}"
+  if [[ -s "$WORK/etcd.csv" && -s "$WORK/ballot.csv" ]] &&
+    "$ROOT/benchmarks/plot.sh" -o "$svg" -t "Ballot and etcd, 3 replicas on one 2-core machine" \
+      "$WORK/ballot.csv" "$WORK/etcd.csv" >/dev/null; then
+    log "plot: $svg"
+  fi
 }
 
 main "$@"
