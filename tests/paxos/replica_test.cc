@@ -113,24 +113,30 @@ class Cluster {
         ADD_FAILURE() << "node " << id << " never runs out of Readies";
         return;
       }
-      Ready rd = n.replica->TakeReady();
-      CheckBeforePersist(n, rd);
-      for (Message& m : rd.send_now) Send(std::move(m));
-      if (rd.persist) {
-        Record(&n, *rd.persist);
-        CheckAfterPersist(n, rd);
-        for (Message& m : rd.send_after_persist) Send(std::move(m));
-        n.replica->Advance();
-      } else if (!rd.send_after_persist.empty()) {
-        ADD_FAILURE() << "node " << id << ": send_after_persist without a persist batch";
-      }
-      for (Entry& e : rd.apply) n.applied.push_back(std::move(e));
-      for (auto& e : rd.events) n.events.push_back(e);
-      for (auto& x : rd.reads) n.reads.push_back(x);
-      for (auto& x : rd.failed_reads) n.failed_reads.push_back(x);
-      for (auto& x : rd.dropped) n.dropped.push_back(std::move(x));
-      if (rd.snapshot_needed) InstallSnapshotFrom(rd.snapshot_needed->from, id);
+      Carry(id, n.replica->TakeReady(), /*advance=*/true);
     }
+  }
+
+  // Carries out one Ready: checks it, sends, persists; Advance() only if `advance` (a test that
+  // holds a sync outstanding calls Replica::Advance itself later).
+  void Carry(NodeId id, Ready rd, bool advance) {
+    Node& n = node(id);
+    CheckBeforePersist(n, rd);
+    for (Message& m : rd.send_now) Send(std::move(m));
+    if (rd.persist) {
+      Record(&n, *rd.persist);
+      CheckAfterPersist(n, rd);
+      for (Message& m : rd.send_after_persist) Send(std::move(m));
+      if (advance) n.replica->Advance();
+    } else if (!rd.send_after_persist.empty()) {
+      ADD_FAILURE() << "node " << id << ": send_after_persist without a persist batch";
+    }
+    for (Entry& e : rd.apply) n.applied.push_back(std::move(e));
+    for (auto& e : rd.events) n.events.push_back(e);
+    for (auto& x : rd.reads) n.reads.push_back(x);
+    for (auto& x : rd.failed_reads) n.failed_reads.push_back(x);
+    for (auto& x : rd.dropped) n.dropped.push_back(std::move(x));
+    if (rd.snapshot_needed) InstallSnapshotFrom(rd.snapshot_needed->from, id);
   }
 
   // What a runtime does on Ready::snapshot_needed: restore the state machine from the source's
@@ -483,6 +489,82 @@ TEST(ReplicaReplicationTest, ProposalsAreAppliedOnAllThreeInTheSameOrder) {
     largest = std::max(largest, e.value.commands.size());
   }
   EXPECT_GT(largest, 1u);
+}
+
+// Group commit drives batching: an idle leader proposes at once; commands that arrive while its
+// batch syncs wait and then share one slot; a full batch does not wait. With pacing off, each
+// Ready cuts its own slot.
+std::vector<Entry> AcceptedSlots(const Ready& rd, NodeId to) {
+  std::vector<Entry> out;
+  for (const Message& m : rd.send_now) {
+    if (m.type == MessageType::kAccept && m.to == to) out.insert(out.end(), m.entries.begin(), m.entries.end());
+  }
+  return out;
+}
+
+TEST(ReplicaReplicationTest, NewSlotsWaitForTheLeadersSyncAndThenShareOne) {
+  for (bool pace : {true, false}) {
+    SCOPED_TRACE(pace ? "paced" : "not paced");
+    Cluster c(3, 6, [pace](Options* o) {
+      o->pace_proposals_by_sync = pace;
+      o->batch_commands_max = 4;
+    });
+    const NodeId leader = c.TickUntilLeader(60);
+    ASSERT_NE(leader, kNoNode);
+    ASSERT_TRUE(c.TickUntilApplied({1, 2, 3}, c.r(leader).status().chosen_below, 30));
+    const NodeId follower = leader == 1 ? 2 : 1;
+    uint64_t seq = 0;
+
+    // Idle: the first command goes out in the same Ready that persists it.
+    ASSERT_EQ(c.r(leader).Propose(Cmd(9, ++seq, "a")).kind, ProposeResult::Kind::kOk);
+    Ready first = c.r(leader).TakeReady();
+    ASSERT_TRUE(first.persist.has_value());
+    ASSERT_EQ(AcceptedSlots(first, follower).size(), 1u);
+    c.Carry(leader, std::move(first), /*advance=*/false);  // the sync stays outstanding
+
+    // While that batch is being synced, two more commands arrive one Ready at a time.
+    std::vector<Entry> sent;
+    for (const char* p : {"b", "c"}) {
+      ASSERT_EQ(c.r(leader).Propose(Cmd(9, ++seq, p)).kind, ProposeResult::Kind::kOk);
+      Ready during = c.r(leader).TakeReady();
+      EXPECT_FALSE(during.persist.has_value());  // one persist outstanding at a time
+      for (Entry& e : AcceptedSlots(during, follower)) sent.push_back(std::move(e));
+      c.Carry(leader, std::move(during), /*advance=*/false);
+    }
+    if (pace) {
+      EXPECT_TRUE(sent.empty()) << "a slot was cut while the leader's sync was outstanding";
+    } else {
+      ASSERT_EQ(sent.size(), 2u);  // one slot per Ready
+      EXPECT_EQ(sent[0].value.commands.size(), 1u);
+    }
+    // A full batch goes out without waiting.
+    for (const char* p : {"d", "e", "f", "g"}) {
+      ASSERT_EQ(c.r(leader).Propose(Cmd(9, ++seq, p)).kind, ProposeResult::Kind::kOk);
+    }
+    Ready full = c.r(leader).TakeReady();
+    const std::vector<Entry> full_slots = AcceptedSlots(full, follower);
+    ASSERT_FALSE(full_slots.empty());
+    if (pace) {
+      EXPECT_EQ(full_slots[0].value.commands.size(), 4u);  // b, c, d, e: batch_commands_max
+    }
+    c.Carry(leader, std::move(full), /*advance=*/false);
+    // The sync completes: whatever still waits goes out, and every replica applies everything
+    // in proposal order.
+    c.r(leader).Advance();
+    auto applied_by = [&c](NodeId id) {
+      std::vector<std::string> out;
+      for (const Entry& e : c.node(id).applied) {
+        for (const Command& cmd : e.value.commands) {
+          if (cmd.client_id == 9) out.push_back(cmd.payload);
+        }
+      }
+      return out;
+    };
+    const std::vector<std::string> want = {"a", "b", "c", "d", "e", "f", "g"};
+    for (int tick = 0; tick < 50 && applied_by(follower) != want; ++tick) ASSERT_TRUE(c.Tick());
+    for (NodeId id = 1; id <= 3; ++id) EXPECT_EQ(applied_by(id), want) << "node " << id;
+    c.ExpectAgreement();
+  }
 }
 
 TEST(ReplicaReplicationTest, AnAcceptedReplyWaitsForThePersistOfWhatItAccepted) {
