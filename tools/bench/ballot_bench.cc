@@ -28,6 +28,7 @@
 
 #include "net/client.h"
 #include "statemachine/samples/kv.h"
+#include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
 #include "tools/bench/histogram.h"
 #include "tools/bench/local_cluster.h"
@@ -35,7 +36,9 @@
 
 DEFINE_string(cluster, "", "members as id@host:port,...; empty with --start_nodes");
 DEFINE_uint64(cluster_id, 0, "cluster id (0: derived from --cluster)");
-DEFINE_string(workload, "seq", "seq (sequence next) | kv (puts of --value_bytes)");
+DEFINE_string(workload, "seq",
+              "seq (sequence next) | kv (puts of --value_bytes) | lock (acquire, keepalive, "
+              "release of a lock per client request slot)");
 DEFINE_uint32(clients, 16, "concurrent logical clients (closed loop)");
 DEFINE_uint32(connections, 0, "Client objects (sessions/connections) shared by the clients; "
                               "0: min(clients, 16)");
@@ -56,6 +59,8 @@ namespace ballot::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// Long enough that a lock never expires between a client's acquire and its release.
+constexpr uint64_t kLockTtlMs = 60000;
 using paxos::Slot;
 
 int64_t NowNs() {
@@ -152,6 +157,18 @@ class Runner {
   }
 
   std::string Payload(uint32_t client, uint64_t n) {
+    if (FLAGS_workload == "lock") {
+      // Each of a client's request slots (n % in_flight) cycles its own lock, so its three
+      // commands are issued one after another and every one of them succeeds.
+      const std::string name =
+          "lock-" + std::to_string(client) + "." + std::to_string(n % FLAGS_in_flight);
+      const std::string owner = "bench-" + std::to_string(client);
+      switch ((n / FLAGS_in_flight) % 3) {
+        case 0: return samples::LockService::EncodeAcquire(name, owner, kLockTtlMs);
+        case 1: return samples::LockService::EncodeKeepAlive(name, owner);
+        default: return samples::LockService::EncodeRelease(name, owner);
+      }
+    }
     if (FLAGS_workload == "kv") {
       std::string key = "k" + std::to_string(client) + "." + std::to_string(n % 1024);
       return samples::KvStore::EncodePut(key, std::string(FLAGS_value_bytes, 'v'));
@@ -345,7 +362,9 @@ std::string DefaultBallotd(const char* argv0) {
 int Main(int argc, char** argv) {
   tools::ParseFlagsStrict("Closed-loop throughput and latency of a Ballot cluster.", &argc, &argv);
   google::InitGoogleLogging(argv[0]);
-  if (FLAGS_workload != "seq" && FLAGS_workload != "kv") UsageError("unknown --workload");
+  if (FLAGS_workload != "seq" && FLAGS_workload != "kv" && FLAGS_workload != "lock") {
+    UsageError("unknown --workload");
+  }
   if (FLAGS_failover > 0 && FLAGS_start_nodes == 0) UsageError("--failover needs --start_nodes");
   if (FLAGS_cluster.empty() == (FLAGS_start_nodes == 0)) {
     UsageError("give exactly one of --cluster and --start_nodes");
@@ -360,7 +379,7 @@ int Main(int argc, char** argv) {
     LocalCluster::Options o;
     o.ballotd = FLAGS_ballotd.empty() ? DefaultBallotd(argv[0]) : FLAGS_ballotd;
     o.nodes = static_cast<int>(FLAGS_start_nodes);
-    o.state_machine = FLAGS_workload == "kv" ? "kv" : "sequence";
+    o.state_machine = FLAGS_workload == "seq" ? "sequence" : FLAGS_workload;
     o.extra_flags = Split(FLAGS_node_flags, ' ');
     auto started = LocalCluster::Start(o);
     if (!started.ok()) UsageError("cannot start a cluster: " + started.status().ToString());
