@@ -73,7 +73,10 @@ struct ClientOptions {
   std::chrono::milliseconds retry_backoff{20};
   uint64_t client_id = 0;  // the session id in every command; 0 = random non-zero
   // Requests of every kind in flight at once; beyond it calls end at once with kOverloaded.
-  size_t in_flight_max = 4096;
+  // At most the servers' results_per_session_max (statemachine/session_table.h, 1024 by
+  // default): the replicas keep that many results per session, and a retried command whose
+  // result was evicted can only be answered "session expired", never applied again.
+  size_t in_flight_max = 1024;
 
   // kInvalidArgument naming the offending field.
   Status Validate() const;
