@@ -355,7 +355,9 @@ struct ClientCall {
   bool finished = false;
   bool awaiting = false;        // an attempt is out and unanswered
   uint64_t attempt_id = 0;      // the request id of the newest attempt
-  std::deque<uint64_t> live_ids;  // request ids whose kOk still answers this call
+  // Request ids whose kOk still answers this call, oldest first; at most kLiveAttemptsMax, and
+  // almost always one (a vector: no allocation beyond the first push, unlike a deque's chunk).
+  std::vector<uint64_t> live_ids;
   uint64_t attempts = 0;
   size_t quick_hops = 0;  // hint-following hops since the last pause
   std::string last_error;
@@ -819,7 +821,7 @@ void ClientCore::StartAttempt(const std::shared_ptr<ClientCall>& call) {
   call->live_ids.push_back(request_id);
   if (call->live_ids.size() > kLiveAttemptsMax) {
     pending_.erase(call->live_ids.front());
-    call->live_ids.pop_front();
+    call->live_ids.erase(call->live_ids.begin());
   }
   call->awaiting = true;
   call->attempt_id = request_id;
