@@ -51,8 +51,6 @@ class CowList {
     return a.items_ == b.items_ || a.Items() == b.Items();
   }
   friend bool operator==(const CowList& a, const std::vector<T>& b) { return a.Items() == b; }
-  // For test failure messages.
-  const std::vector<T>& as_vector() const { return Items(); }
 
  private:
   const std::vector<T>& Items() const {

@@ -1,8 +1,6 @@
 #include "statemachine/applier.h"
 
 #include <algorithm>
-
-#include <map>
 #include <utility>
 
 #include <glog/logging.h>

@@ -140,7 +140,9 @@ class SessionTable {
     Spares(Spares&&) = default;
     Spares& operator=(Spares&&) = default;
     void Keep(typename Map::node_type node) {
-      if (nodes_.size() < kKeptMax) nodes_.push_back(std::move(node));
+      if (nodes_.size() >= kKeptMax) return;
+      node.mapped() = typename Map::mapped_type{};  // a kept result must not hold its outcome
+      nodes_.push_back(std::move(node));
     }
     // Inserts (key, value), reusing a kept node if there is one.
     template <typename K, typename V>
