@@ -55,7 +55,8 @@ python3 - "$work/failover.out" <<'PY' || fail "failover"
 import json, sys
 p = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 ms = p["failover_ms"]
-if len(ms) != 1 or not 0 < ms[0] < 10000 or p["failover_median_ms"] != ms[0]:
+# No time bound here: a kill the cluster never recovered from is reported as no figure at all.
+if len(ms) != 1 or not ms[0] > 0 or p["failover_median_ms"] != ms[0]:
     sys.exit(f"failover: expected one kill timed: {p}")
 if p["epoch_end"] <= p["epoch_start"]:
     sys.exit(f"failover: the leader's epoch did not grow: {p}")
