@@ -42,6 +42,8 @@ enum MessageType {
   heartbeatReply @8;
   catchupRequest @9;
   catchupReply @10;
+  snapshotRequest @11;
+  snapshotChunk @12;
 }
 
 # Mirrors paxos::Message: one flat struct for every kind (see paxos/message.h for which fields
@@ -58,6 +60,8 @@ struct PeerMessage {
   ok @8 :Bool;
   entries @9 :List(Entry);
   slots @10 :List(UInt64);
+  data @11 :Data;          # snapshotChunk only
+  checksum @12 :UInt32;    # snapshotChunk only: CRC-32C of data
 }
 
 struct Entry {
@@ -87,6 +91,7 @@ struct ClientRequest {
     propose @1 :Command;        # stampMs is ignored: the leader stamps it
     read @2 :ReadRequest;
     status @3 :Void;
+    snapshot @4 :Void;          # take a snapshot now; the response's slot is its applied_below
   }
 }
 

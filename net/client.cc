@@ -334,7 +334,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // One request from the caller's point of view: every attempt, until it is answered or its
 // deadline passes.
 struct ClientCall {
-  enum class Kind { kPropose, kRead, kStatus };
+  enum class Kind { kPropose, kRead, kStatus, kSnapshot };
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
   explicit ClientCall(asio::io_context& io) : timer(io) {}
@@ -925,8 +925,8 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
         return Invalid("node " + std::to_string(node) + " sent the status of node " +
                        std::to_string(response.status->node_id));
       }
-    } else {
-      NoteLeader(node);
+    } else if (call->kind != ClientCall::Kind::kSnapshot) {
+      NoteLeader(node);  // only a leader answers proposals and reads
     }
     ++counters_.responses;
     Finish(call, std::move(response), node);
@@ -1207,6 +1207,18 @@ Result<NodeStatus> Client::Status(NodeId node, milliseconds timeout) {
       impl_->Call(ClientCall::Kind::kStatus, StatusRequest(), node, false, timeout);
   if (!a.ok()) return a.status();
   return std::move(*a.value().response.status);
+}
+
+Result<paxos::Slot> Client::TakeSnapshot(NodeId node, milliseconds timeout) {
+  if (!impl_->options().members.contains(node)) {
+    return Invalid("node " + std::to_string(node) + " is not a member");
+  }
+  ClientRequest request;
+  request.kind = ClientRequest::Kind::kSnapshot;
+  Result<ClientCore::Answer> a =
+      impl_->Call(ClientCall::Kind::kSnapshot, std::move(request), node, false, timeout);
+  if (!a.ok()) return a.status();
+  return a.value().response.slot;
 }
 
 std::map<NodeId, Result<NodeStatus>> Client::StatusAll(milliseconds timeout) {

@@ -140,6 +140,12 @@ class Client {
   // kInvalidArgument if `node` is not a member; kTimeout naming the last failure.
   Result<NodeStatus> Status(paxos::NodeId node, std::chrono::milliseconds timeout);
 
+  // Asks member `node` to take a snapshot of its state machine now (ballotctl snapshot) and
+  // waits until it is durable there; returns the slot it covers (every slot below it).
+  // kInvalidArgument if `node` is not a member; the node's error (kIoError, kNoSpace) if
+  // writing failed; kTimeout.
+  Result<paxos::Slot> TakeSnapshot(paxos::NodeId node, std::chrono::milliseconds timeout);
+
   // Asks every member once, concurrently, and returns each one's status or why it has none: a
   // node that refuses connections is reported at once (kIoError), a silent one after
   // min(attempt_timeout, timeout) (kTimeout). Never retries; the map has every member.

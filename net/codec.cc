@@ -22,10 +22,10 @@ using paxos::MessageType;
 // The schema's enum must stay in step with the core's.
 static_assert(static_cast<int>(wire::MessageType::PRE_VOTE) ==
               static_cast<int>(MessageType::kPreVote));
-static_assert(static_cast<int>(wire::MessageType::CATCHUP_REPLY) ==
-              static_cast<int>(MessageType::kCatchupReply));
+static_assert(static_cast<int>(wire::MessageType::SNAPSHOT_CHUNK) ==
+              static_cast<int>(MessageType::kSnapshotChunk));
 constexpr uint16_t kMessageTypeMin = static_cast<uint16_t>(MessageType::kPreVote);
-constexpr uint16_t kMessageTypeMax = static_cast<uint16_t>(MessageType::kCatchupReply);
+constexpr uint16_t kMessageTypeMax = static_cast<uint16_t>(MessageType::kSnapshotChunk);
 // The highest ballot::StatusCode; update with paxos/status.h.
 constexpr uint16_t kStatusCodeMax = static_cast<uint16_t>(StatusCode::kAborted);
 
@@ -79,6 +79,8 @@ void FillPeerMessage(const paxos::Message& m, wire::PeerMessage::Builder b) {
   }
   auto slots = b.initSlots(static_cast<unsigned>(m.slots.size()));
   for (size_t i = 0; i < m.slots.size(); ++i) slots.set(static_cast<unsigned>(i), m.slots[i]);
+  if (!m.data.empty()) b.setData(AsData(m.data));
+  b.setChecksum(m.checksum);
 }
 
 void FillHello(const Hello& h, wire::Hello::Builder b) {
@@ -98,6 +100,9 @@ void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
       return;
     case ClientRequest::Kind::kStatus:
       b.setStatus();
+      return;
+    case ClientRequest::Kind::kSnapshot:
+      b.setSnapshot();
       return;
   }
   LOG(FATAL) << "unknown ClientRequest kind " << static_cast<int>(r.kind);
@@ -287,6 +292,10 @@ Status DecodePeerMessage(wire::PeerMessage::Reader r, ObjectBudget* budget, paxo
   if (!s.ok()) return s;
   m->slots.resize(slots.size());
   for (unsigned i = 0; i < slots.size(); ++i) m->slots[i] = slots[i];
+  // The data's bytes are inside the frame, whose size was checked before decoding.
+  auto data = r.getData();
+  m->data.assign(reinterpret_cast<const char*>(data.begin()), data.size());
+  m->checksum = r.getChecksum();
   return ValidatePeerMessage(*m);
 }
 
@@ -328,6 +337,9 @@ Result<Frame> DecodeRequest(wire::ClientRequest::Reader r) {
       return Frame(std::move(req));
     case wire::ClientRequest::STATUS:
       req.kind = ClientRequest::Kind::kStatus;
+      return Frame(std::move(req));
+    case wire::ClientRequest::SNAPSHOT:
+      req.kind = ClientRequest::Kind::kSnapshot;
       return Frame(std::move(req));
   }
   return Invalid("client request: unknown kind " + std::to_string(r.which()));
@@ -429,6 +441,9 @@ Status ValidatePeerMessage(const paxos::Message& m) {
   if (m.slot > kSlotMax || m.commit > kSlotMax) {
     return Invalid("peer message: slot or commit above " + std::to_string(kSlotMax));
   }
+  if (!m.data.empty() && m.type != paxos::MessageType::kSnapshotChunk) {
+    return Invalid("peer message: data is only for snapshot chunks");
+  }
   Status s = CheckCount("entries in a message", m.entries.size(), kEntriesPerMessageMax);
   for (size_t i = 0; s.ok() && i < m.entries.size(); ++i) s = ValidateEntry(m.entries[i]);
   if (!s.ok()) return s;
@@ -442,7 +457,7 @@ Status ValidatePeerMessage(const paxos::Message& m) {
 size_t PeerMessageBytesBound(const paxos::Message& m) {
   // In words: the message struct (9) with its list tags and slack, each entry (entry + value +
   // tags, 8) with slack, each command (6) with slack, then payload bytes rounded up to words.
-  size_t words = 16 + m.slots.size();
+  size_t words = 16 + m.slots.size() + (m.data.size() + 7) / 8;
   for (const paxos::Entry& e : m.entries) {
     words += 10;
     for (const paxos::Command& c : e.value.commands) words += 8 + (c.payload.size() + 7) / 8;

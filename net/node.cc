@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,12 +19,15 @@
 #include "net/work_queue.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
+#include "store/file_snapshot_store.h"
 #include "store/lmdb_store.h"
+#include "store/mem_snapshot_store.h"
 #include "store/mem_store.h"
 
 namespace ballot {
 
 namespace asio = boost::asio;
+using paxos::kNoNode;
 using paxos::NodeId;
 using paxos::Slot;
 
@@ -37,8 +39,7 @@ Status NodeOptions::Validate() const {
   if (!members.count(id)) return invalid("node id " + std::to_string(id) + " is not a member");
   if (data_dir.empty() && !in_memory) return invalid("data dir must be set");
   if (tick.count() <= 0) return invalid("tick must be positive");
-  if (apply_queue_entries_max == 0) return invalid("apply queue bound must be at least 1");
-  return Status::Ok();
+  return driver.Validate();
 }
 
 namespace {
@@ -71,58 +72,43 @@ std::string HostOf(const std::string& address) {
   return host;
 }
 
-struct SessionKeyHash {
-  size_t operator()(const std::pair<uint64_t, uint64_t>& key) const {
-    return std::hash<uint64_t>()(key.first * 0x9E3779B97F4A7C15ull ^ key.second);
-  }
-};
-
-// A client waiting for an answer.
-struct Waiter {
-  net::ClientHandle client;
-  uint64_t request_id = 0;
-};
-
-// Work for the storage thread: one group commit.
-struct PersistJob {
-  paxos::PersistBatch batch;
-  std::vector<paxos::Message> send_after;
-};
-
-// Work for the apply thread, in the order the io thread produced it.
-struct ApplyEntries {
-  std::vector<paxos::Entry> entries;
-  size_t commands = 0;
-};
-struct ServeRead {
-  uint64_t read_id = 0;
-  Slot read_below = 0;
-  std::string query;
-};
-struct LeadershipChange {
-  bool leading = false;
-  uint64_t epoch = 0;
-};
-using ApplyJob = std::variant<ApplyEntries, ServeRead, LeadershipChange>;
-
 }  // namespace
 
-class Node::Impl {
+class Node::Impl : public DriverHost {
  public:
   Impl(NodeOptions options, std::unique_ptr<store::Store> store,
-       std::unique_ptr<Applier> applier, std::unique_ptr<paxos::Replica> replica)
+       std::unique_ptr<store::SnapshotStore> snapshots)
       : options_(std::move(options)),
         store_(std::move(store)),
-        applier_(std::move(applier)),
-        replica_(std::move(replica)),
+        snapshots_(std::move(snapshots)),
         work_guard_(asio::make_work_guard(io_)),
-        tick_timer_(io_) {
-    applied_below_.store(applier_->applied_below());  // a restored snapshot's position
-  }
+        tick_timer_(io_) {}
 
-  ~Impl() {
+  ~Impl() override {
     Stop(Status::Ok());
     Join();
+  }
+
+  // Restores the state machine from the newest usable snapshot and builds the core and the
+  // driver over what the store holds.
+  Status Recover(std::unique_ptr<StateMachine> machine) {
+    auto applier = std::make_unique<Applier>(std::move(machine));
+    applier->set_members(options_.members);
+    auto recovered = Driver::Recover(store_.get(), snapshots_.get(), applier.get(), options_.id,
+                                     /*host=*/nullptr);
+    if (!recovered.ok()) return recovered.status();
+    paxos::Options po = options_.paxos;
+    po.id = options_.id;
+    po.members.clear();
+    for (const auto& [id, address] : options_.members) po.members.push_back(id);
+    // Different per node and per start, so two nodes never time out in lockstep.
+    po.seed = options_.paxos.seed ^ WallClockMs() ^ (uint64_t{options_.id} << 32);
+    auto replica = paxos::Replica::Create(po, std::move(recovered.value().durable));
+    if (!replica.ok()) return replica.status();
+    driver_ = std::make_unique<Driver>(options_.driver, this, std::move(replica).value(),
+                                       std::move(applier), store_.get(), snapshots_.get(),
+                                       recovered.value().store_mark);
+    return Status::Ok();
   }
 
   Status OpenTransport() {
@@ -153,7 +139,14 @@ class Node::Impl {
       io_.run();
     });
     storage_thread_ = std::thread([this] { StorageLoop(); });
-    if (!options_.apply_inline) apply_thread_ = std::thread([this] { ApplyLoop(); });
+    background_thread_ = std::thread([this] {
+      while (std::optional<std::function<void()>> job = background_queue_.Pop()) (*job)();
+    });
+    if (!options_.apply_inline) {
+      apply_thread_ = std::thread([this] {
+        while (std::optional<std::function<void()>> job = apply_queue_.Pop()) (*job)();
+      });
+    }
   }
 
   void Stop(Status why) {
@@ -165,6 +158,7 @@ class Node::Impl {
     }
     persist_queue_.Close();
     apply_queue_.Close();
+    background_queue_.Close();
     io_.stop();
     stop_cv_.notify_all();
   }
@@ -180,16 +174,94 @@ class Node::Impl {
   }
 
   uint16_t port() const { return transport_->port(); }
-  NodeInfo info() const {
-    return NodeInfo{token_.load(), leader_.load()};
-  }
+  NodeInfo info() const { return NodeInfo{driver_->token(), driver_->leader()}; }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
   }
 
+  Result<Slot> TakeSnapshot() {
+    auto done = std::make_shared<std::promise<Result<Slot>>>();
+    std::future<Result<Slot>> result = done->get_future();
+    asio::post(io_, [this, done] {
+      driver_->RequestSnapshot([done](Result<Slot> r) { done->set_value(std::move(r)); });
+      driver_->Drain();
+    });
+    // A node that stops first never answers: wait with the stop in view.
+    while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      if (stopping_) return Status(StatusCode::kAborted, "node stopped");
+    }
+    return result.get();
+  }
+
+  // DriverHost ---------------------------------------------------------------------------------
+
+  void SendToPeer(paxos::Message m) override { transport_->Send(m.to, std::move(m)); }
+
+  void Persist(paxos::PersistBatch batch) override { persist_queue_.Push(std::move(batch)); }
+
+  void ToApplier(std::function<void()> work) override {
+    if (options_.apply_inline) {
+      work();
+    } else {
+      apply_queue_.Push(std::move(work));
+    }
+  }
+
+  void ToDriver(std::function<void()> work) override {
+    asio::post(io_, [this, work = std::move(work)] { driver_->RunOnDriver(work); });
+  }
+
+  void InBackground(std::function<void()> work) override {
+    background_queue_.Push(std::move(work));
+  }
+
+  void CommandDone(ClientTag tag, Reply& r) override {
+    net::ClientResponse resp;
+    resp.request_id = tag.request;
+    resp.outcome_code = r.outcome.code;
+    resp.data = r.outcome.data;
+    resp.message = r.outcome.message;
+    resp.slot = r.slot;
+    resp.epoch = r.epoch;
+    transport_->SendResponse(Handle(tag), std::move(resp));
+  }
+
+  void ReadDone(ClientTag tag, Outcome outcome) override {
+    net::ClientResponse resp;
+    resp.request_id = tag.request;
+    resp.outcome_code = outcome.code;
+    resp.data = std::move(outcome.data);
+    resp.message = std::move(outcome.message);
+    transport_->SendResponse(Handle(tag), std::move(resp));
+  }
+
+  void Refuse(ClientTag tag, StatusCode code, std::string message, NodeId hint) override {
+    net::ClientResponse resp;
+    resp.request_id = tag.request;
+    resp.code = code;
+    resp.message = std::move(message);
+    resp.leader_hint = hint;
+    transport_->SendResponse(Handle(tag), std::move(resp));
+  }
+
+  void Fatal(Status why) override {
+    LOG(ERROR) << "node " << options_.id << ": stopping: " << why.ToString();
+    Stop(std::move(why));
+  }
+
+  void OnAnnounced(bool leading, uint64_t epoch) override {
+    LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
+              << " with epoch " << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " (token "
+              << epoch << ")";
+    if (leadership_callback_) leadership_callback_(leading, epoch);
+  }
+
  private:
+  static net::ClientHandle Handle(ClientTag tag) { return net::ClientHandle{tag.connection}; }
+
   void Join() {
-    for (std::thread* t : {&io_thread_, &storage_thread_, &apply_thread_}) {
+    for (std::thread* t : {&io_thread_, &storage_thread_, &apply_thread_, &background_thread_}) {
       if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
     }
   }
@@ -202,7 +274,7 @@ class Node::Impl {
     tick_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       CatchUpTicks();
-      Drain();
+      driver_->Drain();
       ArmTick();
     });
   }
@@ -217,12 +289,12 @@ class Node::Impl {
     last_tick_time_ += due * options_.tick;
     // Beyond a few election timeouts every lease and timer has expired anyway.
     const uint64_t cap = uint64_t{4} * options_.paxos.election_ticks + 4;
-    for (uint64_t i = 0; i < std::min(due, cap); ++i) replica_->Tick();
+    for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
   }
 
   void OnPeerMessage(const paxos::Message& m) {
     CatchUpTicks();
-    replica_->Step(m);
+    driver_->Step(m);
     ScheduleDrain();
   }
 
@@ -235,77 +307,48 @@ class Node::Impl {
     drain_scheduled_ = true;
     asio::post(io_, [this] {
       drain_scheduled_ = false;
-      Drain();
+      driver_->Drain();
     });
   }
 
   void OnClientRequest(net::ClientHandle client, net::ClientRequest request) {
     CatchUpTicks();  // a lease read must not be served on a clock that stood still
+    const ClientTag tag{client.connection_id, request.request_id};
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
-        OnPropose(client, request.request_id, std::move(request.command));
+        // Time comes from the leader's clock, stamped once, never backwards in its log.
+        last_stamp_ms_ = std::max(last_stamp_ms_, WallClockMs());
+        request.command.stamp_ms = last_stamp_ms_;
+        driver_->Propose(std::move(request.command), tag);
         break;
       case net::ClientRequest::Kind::kRead:
-        OnRead(client, request.request_id, std::move(request.query));
+        driver_->Read(std::move(request.query), tag);
         break;
       case net::ClientRequest::Kind::kStatus:
         transport_->SendResponse(client, StatusResponse(request.request_id));
+        break;
+      case net::ClientRequest::Kind::kSnapshot:
+        driver_->RequestSnapshot([this, tag](Result<Slot> r) {
+          if (!r.ok()) return Refuse(tag, r.status().code(), r.status().message(), kNoNode);
+          net::ClientResponse resp;
+          resp.request_id = tag.request;
+          resp.slot = r.value();
+          transport_->SendResponse(Handle(tag), std::move(resp));
+        });
         break;
     }
     ScheduleDrain();
   }
 
-  void OnPropose(net::ClientHandle client, uint64_t request_id, paxos::Command command) {
-    if (apply_queue_entries_.load() >= options_.apply_queue_entries_max) {
-      return Refuse(client, request_id, StatusCode::kOverloaded, "apply queue full");
-    }
-    // Time comes from the leader's clock, stamped once, and never goes backwards in its log.
-    last_stamp_ms_ = std::max(last_stamp_ms_, WallClockMs());
-    command.stamp_ms = last_stamp_ms_;
-    if (command.client_id == 0 || command.sequence == 0) {
-      // Replies are routed by session; without one a retry could also apply twice.
-      return Refuse(client, request_id, StatusCode::kInvalidArgument,
-                    "a proposal needs a client id and a sequence number");
-    }
-    auto key = std::make_pair(command.client_id, command.sequence);
-    paxos::ProposeResult r = replica_->Propose(std::move(command));
-    if (r.kind != paxos::ProposeResult::Kind::kOk) return RefuseProposal(client, request_id, r);
-    waiting_commands_.emplace(key, Waiter{client, request_id});
-  }
-
-  void OnRead(net::ClientHandle client, uint64_t request_id, std::string query) {
-    uint64_t read_id = ++last_read_id_;
-    paxos::ProposeResult r = replica_->Read(read_id);
-    if (r.kind != paxos::ProposeResult::Kind::kOk) return RefuseProposal(client, request_id, r);
-    waiting_reads_[read_id] = {Waiter{client, request_id}, std::move(query)};
-  }
-
-  void RefuseProposal(net::ClientHandle client, uint64_t request_id, paxos::ProposeResult r) {
-    if (r.kind == paxos::ProposeResult::Kind::kOverloaded) {
-      return Refuse(client, request_id, StatusCode::kOverloaded, "proposal queue full");
-    }
-    Refuse(client, request_id, StatusCode::kNotLeader, "not the leader", r.leader_hint);
-  }
-
-  void Refuse(net::ClientHandle client, uint64_t request_id, StatusCode code,
-              std::string message, NodeId hint = paxos::kNoNode) {
-    net::ClientResponse resp;
-    resp.request_id = request_id;
-    resp.code = code;
-    resp.message = std::move(message);
-    resp.leader_hint = hint != paxos::kNoNode ? hint : replica_->leader();
-    transport_->SendResponse(client, std::move(resp));
-  }
-
   net::ClientResponse StatusResponse(uint64_t request_id) {
-    paxos::ReplicaStatus s = replica_->status();
+    paxos::ReplicaStatus s = driver_->replica().status();
     net::NodeStatus ns;
     ns.node_id = s.id;
     ns.role = paxos::RoleName(s.role);
     ns.epoch = s.leader_epoch.raw();
     ns.leader_id = s.leader;
     ns.chosen_below = s.chosen_below;
-    ns.applied_below = applied_below_.load();
+    ns.applied_below = driver_->applied_below();
     ns.lease_held = s.lease_held;
     ns.promised = s.promised.raw();
     net::ClientResponse resp;
@@ -314,142 +357,24 @@ class Node::Impl {
     return resp;
   }
 
-  // Carries out everything the core has for us. Bounded: each pass either hands out a persist
-  // batch (then waits for the disk) or drains output that does not feed back.
-  void Drain() {
-    for (int pass = 0; pass < kDrainPassesMax && replica_->HasReady(); ++pass) {
-      HandleReady(replica_->TakeReady());
-    }
-    leader_.store(replica_->leader());
-  }
-
-  void HandleReady(paxos::Ready ready) {
-    for (paxos::Message& m : ready.send_now) transport_->Send(m.to, std::move(m));
-    if (ready.persist) {
-      persist_queue_.Push(PersistJob{std::move(*ready.persist), std::move(ready.send_after_persist)});
-    }
-    for (const paxos::LeadershipEvent& e : ready.events) OnLeadershipEvent(e);
-    if (!ready.apply.empty()) {
-      size_t commands = 0;
-      for (const paxos::Entry& e : ready.apply) commands += e.value.commands.size() + 1;
-      apply_queue_entries_ += commands;
-      SubmitApply(ApplyEntries{std::move(ready.apply), commands});
-    }
-    for (const paxos::ReadState& r : ready.reads) {
-      auto it = waiting_reads_.find(r.read_id);
-      if (it == waiting_reads_.end()) continue;
-      SubmitApply(ServeRead{r.read_id, r.read_below, it->second.query});
-    }
-    for (const paxos::ReadFailure& f : ready.failed_reads) FailRead(f.read_id);
-    for (const paxos::Command& c : ready.dropped) {
-      FailCommand(c.client_id, c.sequence);
-    }
-  }
-
-  void OnLeadershipEvent(const paxos::LeadershipEvent& e) {
-    bool leading = e.kind == paxos::LeadershipEvent::Kind::kBecameLeader;
-    token_.store(leading ? e.epoch.raw() : 0);
-    LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
-              << " with epoch " << paxos::ToString(e.epoch) << " (token " << e.epoch.raw()
-              << ")";
-    if (!leading) FailAllWaiting();
-    SubmitApply(LeadershipChange{leading, e.epoch.raw()});
-  }
-
-  // The apply thread's work, or with apply_inline the io thread's own, right now.
-  void SubmitApply(ApplyJob job) {
-    if (options_.apply_inline) {
-      RunApplyJob(std::move(job));
-    } else {
-      apply_queue_.Push(std::move(job));
-    }
-  }
-
-  void FailRead(uint64_t read_id) {
-    auto it = waiting_reads_.find(read_id);
-    if (it == waiting_reads_.end()) return;
-    Refuse(it->second.waiter.client, it->second.waiter.request_id, StatusCode::kNotLeader,
-           "leadership lost before the read was confirmed");
-    waiting_reads_.erase(it);
-  }
-
-  void FailCommand(uint64_t client_id, uint64_t sequence) {
-    auto [begin, end] = waiting_commands_.equal_range({client_id, sequence});
-    for (auto it = begin; it != end; ++it) RefuseLost(it->second);
-    waiting_commands_.erase(begin, end);
-  }
-
-  void RefuseLost(const Waiter& w) {
-    Refuse(w.client, w.request_id, StatusCode::kNotLeader,
-           "leadership lost; retry with the same sequence");
-  }
-
-  // Commands already in slots may still be chosen by the next leader; their clients retry
-  // there under the same session sequence and get the one result.
-  void FailAllWaiting() {
-    for (const auto& [key, waiter] : waiting_commands_) RefuseLost(waiter);
-    waiting_commands_.clear();
-  }
-
-  // Called on the io thread with what the apply thread produced.
-  void OnReplies(std::vector<Reply> replies) {
-    for (Reply& r : replies) {
-      auto [begin, end] = waiting_commands_.equal_range({r.client_id, r.sequence});
-      for (auto it = begin; it != end; ++it) Respond(it->second, r, std::next(it) == end);
-      waiting_commands_.erase(begin, end);
-    }
-  }
-
-  // The last waiter for a reply takes its strings.
-  void Respond(const Waiter& w, Reply& r, bool last) {
-    net::ClientResponse resp;
-    resp.request_id = w.request_id;
-    resp.outcome_code = r.outcome.code;
-    resp.data = last ? std::move(r.outcome.data) : r.outcome.data;
-    resp.message = last ? std::move(r.outcome.message) : r.outcome.message;
-    resp.slot = r.slot;
-    resp.epoch = r.epoch;
-    transport_->SendResponse(w.client, std::move(resp));
-  }
-
-  void OnReadServed(uint64_t read_id, Outcome outcome) {
-    auto it = waiting_reads_.find(read_id);
-    if (it == waiting_reads_.end()) return;
-    net::ClientResponse resp;
-    resp.request_id = it->second.waiter.request_id;
-    resp.outcome_code = outcome.code;
-    resp.data = std::move(outcome.data);
-    resp.message = std::move(outcome.message);
-    transport_->SendResponse(it->second.waiter.client, std::move(resp));
-    waiting_reads_.erase(it);
-  }
-
-  void OnPersisted(std::vector<paxos::Message> send_after) {
-    for (paxos::Message& m : send_after) transport_->Send(m.to, std::move(m));
-    replica_->Advance();
-    Drain();
-  }
-
   // ------------------------------------------------------------------------------------------
   // storage thread
 
   void StorageLoop() {
     bool logged_no_space = false;
     uint64_t commits = 0;
-    while (std::optional<PersistJob> job = persist_queue_.Pop()) {
+    while (std::optional<paxos::PersistBatch> batch = persist_queue_.Pop()) {
       if (++commits == options_.TEST_stall_storage_after_commits) {
         LOG(WARNING) << "node " << options_.id << ": TEST stall of the storage thread for "
                      << options_.TEST_storage_stall.count() << " ms";
         if (persist_queue_.WaitClosed(options_.TEST_storage_stall)) return;
       }
       for (;;) {
-        Status s = store_->Write(job->batch);
+        Status s = store_->Write(*batch);
         if (s.ok()) break;
         if (s.code() != StatusCode::kNoSpace) {
           // A failed sync may have lost what we were about to acknowledge: stop, never retry.
-          LOG(ERROR) << "node " << options_.id << ": storage failed, stopping: " << s.ToString();
-          Stop(s);
-          return;
+          return Fatal(Status(s.code(), "storage failed: " + s.message()));
         }
         if (!logged_no_space) {
           LOG(ERROR) << "node " << options_.id << ": disk full, not acknowledging anything "
@@ -460,104 +385,33 @@ class Node::Impl {
       }
       if (logged_no_space) LOG(INFO) << "node " << options_.id << ": storage writable again";
       logged_no_space = false;
-      asio::post(io_, [this, after = std::move(job->send_after)]() mutable {
-        OnPersisted(std::move(after));
-      });
+      asio::post(io_, [this] { driver_->OnPersisted(); });
     }
   }
-
-  // ------------------------------------------------------------------------------------------
-  // apply thread
-
-  void ApplyLoop() {
-    while (std::optional<ApplyJob> job = apply_queue_.Pop()) RunApplyJob(std::move(*job));
-  }
-
-  // Runs on the apply thread, or inline on the io thread; results reach the io thread's
-  // handlers either way (posted, or called directly when already there).
-  void RunApplyJob(ApplyJob job) {
-    if (auto* a = std::get_if<ApplyEntries>(&job)) {
-      std::vector<Reply> replies;
-      applier_->Apply(a->entries, &replies);
-      apply_queue_entries_ -= a->commands;
-      applied_below_.store(applier_->applied_below());
-      ToIoThread([this, r = std::move(replies)]() mutable { OnReplies(std::move(r)); });
-    } else if (auto* r = std::get_if<ServeRead>(&job)) {
-      reads_waiting_apply_.push_back(std::move(*r));
-    } else if (auto* l = std::get_if<LeadershipChange>(&job)) {
-      NotifyLeadership(*l);
-    }
-    ServeReads();
-  }
-
-  template <typename Handler>
-  void ToIoThread(Handler&& handler) {
-    if (options_.apply_inline) {
-      handler();
-    } else {
-      asio::post(io_, std::forward<Handler>(handler));
-    }
-  }
-
-  void ServeReads() {
-    // Reads arrive in read_below order (the commit index only grows), so serve from the front.
-    std::deque<ServeRead>* reads = &reads_waiting_apply_;
-    while (!reads->empty() && reads->front().read_below <= applier_->applied_below()) {
-      ServeRead r = std::move(reads->front());
-      reads->pop_front();
-      Outcome o = applier_->Query(r.query);
-      ToIoThread([this, id = r.read_id, o = std::move(o)]() mutable {
-        OnReadServed(id, std::move(o));
-      });
-    }
-  }
-
-  void NotifyLeadership(const LeadershipChange& l) {
-    if (l.leading) {
-      applier_->machine().OnLeaderStart(l.epoch);
-    } else {
-      applier_->machine().OnLeaderStop(l.epoch);
-    }
-    if (leadership_callback_) leadership_callback_(l.leading, l.epoch);
-  }
-
-  static constexpr int kDrainPassesMax = 64;
 
   // Constant after construction.
   const NodeOptions options_;
 
-  // Owned by the storage thread (after Start()).
+  // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
-  // Owned by the apply thread.
-  std::unique_ptr<Applier> applier_;
+  std::unique_ptr<store::SnapshotStore> snapshots_;
+  // Called on the applier side.
   std::function<void(bool, uint64_t)> leadership_callback_;
-  std::deque<ServeRead> reads_waiting_apply_;  // until applied_below reaches their read_below
 
-  // Owned by the io thread.
+  // Owned by the io thread (the driver's applier side lives on the apply thread).
   asio::io_context io_{1};
-  std::unique_ptr<paxos::Replica> replica_;
+  std::unique_ptr<Driver> driver_;
   asio::executor_work_guard<asio::io_context::executor_type> work_guard_;
   asio::steady_timer tick_timer_;
   std::unique_ptr<net::Transport> transport_;
-  // (client id, sequence) -> who waits for its result; a retry on the same node adds a waiter.
-  std::unordered_multimap<std::pair<uint64_t, uint64_t>, Waiter, SessionKeyHash> waiting_commands_;
-  struct WaitingRead {
-    Waiter waiter;
-    std::string query;
-  };
-  std::map<uint64_t, WaitingRead> waiting_reads_;
-  uint64_t last_read_id_ = 0;
   uint64_t last_stamp_ms_ = 0;
   bool drain_scheduled_ = false;
   std::chrono::steady_clock::time_point last_tick_time_;
 
   // Between threads.
-  WorkQueue<PersistJob> persist_queue_;
-  WorkQueue<ApplyJob> apply_queue_;
-  std::atomic<size_t> apply_queue_entries_{0};
-  std::atomic<Slot> applied_below_{1};
-  std::atomic<uint64_t> token_{0};
-  std::atomic<NodeId> leader_{paxos::kNoNode};
+  WorkQueue<paxos::PersistBatch> persist_queue_;
+  WorkQueue<std::function<void()>> apply_queue_;
+  WorkQueue<std::function<void()>> background_queue_;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
@@ -567,6 +421,7 @@ class Node::Impl {
   std::thread io_thread_;
   std::thread storage_thread_;
   std::thread apply_thread_;
+  std::thread background_thread_;
 };
 
 namespace {
@@ -588,6 +443,15 @@ Result<std::unique_ptr<store::Store>> OpenStore(const NodeOptions& options) {
   return std::unique_ptr<store::Store>(std::move(store).value());
 }
 
+Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& options) {
+  if (options.in_memory) {
+    return std::unique_ptr<store::SnapshotStore>(std::make_unique<store::MemSnapshotStore>());
+  }
+  auto snapshots = store::FileSnapshotStore::OpenDir(options.data_dir);
+  if (!snapshots.ok()) return snapshots.status();
+  return std::unique_ptr<store::SnapshotStore>(std::move(snapshots).value());
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
@@ -596,33 +460,14 @@ Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
   if (!s.ok()) return s;
   auto store = OpenStore(options);
   if (!store.ok()) return store.status();
-
-  auto applier = std::make_unique<Applier>(std::move(machine));
-  auto snapshot = store.value()->LoadSnapshot();
-  if (!snapshot.ok()) return snapshot.status();
-  if (snapshot.value()) {
-    Status r = applier->Restore(snapshot.value()->data);
-    if (!r.ok()) return r;
-  }
-  auto durable = store.value()->Load();
-  if (!durable.ok()) return durable.status();
-  if (durable.value().applied_below != applier->applied_below()) {
-    return Status(StatusCode::kCorruption, "snapshot and log disagree on the applied position");
-  }
-
-  paxos::Options po = options.paxos;
-  po.id = options.id;
-  po.members.clear();
-  for (const auto& [id, address] : options.members) po.members.push_back(id);
-  // Different per node and per start, so two nodes never time out in lockstep.
-  po.seed = options.paxos.seed ^ WallClockMs() ^ (uint64_t{options.id} << 32);
-  auto replica = paxos::Replica::Create(po, std::move(durable).value());
-  if (!replica.ok()) return replica.status();
-
+  auto snapshots = OpenSnapshots(options);
+  if (!snapshots.ok()) return snapshots.status();
   auto impl = std::make_unique<Impl>(std::move(options), std::move(store).value(),
-                                     std::move(applier), std::move(replica).value());
-  Status t = impl->OpenTransport();
-  if (!t.ok()) return t;
+                                     std::move(snapshots).value());
+  s = impl->Recover(std::move(machine));
+  if (!s.ok()) return s;
+  s = impl->OpenTransport();
+  if (!s.ok()) return s;
   return std::unique_ptr<Node>(new Node(std::move(impl)));
 }
 
@@ -633,6 +478,7 @@ void Node::Stop() { impl_->Stop(Status::Ok()); }
 Status Node::Wait() { return impl_->Wait(); }
 uint16_t Node::port() const { return impl_->port(); }
 NodeInfo Node::info() const { return impl_->info(); }
+Result<paxos::Slot> Node::TakeSnapshot() { return impl_->TakeSnapshot(); }
 void Node::OnLeadership(std::function<void(bool, uint64_t)> callback) {
   impl_->set_leadership_callback(std::move(callback));
 }

@@ -1,13 +1,17 @@
 // Node: the runtime that turns one paxos::Replica into a server process.
 //
-// Three threads, each owning what it touches (DESIGN.md §4):
+// The Ready handling itself is net/driver.h, shared with the simulator; this file adds the
+// threads, the sockets, LMDB and the clock. Four threads, each owning what it touches
+// (DESIGN.md §4):
 //   - the io thread owns the Replica, the Transport (sockets) and the tick timer. It feeds
 //     Tick/Step/Propose/Read into the core and carries out each Ready;
 //   - the storage thread owns the Store's writes: it group-commits each Ready::persist batch
 //     and only then lets the io thread send what depended on it and call Advance();
 //   - the apply thread owns the Applier (and the user's StateMachine). A slow Apply or a slow
 //     fsync never delays heartbeats, which are sent from the io thread. With apply_inline the io
-//     thread applies instead (fast state machines: two hand-offs fewer per command).
+//     thread applies instead (fast state machines: two hand-offs fewer per command);
+//   - a background thread writes snapshots and installs received ones, so that neither the
+//     io thread nor Apply waits for a snapshot's disk writes.
 // Hand-offs are batched: one persist job per Ready, one apply job per Ready.
 #ifndef BALLOT_NET_NODE_H_
 #define BALLOT_NET_NODE_H_
@@ -20,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "net/driver.h"
 #include "paxos/options.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -37,18 +42,13 @@ struct NodeOptions {
   std::chrono::milliseconds tick{10};
   // Protocol tuning; id, members and seed are filled in from the fields above.
   paxos::Options paxos;
-  // Proposals are refused (Overloaded) while this many applied-but-unprocessed entries queue up
-  // for the apply thread: backpressure instead of unbounded memory.
-  size_t apply_queue_entries_max = 65536;
   // Apply chosen commands (and serve reads, and call the leadership hooks) on the io thread
   // instead of a thread of their own. Saves two thread hand-offs per command, which is most of
   // a round trip's latency on an idle machine; only for state machines whose Apply and Query
   // take microseconds, since heartbeats wait while they run.
   bool apply_inline = false;
-  // Snapshot and compact the log every this many applied slots, keeping the newest
-  // log_retain_slots in the log so lagging replicas can still catch up from it.
-  uint64_t snapshot_every_slots = 50000;
-  uint64_t log_retain_slots = 200000;
+  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/driver.h).
+  DriverOptions driver;
   size_t map_bytes = size_t{64} << 20;
   size_t map_bytes_max = size_t{16} << 30;
   // Keep protocol state in memory instead of LMDB: nothing is durable. Only for measuring what
@@ -93,6 +93,10 @@ class Node {
   uint16_t port() const;
   // Thread-safe.
   NodeInfo info() const;
+
+  // Takes a snapshot now and blocks until it is durable; returns its applied_below. Any thread
+  // but the node's own (the io thread runs the request).
+  Result<paxos::Slot> TakeSnapshot();
 
   // Called on the apply thread (the io thread with apply_inline) when this node's leadership
   // becomes usable (with its epoch, which is the fencing token) and when it ends. Set before

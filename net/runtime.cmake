@@ -1,3 +1,8 @@
-# The server runtime: the driver that runs a Replica over the transport, LMDB and an Applier.
+# The Ready driver: thread-, socket- and clock-free, so the simulator runs the same code as the
+# server (it links no Asio and no Cap'n Proto).
+add_library(ballot_driver driver.cc)
+target_link_libraries(ballot_driver PUBLIC ballot_store ballot_statemachine)
+
+# The server runtime: the driver over the transport, LMDB, an Applier and threads.
 add_library(ballot_runtime node.cc)
-target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_store ballot_statemachine)
+target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_driver ballot_store ballot_statemachine)

@@ -32,7 +32,9 @@ struct Hello {
 };
 
 struct ClientRequest {
-  enum class Kind : uint8_t { kPropose, kRead, kStatus };
+  // kSnapshot: take a snapshot now (ballotctl snapshot); answered once it is durable, with its
+  // applied_below in ClientResponse::slot.
+  enum class Kind : uint8_t { kPropose, kRead, kStatus, kSnapshot };
 
   uint64_t request_id = 0;  // chosen by the client, echoed in the response
   Kind kind = Kind::kStatus;

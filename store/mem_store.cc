@@ -44,6 +44,8 @@ Result<paxos::DurableState> MemStore::Load() {
 
 Status MemStore::SaveSnapshot(const Snapshot& snapshot) {
   durable_.snapshot = snapshot;
+  // Applied implies chosen, as in LmdbStore.
+  durable_.chosen_below = std::max(durable_.chosen_below, snapshot.applied_below);
   auto end = durable_.entries.lower_bound(snapshot.applied_below);
   durable_.entries.erase(durable_.entries.begin(), end);
   return Status::Ok();

@@ -3,6 +3,7 @@
 //   ballotctl --cluster=... seq next [--count=N]
 //   ballotctl --cluster=... status [--json]
 //   ballotctl --cluster=... leader
+//   ballotctl --cluster=... snapshot --id=N
 //   ballotctl --cluster=... kv get|put|delete|cas|create ...
 //   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
 //   ballotctl store verify --data_dir=DIR
@@ -40,6 +41,7 @@ DEFINE_uint64(cluster_id, 0, "Cluster id (0: derived from --cluster, as ballotd 
 DEFINE_int32(timeout_ms, 5000, "Deadline of the whole command, in milliseconds.");
 DEFINE_uint64(count, 1, "seq next: how many numbers to draw.");
 DEFINE_bool(json, false, "status: print one JSON object instead of a table.");
+DEFINE_uint64(id, 0, "snapshot: the node that takes the snapshot.");
 DEFINE_string(owner, "", "lock: the owner id acting on the lock.");
 DEFINE_uint64(ttl_ms, 10000, "lock acquire: time to live of the grant, in milliseconds.");
 
@@ -92,6 +94,10 @@ int RunStatusCommand(const Args&) {
 int RunLeaderCommand(const Args&) {
   if (!NeedCluster()) return kExitUsage;
   return RunLeader(Cluster());
+}
+int RunSnapshotCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunSnapshot(Cluster(), FLAGS_id);
 }
 int RunKvCommand(const Args& args) {
   if (!NeedCluster()) return kExitUsage;
@@ -190,6 +196,9 @@ constexpr Command kCommands[] = {
     {"status", "", "--cluster [--json]",
      "every member's role, epoch, chosen and applied positions and lease", &RunStatusCommand},
     {"leader", "", "--cluster", "print the leader's id and epoch", &RunLeaderCommand},
+    {"snapshot", "", "--cluster --id",
+     "node --id takes a snapshot now and compacts its log; prints the slot it covers",
+     &RunSnapshotCommand},
     {"kv", "", "--cluster get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create "
                "KEY VALUE",
      "the key-value sample", &RunKvCommand, 2, 4},

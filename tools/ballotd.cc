@@ -7,6 +7,7 @@
 // SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1.
 #include <pthread.h>
 #include <signal.h>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -47,6 +48,20 @@ DEFINE_bool(in_memory, false,
 DEFINE_uint64(TEST_stall_storage_after_commits, 0,
               "tests only: stall the storage thread once, after this many commits (0: never)");
 DEFINE_uint32(TEST_storage_stall_ms, 1000, "tests only: how long that stall lasts");
+DEFINE_uint64(snapshot_every_slots, 100000,
+              "take a snapshot after this many applied slots since the last one (0: never)");
+DEFINE_uint64(snapshot_every_log_mb, 256,
+              "take a snapshot after this many MiB of applied commands since the last one "
+              "(0: never)");
+DEFINE_uint64(log_retain_slots, 20000,
+              "chosen slots kept in memory below the newest snapshot, so that briefly lagging "
+              "followers catch up from the log");
+DEFINE_uint64(snapshot_chunk_kb, 1024, "snapshot transfer: bytes per chunk, in KiB");
+DEFINE_uint64(snapshot_transfer_mb_per_s, 200,
+              "snapshot transfer: at most this many MiB/s received, so heartbeats and clients "
+              "keep flowing");
+DEFINE_uint64(TEST_corrupt_every_nth_chunk, 0,
+              "tests only: damage every Nth snapshot chunk this node sends (0: never)");
 DEFINE_uint64(map_mb, 64, "initial LMDB map size in MiB (grows as needed)");
 DEFINE_uint64(map_mb_max, 16384, "largest LMDB map size in MiB");
 
@@ -93,6 +108,16 @@ NodeOptions OptionsFromFlags() {
   o.apply_inline = FLAGS_apply_inline;
   o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
   o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
+  o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
+  o.driver.snapshot_every_log_bytes = FLAGS_snapshot_every_log_mb << 20;
+  o.driver.log_retain_slots = FLAGS_log_retain_slots;
+  o.driver.transfer_chunk_bytes = FLAGS_snapshot_chunk_kb << 10;
+  // Per tick: the driver counts received bytes per protocol tick.
+  o.driver.transfer_bytes_per_tick_max =
+      std::max<uint64_t>(o.driver.transfer_chunk_bytes,
+                         (FLAGS_snapshot_transfer_mb_per_s << 20) * FLAGS_tick_ms / 1000);
+  o.driver.TEST_corrupt_every_nth_chunk = FLAGS_TEST_corrupt_every_nth_chunk;
+  if (Status d = o.driver.Validate(); !d.ok()) UsageError(d.message());
   o.map_bytes = FLAGS_map_mb << 20;
   o.map_bytes_max = FLAGS_map_mb_max << 20;
   // Validate the protocol options up front so a bad combination is a usage error.

@@ -251,13 +251,13 @@ FramePayload AliasedSlotsFrame(unsigned messages, unsigned aliased, unsigned slo
   FramePayload payload = PayloadOfBuilder(b);
   EXPECT_EQ(b.getSegmentsForOutput().size(), 1u);
   // Segment words: 0 root pointer, 1-2 Frame (1 data word, 1 pointer), 3 the list tag, then
-  // messages of 9 words (7 data, entries, slots), then the shared slot list. Payload word 0 is
-  // the segment table, so segment word w is payload[w + 1].
-  static_assert(wire::PeerMessage::_capnpPrivate::dataWordSize == 7);
-  static_assert(wire::PeerMessage::_capnpPrivate::pointerCount == 2);
-  const uint64_t target = 4 + 9 * uint64_t{messages};
+  // the messages (data words, then the pointers: entries, slots, data), then the shared slot
+  // list. Payload word 0 is the segment table, so segment word w is payload[w + 1].
+  constexpr uint64_t kDataWords = wire::PeerMessage::_capnpPrivate::dataWordSize;
+  constexpr uint64_t kMessageWords = kDataWords + wire::PeerMessage::_capnpPrivate::pointerCount;
+  const uint64_t target = 4 + kMessageWords * uint64_t{messages};
   for (unsigned i = 1; i < aliased; ++i) {
-    const uint64_t at = 4 + 9 * uint64_t{i} + 8;
+    const uint64_t at = 4 + kMessageWords * uint64_t{i} + kDataWords + 1;  // its slots pointer
     const uint64_t offset = target - (at + 1);
     payload[at + 1] = 1 | offset << 2 | uint64_t{5} << 32 | uint64_t{slots} << 35;
   }

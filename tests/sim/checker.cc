@@ -135,6 +135,22 @@ void Checker::OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e
   leader_starts_.push_back(LeaderStart{n, e.epoch.raw(), e.start_slot});
 }
 
+void Checker::OnAnnounced(paxos::NodeId n, uint64_t epoch, paxos::Slot applied_below) {
+  // Code that acts as leader must see every write acknowledged before it was told it leads.
+  for (const AckedOp& op : acked_) {
+    if (op.is_read) continue;
+    auto it = first_apply_.find(SessionKey{op.client_id, op.sequence});
+    if (it == first_apply_.end() || it->second.slot < applied_below) continue;
+    std::ostringstream os;
+    os << "node " << n << " announced leadership of epoch "
+       << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " with its state applied below slot "
+       << applied_below << ", missing the acknowledged " << OpString(op) << " at slot "
+       << it->second.slot;
+    Fail(os.str());
+    return;
+  }
+}
+
 void Checker::OnAck(const AckedOp& op) {
   if (!op.is_read) {
     auto it = first_apply_.find(SessionKey{op.client_id, op.sequence});

@@ -75,6 +75,9 @@ class Checker {
   // Node n's applier passed a command to the state machine (a non-duplicate Reply).
   void OnFreshReply(paxos::NodeId n, const Reply& r);
   void OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e);
+  // Node n told its state machine and callbacks that it leads `epoch`, with its state applied
+  // below `applied_below`: every command acknowledged so far must be in that state.
+  void OnAnnounced(paxos::NodeId n, uint64_t epoch, paxos::Slot applied_below);
   // A reply reached its client.
   void OnAck(const AckedOp& op);
 

@@ -50,21 +50,8 @@ struct ClientReply {
   bool duplicate = false;
 };
 
-// Node -> node, outside the core: a replica that needs a snapshot (Ready::snapshot_needed)
-// fetches one from the node the core named.
-struct SnapshotRequest {
-  paxos::Slot below = 0;  // the snapshot must cover every slot below this
-};
-struct SnapshotReply {
-  paxos::Slot applied_below = 0;
-  std::string data;  // Applier::Snapshot()
-  // Not part of a real snapshot: the checker's record of the commands the sender's state
-  // machine applied, so that exactly-once stays checkable at the receiver.
-  Checker::FreshMap fresh;
-};
-
-using Payload =
-    std::variant<paxos::Message, ClientRequest, ClientReply, SnapshotRequest, SnapshotReply>;
+// paxos::Message also carries snapshot transfer (kSnapshotRequest / kSnapshotChunk).
+using Payload = std::variant<paxos::Message, ClientRequest, ClientReply>;
 
 struct Envelope {
   Endpoint from = 0;

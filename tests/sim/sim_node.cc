@@ -12,12 +12,11 @@ namespace {
 
 using samples::SequenceGenerator;
 
-// Rounds of TakeReady() per input. The core settles in one or two; more means it livelocks.
-constexpr int kReadyRoundsMax = 64;
-// Snapshots captured but not yet safe to save.
-constexpr size_t kCapturedMax = 4;
-// A snapshot fetch with no answer is sent again after this long.
-constexpr Time kSnapshotFetchTimeoutMs = 30 * kTickMs;
+// Rounds of ToDriver work per input. The driver settles in a few; more means a livelock.
+constexpr int kSettleRoundsMax = 10000;
+// Virtual time a background job (writing or installing a snapshot) takes.
+constexpr Time kBackgroundMinMs = 1;
+constexpr Time kBackgroundMaxMs = 300;
 
 }  // namespace
 
@@ -29,8 +28,49 @@ DiskConfig DiskConfig::Draw(Rng* rng) {
   return d;
 }
 
+SnapshotConfig SnapshotConfig::Off() {
+  SnapshotConfig c;
+  c.driver.snapshot_every_slots = 0;
+  c.driver.snapshot_every_log_bytes = 0;
+  return c;
+}
+
+SnapshotConfig SnapshotConfig::Draw(Rng* rng) {
+  static constexpr uint64_t kEverySlots[] = {0, 5, 20, 60};
+  static constexpr uint64_t kEveryBytes[] = {0, 300, 2000};
+  static constexpr uint64_t kRetainSlots[] = {0, 3, 30};
+  static constexpr size_t kChunkBytes[] = {16, 100, 1000, 1 << 20};
+  static constexpr uint64_t kCorruptEvery[] = {0, 0, 0, 5};
+  SnapshotConfig c;
+  c.on = true;
+  c.driver.snapshot_every_slots = rng->Pick(kEverySlots);
+  c.driver.snapshot_every_log_bytes = rng->Pick(kEveryBytes);
+  c.driver.log_retain_slots = rng->Pick(kRetainSlots);
+  c.driver.transfer_chunk_bytes = rng->Pick(kChunkBytes);
+  // From one chunk per tick (a tight throttle) to everything at once.
+  c.driver.transfer_bytes_per_tick_max =
+      c.driver.transfer_chunk_bytes * (rng->Chance(0.5) ? 1 : 1000);
+  c.driver.transfer_retry_ticks = rng->Uniform(5, 40);
+  c.driver.TEST_corrupt_every_nth_chunk = rng->Pick(kCorruptEvery);
+  return c;
+}
+
+std::string SnapshotConfig::ToString() const {
+  if (!on) return "snapshots off";
+  std::ostringstream os;
+  os << "snapshots every " << driver.snapshot_every_slots << " slots / "
+     << driver.snapshot_every_log_bytes << " bytes, retain " << driver.log_retain_slots
+     << ", chunks of " << driver.transfer_chunk_bytes << " bytes, "
+     << driver.transfer_bytes_per_tick_max << " bytes/tick, retry "
+     << driver.transfer_retry_ticks << " ticks, corrupt every "
+     << driver.TEST_corrupt_every_nth_chunk;
+  return os.str();
+}
+
 SimNode::SimNode(paxos::NodeId id, paxos::Options base, uint64_t run_seed, NodeHost* host)
     : id_(id), base_(std::move(base)), run_seed_(run_seed), host_(host) {}
+
+SimNode::~SimNode() = default;
 
 paxos::Options SimNode::OptionsFor(uint64_t incarnation) const {
   paxos::Options o = base_;
@@ -42,216 +82,130 @@ paxos::Options SimNode::OptionsFor(uint64_t incarnation) const {
 void SimNode::Start() {
   CHECK(!up());
   ++incarnation_;
-  Result<paxos::DurableState> durable = store_.Load();
-  CHECK(durable.ok()) << durable.status().ToString();
-  applier_ = std::make_unique<Applier>(std::make_unique<SequenceGenerator>());
-  Result<std::optional<store::Snapshot>> snapshot = store_.LoadSnapshot();
-  CHECK(snapshot.ok()) << snapshot.status().ToString();
-  if (snapshot.value()) {
-    const Status restored = applier_->Restore(snapshot.value()->data);
-    CHECK(restored.ok()) << restored.ToString();
-    CHECK_EQ(applier_->applied_below(), snapshot.value()->applied_below);
-    CHECK_EQ(durable.value().applied_below, snapshot.value()->applied_below);
-    host_->checker().OnNodeStart(id_, saved_fresh_);
-  } else {
-    host_->checker().OnNodeStart(id_);
-  }
-  replica_ = std::make_unique<paxos::Replica>(OptionsFor(incarnation_), std::move(durable).value());
+  auto applier = std::make_unique<Applier>(std::make_unique<SequenceGenerator>());
+  std::map<paxos::NodeId, std::string> members;
+  for (paxos::NodeId n : base_.members) members[n] = "sim:" + std::to_string(n);
+  applier->set_members(members);
+  host_->checker().OnNodeStart(id_);  // replaced by OnSnapshotRestored if one is restored
+  Result<Driver::Recovered> recovered =
+      Driver::Recover(&store_, &snapshots_, applier.get(), id_, this);
+  CHECK(recovered.ok()) << "node " << id_ << ": " << recovered.status().ToString();
+  auto replica = std::make_unique<paxos::Replica>(OptionsFor(incarnation_),
+                                                  std::move(recovered.value().durable));
+  driver_ = std::make_unique<Driver>(snapshots_config_.driver, this, std::move(replica),
+                                     std::move(applier), &store_, &snapshots_,
+                                     recovered.value().store_mark);
   host_->trace().Fold({0x5741, id_, incarnation_});
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " starts, incarnation " +
-                                       std::to_string(incarnation_));
-  Drain();
+                                       std::to_string(incarnation_) + ", applied below " +
+                                       std::to_string(driver_->applied_below()));
+  Settle();
 }
 
 void SimNode::Crash() {
   CHECK(up());
   host_->trace().Fold({0xC4A5, id_, incarnation_});
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " CRASHES" +
-                                       (outstanding_ ? " (losing an unsynced write)" : ""));
+                                       (outstanding_ ? " (losing an unsynced write)" : "") +
+                                       (background_.empty() ? "" : " (losing background work)"));
   store_.Crash();
   // The planted bug "forget promise" models a node that never persisted its promise; the disk
   // must not remember it either.
   if (base_.planted.forget_promise_on_restart) store_.TEST_ForgetPromise();
-  replica_.reset();
-  applier_.reset();
+  driver_.reset();
   outstanding_.reset();
-  waiting_commands_.clear();
-  pending_reads_.clear();
-  confirmed_reads_.clear();
-  captured_.clear();
-  snapshot_fetch_ms_ = 0;
+  to_driver_.clear();
+  background_.clear();
+  askers_.clear();
 }
 
 void SimNode::Tick() {
   if (!up()) return;
-  replica_->Tick();
-  Drain();
+  driver_->Tick();
+  Settle();
 }
 
 void SimNode::OnPeerMessage(const paxos::Message& m) {
   if (!up()) return;
-  replica_->Step(m);
-  Drain();
+  driver_->Step(m);
+  Settle();
 }
 
 void SimNode::OnClientRequest(Endpoint from, const ClientRequest& r) {
   if (!up()) return;
+  const ClientTag tag = Remember(from, r);
   if (r.kind == ClientRequest::Kind::kNext) {
-    ProposeCommand(from, r);
+    paxos::Command c;
+    c.client_id = r.client_id;
+    c.sequence = r.sequence;
+    c.acked_sequence = r.acked_sequence;
+    c.stamp_ms = host_->now();
+    c.payload = SequenceGenerator::EncodeNext(r.count);
+    host_->trace().Fold({0x9709, id_, r.client_id, r.sequence});
+    driver_->Propose(std::move(c), tag);
   } else {
-    StartRead(from, r);
+    host_->trace().Fold({0x4EAD0, id_, r.client_id, r.op_id});
+    driver_->Read(SequenceGenerator::EncodePeek(), tag);
   }
-  Drain();
+  Settle();
 }
 
 void SimNode::OnSyncDone(uint64_t incarnation) {
   if (!up() || incarnation != incarnation_) return;  // crashed meanwhile: the write is lost
   CHECK(outstanding_.has_value());
-  Outstanding done = std::move(*outstanding_);
+  paxos::PersistBatch done = std::move(*outstanding_);
   outstanding_.reset();
   store_.Sync();
-  if (done.batch.chosen_below) {
-    durable_chosen_below_ = std::max(durable_chosen_below_, *done.batch.chosen_below);
-  }
-  host_->checker().OnDurable(id_, done.batch);
-  host_->trace().Fold({0x5C, id_, done.batch.entries.size(), done.after.size()});
+  host_->checker().OnDurable(id_, done);
+  host_->trace().Fold({0x5C, id_, done.entries.size()});
   if (host_->trace().verbose()) {
     std::ostringstream os;
-    os << "node " << id_ << " synced " << done.batch.entries.size() << " entries"
-       << (done.batch.promised ? " promise=" + paxos::ToString(*done.batch.promised) : "")
-       << (done.batch.chosen_below ? " chosen_below=" + std::to_string(*done.batch.chosen_below)
-                                   : "");
+    os << "node " << id_ << " synced " << done.entries.size() << " entries"
+       << (done.promised ? " promise=" + paxos::ToString(*done.promised) : "")
+       << (done.chosen_below ? " chosen_below=" + std::to_string(*done.chosen_below) : "");
     host_->trace().Log(host_->now(), os.str());
   }
-  for (const paxos::Message& m : done.after) SendPeer(m);
-  replica_->Advance();
-  Drain();
+  driver_->OnPersisted();
+  Settle();
 }
 
-void SimNode::TakeSnapshot() {
-  if (!up() || applier_->applied_below() <= saved_below_) return;
-  if (!captured_.empty() && captured_.back().snapshot.applied_below == applier_->applied_below()) {
-    return;
-  }
-  if (captured_.size() >= kCapturedMax) captured_.erase(captured_.begin());
-  captured_.push_back(
-      CapturedSnapshot{store::Snapshot{applier_->applied_below(), applier_->Snapshot()},
-                       host_->checker().fresh(id_)});
+void SimNode::OnBackgroundDone(uint64_t incarnation) {
+  if (!up() || incarnation != incarnation_ || background_.empty()) return;
+  std::function<void()> job = std::move(background_.front());
+  background_.pop_front();
+  job();
+  Settle();
 }
 
-void SimNode::CompactBelow(paxos::Slot safe) {
+void SimNode::RequestSnapshot() {
   if (!up()) return;
-  if (compact_own_) safe = durable_chosen_below_;
-  // The newest capture that is safe to make durable; older ones are superseded.
-  auto newest = captured_.end();
-  for (auto it = captured_.begin(); it != captured_.end(); ++it) {
-    if (it->snapshot.applied_below <= safe) newest = it;
-  }
-  if (newest == captured_.end()) return;
-  const paxos::Slot below = newest->snapshot.applied_below;
-  const Status saved = store_.SaveSnapshot(newest->snapshot);
-  CHECK(saved.ok()) << saved.ToString();
-  saved_fresh_ = std::move(newest->fresh);
-  saved_below_ = below;
-  captured_.erase(captured_.begin(), newest + 1);
-  replica_->CompactBelow(below);
-  host_->trace().Fold({0x5A9, id_, below});
-  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " snapshots below slot " +
-                                       std::to_string(below));
-  Drain();
+  driver_->RequestSnapshot([](Result<paxos::Slot>) {});
+  Settle();
 }
 
-void SimNode::Drain() {
-  for (int round = 0; round < kReadyRoundsMax; ++round) {
-    if (!up() || !replica_->HasReady()) return;
-    paxos::Ready ready = replica_->TakeReady();
-    HandleReady(ready);
-  }
-  host_->checker().Fail("node " + std::to_string(id_) + ": HasReady() still true after " +
-                        std::to_string(kReadyRoundsMax) + " TakeReady() rounds");
+const Checker::FreshMap* SimNode::snapshot_fresh(paxos::Slot below) const {
+  auto it = snapshot_fresh_.find(below);
+  return it == snapshot_fresh_.end() ? nullptr : &it->second;
 }
 
-void SimNode::HandleReady(paxos::Ready& ready) {
-  host_->trace().Fold({0x4EAD, id_, ready.send_now.size(), ready.persist.has_value(),
-                       ready.send_after_persist.size(), ready.apply.size(), ready.events.size(),
-                       ready.reads.size(), ready.failed_reads.size(), ready.dropped.size()});
-  for (const paxos::Message& m : ready.send_now) SendPeer(m);
-  HandlePersist(ready);
-  for (const paxos::LeadershipEvent& e : ready.events) {
-    const bool became = e.kind == paxos::LeadershipEvent::Kind::kBecameLeader;
-    host_->trace().Fold({0xE7, id_, became, e.epoch.raw(), e.start_slot});
-    host_->trace().Log(host_->now(),
-                       "node " + std::to_string(id_) +
-                           (became ? " BECOMES LEADER of " : " loses leadership of ") +
-                           paxos::ToString(e.epoch) +
-                           (became ? " start_slot=" + std::to_string(e.start_slot) : ""));
-    host_->checker().OnLeadershipEvent(id_, e);
+void SimNode::Settle() {
+  if (!up()) return;
+  driver_->Drain();
+  for (int round = 0; round < kSettleRoundsMax; ++round) {
+    if (!up() || to_driver_.empty()) return;
+    std::function<void()> work = std::move(to_driver_.front());
+    to_driver_.pop_front();
+    driver_->RunOnDriver(work);
   }
-  HandleApply(ready.apply);
-  HandleReads(ready);
-  HandleDropped(ready.dropped);
-  if (ready.snapshot_needed) FetchSnapshot(*ready.snapshot_needed);
+  host_->checker().Fail("node " + std::to_string(id_) + ": the driver did not settle after " +
+                        std::to_string(kSettleRoundsMax) + " rounds");
 }
 
-void SimNode::FetchSnapshot(const paxos::SnapshotNeeded& needed) {
-  // One fetch at a time; the core raises the need again while it persists.
-  if (snapshot_fetch_ms_ != 0 && host_->now() < snapshot_fetch_ms_ + kSnapshotFetchTimeoutMs) {
-    return;
-  }
-  snapshot_fetch_ms_ = host_->now();
-  host_->trace().Fold({0x5AF, id_, needed.from, needed.below});
-  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " fetches a snapshot below " +
-                                       std::to_string(needed.below) + " from node " +
-                                       std::to_string(needed.from));
-  host_->Send(Envelope{id_, needed.from, SnapshotRequest{needed.below}});
-}
-
-void SimNode::OnSnapshotRequest(Endpoint from, const SnapshotRequest& r) {
-  if (!up() || applier_->applied_below() < r.below) return;  // cannot help: the asker retries
-  SnapshotReply reply{applier_->applied_below(), applier_->Snapshot(), host_->checker().fresh(id_)};
-  host_->Send(Envelope{id_, from, std::move(reply)});
-}
-
-void SimNode::OnSnapshotReply(const SnapshotReply& r) {
-  if (!up() || r.applied_below <= applier_->applied_below()) return;
-  snapshot_fetch_ms_ = 0;
-  const Status restored = applier_->Restore(r.data);
-  CHECK(restored.ok()) << restored.ToString();
-  const Status saved = store_.SaveSnapshot(store::Snapshot{r.applied_below, r.data});
-  CHECK(saved.ok()) << saved.ToString();
-  saved_fresh_ = r.fresh;
-  saved_below_ = r.applied_below;
-  durable_chosen_below_ = std::max(durable_chosen_below_, r.applied_below);
-  captured_.clear();
-  host_->checker().OnNodeStart(id_, r.fresh);
-  replica_->InstallSnapshot(r.applied_below);
-  host_->trace().Fold({0x5A1, id_, r.applied_below});
-  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " installs a snapshot below " +
-                                       std::to_string(r.applied_below));
-  ServeReads();
-  Drain();
-}
-
-void SimNode::HandlePersist(paxos::Ready& ready) {
-  if (!ready.persist) {
-    // Messages held for durability with no new batch: they wait for the outstanding one, if any
-    // (sending later is always safe).
-    if (outstanding_) {
-      for (paxos::Message& m : ready.send_after_persist)
-        outstanding_->after.push_back(std::move(m));
-    } else {
-      for (const paxos::Message& m : ready.send_after_persist) SendPeer(m);
-    }
-    return;
-  }
-  if (outstanding_) {
-    host_->checker().Fail("node " + std::to_string(id_) +
-                          ": a second persist batch was handed out before Advance()");
-    return;
-  }
-  store_.Stage(*ready.persist);
-  outstanding_ = Outstanding{std::move(*ready.persist), std::move(ready.send_after_persist)};
-  host_->ScheduleSync(id_, incarnation_, DrawSyncLatency());
+ClientTag SimNode::Remember(Endpoint from, const ClientRequest& r) {
+  const uint64_t tag = next_tag_++;
+  askers_[tag] = Asker{from, r.client_id, r.op_id, r.sequence,
+                       r.kind == ClientRequest::Kind::kRead};
+  return ClientTag{from, tag};
 }
 
 Time SimNode::DrawSyncLatency() {
@@ -265,24 +219,116 @@ Time SimNode::DrawSyncLatency() {
   return rng.Uniform(0, disk_.latency_max_ms);
 }
 
-void SimNode::HandleApply(const std::vector<paxos::Entry>& entries) {
-  if (entries.empty()) return;
-  // (c): the applied sequence must continue exactly where it stopped; check before the Applier
-  // (which CHECKs the same) so that a core bug is reported with its seed, not as a crash.
-  paxos::Slot expected = applier_->applied_below();
-  uint64_t log_epoch = applier_->log_epoch();
+void SimNode::SendClient(Endpoint to, ClientReply reply) {
+  host_->Send(Envelope{id_, to, std::move(reply)});
+}
+
+// ---------------------------------------------------------------------------------------------
+// DriverHost
+
+void SimNode::SendToPeer(paxos::Message message) {
+  const Endpoint to = message.to;
+  host_->Send(Envelope{id_, to, std::move(message)});
+}
+
+void SimNode::Persist(paxos::PersistBatch batch) {
+  if (outstanding_) {
+    host_->checker().Fail("node " + std::to_string(id_) +
+                          ": a second persist batch was handed out before Advance()");
+    return;
+  }
+  store_.Stage(batch);
+  outstanding_ = std::move(batch);
+  host_->ScheduleSync(id_, incarnation_, DrawSyncLatency());
+}
+
+void SimNode::InBackground(std::function<void()> work) {
+  background_.push_back(std::move(work));
+  host_->ScheduleBackground(id_, incarnation_,
+                            host_->rng().Uniform(kBackgroundMinMs, kBackgroundMaxMs));
+}
+
+void SimNode::CommandDone(ClientTag tag, Reply& reply) {
+  auto it = askers_.find(tag.request);
+  if (it == askers_.end()) return;
+  ClientReply out;
+  out.kind = ClientReply::Kind::kResult;
+  out.client_id = reply.client_id;
+  out.sequence = reply.sequence;
+  out.outcome = reply.outcome;
+  out.slot = reply.slot;
+  out.duplicate = reply.duplicate;
+  SendClient(it->second.client, std::move(out));
+  askers_.erase(it);
+}
+
+void SimNode::ReadDone(ClientTag tag, Outcome outcome) {
+  auto it = askers_.find(tag.request);
+  if (it == askers_.end()) return;
+  ClientReply out;
+  out.kind = ClientReply::Kind::kResult;
+  out.client_id = it->second.client_id;
+  out.op_id = it->second.op_id;
+  out.is_read = true;
+  out.outcome = std::move(outcome);
+  host_->trace().Fold({0x4EAD5, id_, it->second.op_id, driver_->applied_below()});
+  SendClient(it->second.client, std::move(out));
+  askers_.erase(it);
+}
+
+void SimNode::Refuse(ClientTag tag, StatusCode code, std::string message,
+                     paxos::NodeId leader_hint) {
+  (void)message;
+  auto it = askers_.find(tag.request);
+  if (it == askers_.end()) return;
+  ClientReply out;
+  out.kind = code == StatusCode::kNotLeader ? ClientReply::Kind::kNotLeader
+                                            : ClientReply::Kind::kRetry;
+  out.client_id = it->second.client_id;
+  out.op_id = it->second.op_id;
+  out.sequence = it->second.sequence;
+  out.is_read = it->second.is_read;
+  out.hint = leader_hint;
+  SendClient(it->second.client, std::move(out));
+  askers_.erase(it);
+}
+
+void SimNode::Fatal(Status why) {
+  host_->checker().Fail("node " + std::to_string(id_) + " stopped: " + why.ToString());
+}
+
+void SimNode::OnLeadershipEvent(const paxos::LeadershipEvent& e) {
+  const bool became = e.kind == paxos::LeadershipEvent::Kind::kBecameLeader;
+  host_->trace().Fold({0xE7, id_, became, e.epoch.raw(), e.start_slot});
+  host_->trace().Log(host_->now(), "node " + std::to_string(id_) +
+                                       (became ? " BECOMES LEADER of " : " loses leadership of ") +
+                                       paxos::ToString(e.epoch) +
+                                       (became ? " start_slot=" + std::to_string(e.start_slot)
+                                               : ""));
+  host_->checker().OnLeadershipEvent(id_, e);
+}
+
+void SimNode::OnAnnounced(bool leading, uint64_t epoch) {
+  host_->trace().Fold({0xA770, id_, leading, epoch});
+  host_->trace().Log(host_->now(), "node " + std::to_string(id_) +
+                                       (leading ? " announces leadership of " : " announces end of ") +
+                                       paxos::ToString(paxos::Ballot::FromRaw(epoch)));
+  if (leading) host_->checker().OnAnnounced(id_, epoch, driver_->applier().applied_below());
+}
+
+bool SimNode::BeforeApply(const std::vector<paxos::Entry>& entries) {
+  if (host_->checker().failed()) return false;  // the Applier would CHECK on what it saw
+  // (c): the applied sequence must continue exactly where it stopped; checked before the
+  // Applier (which CHECKs the same) so that a core bug is reported with its seed.
+  paxos::Slot expected = driver_->applier().applied_below();
   for (const paxos::Entry& e : entries) {
-    std::ostringstream os;
     if (e.slot != expected) {
+      std::ostringstream os;
       os << "node " << id_ << " applied slot " << e.slot << " but its next slot to apply is "
          << expected;
       host_->checker().Fail(os.str());
-      return;
+      return false;
     }
-    // (b) is checked on chosen values by the Checker. A leader_start that does not raise the
-    // log's epoch is the stale marker of a leadership that never became usable: the Applier
-    // ignores it, and so do we.
-    if (e.value.leader_start && e.value.epoch.raw() > log_epoch) log_epoch = e.value.epoch.raw();
     ++expected;
     host_->checker().OnApply(id_, e);
     host_->trace().Fold({0xA7, id_, e.slot, paxos::HashValue(e.value)});
@@ -294,128 +340,39 @@ void SimNode::HandleApply(const std::vector<paxos::Entry>& entries) {
                                            std::to_string(e.value.commands.size()) + " commands");
     }
   }
-  if (host_->checker().failed()) return;  // the Applier would CHECK on what the checker saw
-  std::vector<Reply> replies;
-  applier_->Apply(entries, &replies);
-  for (const Reply& r : replies) RouteReply(r);
-  ServeReads();
+  return !host_->checker().failed();
 }
 
-void SimNode::RouteReply(const Reply& reply) {
+void SimNode::OnApplied(const Reply& reply) {
   // Outside the sim's control only "session expired" (kAborted) answers; next(n) with n in 1..5
   // never fails. So a non-duplicate, non-aborted reply is a command that reached the machine.
   if (!reply.duplicate && reply.outcome.code != StatusCode::kAborted) {
     host_->checker().OnFreshReply(id_, reply);
   }
-  auto it = waiting_commands_.find({reply.client_id, reply.sequence});
-  if (it == waiting_commands_.end()) return;
-  ClientReply out;
-  out.kind = ClientReply::Kind::kResult;
-  out.client_id = reply.client_id;
-  out.sequence = reply.sequence;
-  out.outcome = reply.outcome;
-  out.slot = reply.slot;
-  out.duplicate = reply.duplicate;
-  SendClient(it->second, std::move(out));
-  waiting_commands_.erase(it);
 }
 
-void SimNode::HandleReads(const paxos::Ready& ready) {
-  for (const paxos::ReadState& rs : ready.reads) confirmed_reads_.push_back(rs);
-  for (const paxos::ReadFailure& f : ready.failed_reads) {
-    auto it = pending_reads_.find(f.read_id);
-    if (it == pending_reads_.end()) continue;
-    ClientReply out;
-    out.kind = ClientReply::Kind::kRetry;
-    out.client_id = it->second.client_id;
-    out.op_id = it->second.op_id;
-    out.is_read = true;
-    SendClient(it->second.client, std::move(out));
-    pending_reads_.erase(it);
-  }
-  ServeReads();
+void SimNode::OnSnapshotTaken(paxos::Slot applied_below) {
+  snapshot_fresh_[applied_below] = host_->checker().fresh(id_);
+  host_->trace().Fold({0x5A9, id_, applied_below});
+  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " snapshots below slot " +
+                                       std::to_string(applied_below));
 }
 
-void SimNode::ServeReads() {
-  const paxos::Slot applied = applier_->applied_below();
-  std::erase_if(confirmed_reads_, [&](const paxos::ReadState& rs) {
-    if (rs.read_below > applied) return false;
-    auto it = pending_reads_.find(rs.read_id);
-    if (it == pending_reads_.end()) return true;
-    ClientReply out;
-    out.kind = ClientReply::Kind::kResult;
-    out.client_id = it->second.client_id;
-    out.op_id = it->second.op_id;
-    out.is_read = true;
-    out.outcome = applier_->Query(SequenceGenerator::EncodePeek());
-    host_->trace().Fold({0x4EAD5, id_, rs.read_id, rs.read_below, applied});
-    SendClient(it->second.client, std::move(out));
-    pending_reads_.erase(it);
-    return true;
-  });
-}
-
-void SimNode::HandleDropped(const std::vector<paxos::Command>& dropped) {
-  for (const paxos::Command& c : dropped) {
-    auto it = waiting_commands_.find({c.client_id, c.sequence});
-    if (it == waiting_commands_.end()) continue;
-    ClientReply out;
-    out.kind = ClientReply::Kind::kRetry;
-    out.client_id = c.client_id;
-    out.sequence = c.sequence;
-    SendClient(it->second, std::move(out));
-    waiting_commands_.erase(it);
-  }
-}
-
-void SimNode::ProposeCommand(Endpoint from, const ClientRequest& r) {
-  paxos::Command c;
-  c.client_id = r.client_id;
-  c.sequence = r.sequence;
-  c.acked_sequence = r.acked_sequence;
-  c.stamp_ms = host_->now();
-  c.payload = SequenceGenerator::EncodeNext(r.count);
-  const paxos::ProposeResult result = replica_->Propose(std::move(c));
-  host_->trace().Fold({0x9709, id_, r.client_id, r.sequence, static_cast<uint64_t>(result.kind)});
-  if (result.kind != paxos::ProposeResult::Kind::kOk) {
-    RejectClient(from, r, result);
+void SimNode::OnSnapshotRestored(paxos::NodeId source, paxos::Slot applied_below) {
+  const Checker::FreshMap* fresh = host_->SnapshotFresh(source, applied_below);
+  if (fresh == nullptr) {
+    host_->checker().Fail("node " + std::to_string(id_) + " restored a snapshot below " +
+                          std::to_string(applied_below) + " from node " + std::to_string(source) +
+                          " that the simulator never saw taken");
     return;
   }
-  // One waiting entry per client: older sequences are answered or abandoned by now.
-  auto first = waiting_commands_.lower_bound({r.client_id, 0});
-  auto last = waiting_commands_.lower_bound({r.client_id, r.sequence});
-  waiting_commands_.erase(first, last);
-  waiting_commands_[{r.client_id, r.sequence}] = from;
-}
-
-void SimNode::StartRead(Endpoint from, const ClientRequest& r) {
-  const uint64_t read_id = next_read_id_++;
-  const paxos::ProposeResult result = replica_->Read(read_id);
-  host_->trace().Fold({0x4EAD0, id_, r.client_id, r.op_id, static_cast<uint64_t>(result.kind)});
-  if (result.kind != paxos::ProposeResult::Kind::kOk) {
-    RejectClient(from, r, result);
-    return;
-  }
-  pending_reads_[read_id] = PendingRead{from, r.client_id, r.op_id};
-}
-
-void SimNode::RejectClient(Endpoint to, const ClientRequest& r,
-                           const paxos::ProposeResult& result) {
-  ClientReply out;
-  out.kind = result.kind == paxos::ProposeResult::Kind::kNotLeader ? ClientReply::Kind::kNotLeader
-                                                                   : ClientReply::Kind::kRetry;
-  out.client_id = r.client_id;
-  out.op_id = r.op_id;
-  out.sequence = r.sequence;
-  out.is_read = r.kind == ClientRequest::Kind::kRead;
-  out.hint = result.leader_hint;
-  SendClient(to, std::move(out));
-}
-
-void SimNode::SendPeer(const paxos::Message& m) { host_->Send(Envelope{id_, m.to, m}); }
-
-void SimNode::SendClient(Endpoint to, ClientReply reply) {
-  host_->Send(Envelope{id_, to, std::move(reply)});
+  Checker::FreshMap copy = *fresh;
+  snapshot_fresh_[applied_below] = copy;
+  host_->checker().OnNodeStart(id_, std::move(copy));
+  host_->trace().Fold({0x5A1, id_, source, applied_below});
+  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " restores the snapshot below " +
+                                       std::to_string(applied_below) + " taken by node " +
+                                       std::to_string(source));
 }
 
 }  // namespace ballot::sim

@@ -1,12 +1,10 @@
-// SimNode: one simulated server. It owns a paxos::Replica, the MemStore it persists to (a disk
-// whose unsynced writes a crash loses), and an Applier over a SequenceGenerator, and it carries
-// out the Replica's Ready exactly as the contract in paxos/ready.h demands: send_now at once;
-// persist staged, synced after a simulated disk latency, and only then send_after_persist and
-// Advance(); apply in slot order; reads served once applied far enough.
+// SimNode: one simulated server, running the same Ready driver as the real server.
 #ifndef BALLOT_TESTS_SIM_SIM_NODE_H_
 #define BALLOT_TESTS_SIM_SIM_NODE_H_
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,9 +12,11 @@
 #include <utility>
 #include <vector>
 
+#include "net/driver.h"
 #include "paxos/options.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
+#include "store/mem_snapshot_store.h"
 #include "store/mem_store.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/network.h"
@@ -44,109 +44,123 @@ class NodeHost {
   virtual void Send(Envelope envelope) = 0;
   // Calls SimNode::OnSyncDone(incarnation) after `delay_ms`.
   virtual void ScheduleSync(paxos::NodeId node, uint64_t incarnation, Time delay_ms) = 0;
+  // Calls SimNode::OnBackgroundDone(incarnation) after `delay_ms`.
+  virtual void ScheduleBackground(paxos::NodeId node, uint64_t incarnation, Time delay_ms) = 0;
+  // The checker's record of what the state machine in node `node`'s snapshot below `below`
+  // applied (nullptr if unknown).
+  virtual const Checker::FreshMap* SnapshotFresh(paxos::NodeId node, paxos::Slot below) = 0;
   virtual Rng& rng() = 0;
   virtual Checker& checker() = 0;
   virtual Trace& trace() = 0;
 };
 
-class SimNode {
+// Snapshot settings of a run, drawn from its seed.
+struct SnapshotConfig {
+  bool on = false;
+  DriverOptions driver;  // triggers, retained tail, transfer chunking and throttle
+  static SnapshotConfig Off();
+  static SnapshotConfig Draw(Rng* rng);
+  std::string ToString() const;
+};
+
+// One simulated server: the shipping Driver (net/driver.h) over a paxos::Replica, a MemStore (a
+// disk whose unsynced writes a crash loses), a MemSnapshotStore (snapshots that survive), and an
+// Applier over a SequenceGenerator. It supplies what Node supplies in production: the network
+// (Envelopes), the disk's timing (ScheduleSync), background work (ScheduleBackground: snapshot
+// writes and installs finish later in virtual time, and a crash before then loses them) and
+// the client connections. The applier side runs at once, on the one simulated thread.
+class SimNode final : public DriverHost {
  public:
   SimNode(paxos::NodeId id, paxos::Options base, uint64_t run_seed, NodeHost* host);
+  ~SimNode() override;
   SimNode(const SimNode&) = delete;
   SimNode& operator=(const SimNode&) = delete;
 
   paxos::NodeId id() const { return id_; }
-  bool up() const { return replica_ != nullptr; }
+  bool up() const { return driver_ != nullptr; }
   uint64_t incarnation() const { return incarnation_; }
   void set_disk(const DiskConfig& disk) { disk_ = disk; }
+  void set_snapshots(const SnapshotConfig& config) { snapshots_config_ = config; }
 
-  // Boots a fresh Replica from what the store synced, with an empty state machine.
+  // Boots a fresh Driver from what the stores synced: the newest snapshot plus the log.
   void Start();
-  // Loses everything volatile: the Replica, the state machine, unsynced writes, waiting clients.
+  // Loses everything volatile: the Driver, the state machine, unsynced writes, background work
+  // not yet done, waiting clients.
   void Crash();
 
   void Tick();
   void OnPeerMessage(const paxos::Message& m);
   void OnClientRequest(Endpoint from, const ClientRequest& r);
   void OnSyncDone(uint64_t incarnation);
-  void OnSnapshotRequest(Endpoint from, const SnapshotRequest& r);
-  void OnSnapshotReply(const SnapshotReply& r);
-
-  // Snapshots. TakeSnapshot() captures the state machine (kept in memory, not yet durable).
-  // CompactBelow(safe) saves the newest captured snapshot that covers only slots below `safe`,
-  // and tells the replica to drop what it covers. The simulator passes the lowest durable
-  // chosen_below over all nodes as `safe`: the protocol has no snapshot transfer, so no node may
-  // compact a slot that another node might still need to learn from it.
-  void TakeSnapshot();
-  void CompactBelow(paxos::Slot safe);
-  void set_compact_own(bool own) { compact_own_ = own; }
-  // With compact_own, a node compacts below its own durable chosen_below and lagging nodes
-  // fetch snapshots (Ready::snapshot_needed) instead.
-  // Every slot below this is chosen and written in this node's synced store.
-  paxos::Slot durable_chosen_below() const { return durable_chosen_below_; }
+  void OnBackgroundDone(uint64_t incarnation);
+  // Takes a snapshot now (a random point chosen by the simulator).
+  void RequestSnapshot();
 
   // For the simulator's liveness monitor (node must be up).
-  paxos::ReplicaStatus status() const { return replica_->status(); }
-  bool usable_leader() const { return up() && !replica_->UsableEpoch().IsZero(); }
-  paxos::Ballot usable_epoch() const { return up() ? replica_->UsableEpoch() : paxos::Ballot(); }
-  paxos::Slot applied_below() const { return applier_->applied_below(); }
+  paxos::ReplicaStatus status() const { return driver_->replica().status(); }
+  bool usable_leader() const { return up() && !driver_->replica().UsableEpoch().IsZero(); }
+  paxos::Ballot usable_epoch() const {
+    return up() ? driver_->replica().UsableEpoch() : paxos::Ballot();
+  }
+  paxos::Slot applied_below() const { return driver_->applied_below(); }
+  const Checker::FreshMap* snapshot_fresh(paxos::Slot below) const;
+  const DriverCounters& counters() const { return driver_->counters(); }
 
  private:
-  struct PendingRead {
-    Endpoint client;
-    uint64_t client_id;
-    uint64_t op_id;
-  };
-  struct CapturedSnapshot {
-    store::Snapshot snapshot;
-    Checker::FreshMap fresh;  // the checker's view of what the snapshot's machine applied
-  };
-  struct Outstanding {  // the persist batch between Stage() and Sync()
-    paxos::PersistBatch batch;
-    std::vector<paxos::Message> after;
+  // A client request in flight at this node, by ClientTag::request.
+  struct Asker {
+    Endpoint client = 0;
+    uint64_t client_id = 0;
+    uint64_t op_id = 0;
+    uint64_t sequence = 0;
+    bool is_read = false;
   };
 
   paxos::Options OptionsFor(uint64_t incarnation) const;
-  void Drain();
-  void HandleReady(paxos::Ready& ready);
-  void HandlePersist(paxos::Ready& ready);
-  void HandleApply(const std::vector<paxos::Entry>& entries);
-  void RouteReply(const Reply& reply);
-  void HandleReads(const paxos::Ready& ready);
-  void ServeReads();
-  void HandleDropped(const std::vector<paxos::Command>& dropped);
-  void FetchSnapshot(const paxos::SnapshotNeeded& needed);
-  void ProposeCommand(Endpoint from, const ClientRequest& r);
-  void StartRead(Endpoint from, const ClientRequest& r);
-  void SendPeer(const paxos::Message& m);
-  void SendClient(Endpoint to, ClientReply reply);
-  void RejectClient(Endpoint to, const ClientRequest& r, const paxos::ProposeResult& result);
+  // Drains the driver and runs what came back through ToDriver, until nothing is left.
+  void Settle();
+  ClientTag Remember(Endpoint from, const ClientRequest& r);
   Time DrawSyncLatency();
+  void SendClient(Endpoint to, ClientReply reply);
+
+  // DriverHost.
+  void SendToPeer(paxos::Message message) override;
+  void Persist(paxos::PersistBatch batch) override;
+  void ToApplier(std::function<void()> work) override { work(); }
+  void ToDriver(std::function<void()> work) override { to_driver_.push_back(std::move(work)); }
+  void InBackground(std::function<void()> work) override;
+  void CommandDone(ClientTag tag, Reply& reply) override;
+  void ReadDone(ClientTag tag, Outcome outcome) override;
+  void Refuse(ClientTag tag, StatusCode code, std::string message,
+              paxos::NodeId leader_hint) override;
+  void Fatal(Status why) override;
+  void OnLeadershipEvent(const paxos::LeadershipEvent& e) override;
+  void OnAnnounced(bool leading, uint64_t epoch) override;
+  bool BeforeApply(const std::vector<paxos::Entry>& entries) override;
+  void OnApplied(const Reply& reply) override;
+  void OnSnapshotTaken(paxos::Slot applied_below) override;
+  void OnSnapshotRestored(paxos::NodeId source, paxos::Slot applied_below) override;
 
   const paxos::NodeId id_;
   const paxos::Options base_;
   const uint64_t run_seed_;
   NodeHost* const host_;
   DiskConfig disk_;
-  bool compact_own_ = false;
+  SnapshotConfig snapshots_config_ = SnapshotConfig::Off();
 
   // Survives crashes: the disk.
   store::MemStore store_;
-  paxos::Slot durable_chosen_below_ = 1;
-  Checker::FreshMap saved_fresh_;  // goes with the store's snapshot
-  paxos::Slot saved_below_ = 1;    // the store's snapshot covers every slot below
+  store::MemSnapshotStore snapshots_;
+  std::map<paxos::Slot, Checker::FreshMap> snapshot_fresh_;  // goes with each snapshot
   uint64_t incarnation_ = 0;
 
   // Volatile: reset by Crash().
-  std::unique_ptr<paxos::Replica> replica_;
-  std::unique_ptr<Applier> applier_;
-  std::optional<Outstanding> outstanding_;
-  std::map<std::pair<uint64_t, uint64_t>, Endpoint> waiting_commands_;  // (client, seq) -> client
-  std::map<uint64_t, PendingRead> pending_reads_;                       // by read id
-  std::vector<paxos::ReadState> confirmed_reads_;  // waiting for the applier to catch up
-  uint64_t next_read_id_ = 1;
-  Time snapshot_fetch_ms_ = 0;  // when the outstanding snapshot fetch was sent (0: none)
-  std::vector<CapturedSnapshot> captured_;  // oldest first, at most kCapturedMax
+  std::unique_ptr<Driver> driver_;
+  std::optional<paxos::PersistBatch> outstanding_;  // staged, waiting for its sync
+  std::deque<std::function<void()>> to_driver_;
+  std::deque<std::function<void()>> background_;
+  std::map<uint64_t, Asker> askers_;
+  uint64_t next_tag_ = 1;
 };
 
 }  // namespace ballot::sim

@@ -117,6 +117,10 @@ class Simulator final : public NodeHost, public ClientHost {
   Time now() const override { return now_; }
   void Send(Envelope envelope) override;
   void ScheduleSync(paxos::NodeId node, uint64_t incarnation, Time delay_ms) override;
+  void ScheduleBackground(paxos::NodeId node, uint64_t incarnation, Time delay_ms) override;
+  const Checker::FreshMap* SnapshotFresh(paxos::NodeId node, paxos::Slot below) override {
+    return IsNode(node) && node <= nodes_.size() ? this->node(node).snapshot_fresh(below) : nullptr;
+  }
   Rng& rng() override { return rng_; }
   Checker& checker() override { return checker_; }
   Trace& trace() override { return trace_; }
@@ -127,6 +131,7 @@ class Simulator final : public NodeHost, public ClientHost {
     kClientTick,
     kDeliver,
     kSyncDone,
+    kBackgroundDone,
     kRestart,
     kChaos,
     kHeal,
@@ -222,9 +227,15 @@ void Simulator::Setup() {
   base.planted = config_.planted;
   CHECK(base.members.size() == static_cast<size_t>(config_.nodes));
   trace_.Log(0, options);
+  // In 40% of runs nodes take snapshots (by slots and bytes as drawn, and at random points),
+  // compact, and ship snapshots to replicas that lag behind or restart.
+  const SnapshotConfig snapshots =
+      rng_.Chance(0.4) ? SnapshotConfig::Draw(&rng_) : SnapshotConfig::Off();
+  trace_.Log(0, snapshots.ToString());
   for (int i = 1; i <= config_.nodes; ++i) {
     nodes_.push_back(std::make_unique<SimNode>(i, base, config_.seed, this));
     nodes_.back()->set_disk(disk);
+    nodes_.back()->set_snapshots(snapshots);
   }
   for (int i = 0; i < clients; ++i)
     clients_.push_back(std::make_unique<Client>(i, config_.nodes, this));
@@ -235,15 +246,7 @@ void Simulator::Setup() {
   for (int i = 0; i < clients; ++i) Push(rng_.Uniform(0, kTickMs - 1), EventKind::kClientTick, i);
   Push(0, EventKind::kChaos, 0);
   Push(chaos_end_ms_, EventKind::kHeal, 0);
-  if (rng_.Chance(0.4)) {
-    // Half of these runs compact each node below its own durable chosen_below, so lagging
-    // nodes must fetch snapshots; the others only below every node's.
-    const bool own = rng_.Chance(0.5);
-    for (auto& n : nodes_) n->set_compact_own(own);
-    trace_.Log(0, own ? "snapshots on, compacting below each node's own chosen_below"
-                      : "snapshots on, compacting below every node's chosen_below");
-    Push(kSnapshotEveryTicks * kTickMs, EventKind::kSnapshot, 0);
-  }
+  if (snapshots.on) Push(kSnapshotEveryTicks * kTickMs, EventKind::kSnapshot, 0);
 }
 
 void Simulator::Push(Time at, EventKind kind, uint32_t target, uint64_t arg, Envelope envelope) {
@@ -273,11 +276,15 @@ void Simulator::ScheduleSync(paxos::NodeId node, uint64_t incarnation, Time dela
   Push(now_ + delay_ms, EventKind::kSyncDone, node, incarnation);
 }
 
+void Simulator::ScheduleBackground(paxos::NodeId node, uint64_t incarnation, Time delay_ms) {
+  Push(now_ + delay_ms, EventKind::kBackgroundDone, node, incarnation);
+}
+
 void Simulator::Dispatch(Event& e) {
   DispatchEvent(e);
   if (e.kind == EventKind::kDeliver && IsNode(e.envelope.to)) CheckLeases(e.envelope.to);
   if (e.kind == EventKind::kNodeTick || e.kind == EventKind::kSyncDone ||
-      e.kind == EventKind::kRestart) {
+      e.kind == EventKind::kBackgroundDone || e.kind == EventKind::kRestart) {
     CheckLeases(e.target);
   }
   if (e.kind == EventKind::kChaos || e.kind == EventKind::kHeal) CheckAllLeases();  // crashes
@@ -334,6 +341,9 @@ void Simulator::DispatchEvent(Event& e) {
     case EventKind::kSyncDone:
       node(e.target).OnSyncDone(e.arg);
       break;
+    case EventKind::kBackgroundDone:
+      node(e.target).OnBackgroundDone(e.arg);
+      break;
     case EventKind::kRestart:
       if (!node(e.target).up()) node(e.target).Start();
       break;
@@ -372,12 +382,6 @@ void Simulator::Deliver(const Envelope& envelope) {
     if (envelope.to >= kClientEndpointBase && index < clients_.size()) {
       clients_[index]->OnReply(envelope.from, *r);
     }
-  } else if (const auto* r = std::get_if<SnapshotRequest>(&envelope.payload)) {
-    trace_.Fold({0xDE4, envelope.from, envelope.to, r->below});
-    if (IsNode(envelope.to)) node(envelope.to).OnSnapshotRequest(envelope.from, *r);
-  } else if (const auto* r = std::get_if<SnapshotReply>(&envelope.payload)) {
-    trace_.Fold({0xDE5, envelope.from, envelope.to, r->applied_below});
-    if (IsNode(envelope.to)) node(envelope.to).OnSnapshotReply(*r);
   }
 }
 
@@ -396,10 +400,6 @@ void Simulator::LogDelivery(const Envelope& envelope) {
     static constexpr const char* kKinds[] = {"result", "not-leader", "retry"};
     os << kKinds[static_cast<int>(r->kind)] << " op " << r->op_id << " seq " << r->sequence
        << " hint " << r->hint;
-  } else if (const auto* r = std::get_if<SnapshotRequest>(&envelope.payload)) {
-    os << "snapshot request below " << r->below;
-  } else if (const auto* r = std::get_if<SnapshotReply>(&envelope.payload)) {
-    os << "snapshot reply below " << r->applied_below;
   }
   trace_.Log(now_, os.str());
 }
@@ -466,11 +466,9 @@ void Simulator::Heal() {
 }
 
 void Simulator::Snapshots() {
-  paxos::Slot safe = UINT64_MAX;
-  for (const auto& n : nodes_) safe = std::min(safe, n->durable_chosen_below());
+  // Snapshots at random points, on top of the drawn slot and byte triggers.
   for (auto& n : nodes_) {
-    if (rng_.Chance(0.5)) n->TakeSnapshot();
-    n->CompactBelow(safe);
+    if (rng_.Chance(0.3)) n->RequestSnapshot();
   }
   CheckAllLeases();
 }

@@ -238,6 +238,18 @@ int RunLeader(const ClusterFlags& flags, std::ostream& out, std::ostream& err) {
   return kCtlExitOk;
 }
 
+int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out, std::ostream& err) {
+  if (node == 0 || node > paxos::kNodeIdMax) return Usage(err, "snapshot: --id=N is required");
+  int exit_code = kCtlExitOk;
+  std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
+  if (!client) return exit_code;
+  Result<paxos::Slot> below =
+      client->TakeSnapshot(static_cast<paxos::NodeId>(node), milliseconds(flags.timeout_ms));
+  if (!below.ok()) return Fail(err, below.status());
+  out << "node " << node << " snapshot covers slots below " << below.value() << "\n";
+  return kCtlExitOk;
+}
+
 int RunKv(const ClusterFlags& flags, const std::vector<std::string>& args, std::ostream& out,
           std::ostream& err) {
   const std::string op = args.empty() ? "" : args[0];

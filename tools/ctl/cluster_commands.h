@@ -56,6 +56,11 @@ int RunStatus(const ClusterFlags& flags, bool json, std::ostream& out = std::cou
 int RunLeader(const ClusterFlags& flags, std::ostream& out = std::cout,
               std::ostream& err = std::cerr);
 
+// Asks node `node` to take a snapshot now; prints "node N snapshot covers slots below S" once it
+// is durable there. Usage error without a node id.
+int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out = std::cout,
+                std::ostream& err = std::cerr);
+
 // The key-value sample:
 //   get KEY                   prints the value; exit 1 (and a message) if the key is absent
 //   put KEY VALUE             prints "ok slot=<slot> epoch=<epoch>"
