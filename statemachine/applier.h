@@ -9,6 +9,7 @@
 #define BALLOT_STATEMACHINE_APPLIER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "paxos/status.h"
 #include "paxos/types.h"
 #include "statemachine/session_table.h"
+#include "statemachine/snapshot_stream.h"
 #include "statemachine/state_machine.h"
 
 namespace ballot {
@@ -29,6 +31,20 @@ struct Reply {
   uint64_t epoch = 0;  // the log's epoch at that slot (the fencing token it ran under)
   Outcome outcome;
   bool duplicate = false;  // answered from the session table, not applied again
+};
+
+// A snapshot in the making (Applier::BeginSnapshot). Owns copies of everything it writes, so
+// it may outlive neither nor depend on the Applier: WriteTo runs while the Applier applies on.
+class PendingSnapshot {
+ public:
+  virtual ~PendingSnapshot() = default;
+  // Every slot below this is covered.
+  virtual paxos::Slot applied_below() const = 0;
+  // The log's epoch at applied_below (the newest leader_start's epoch).
+  virtual uint64_t log_epoch() const = 0;
+  // Writes the whole snapshot: a header (format, applied_below, epoch, membership, session
+  // table), then the machine's view. Once; on any thread.
+  virtual Status WriteTo(SnapshotWriter* out) = 0;
 };
 
 class Applier {
@@ -51,11 +67,22 @@ class Applier {
   StateMachine& machine() { return *machine_; }
   const SessionTable& sessions() const { return sessions_; }
 
-  // Everything needed to resume at applied_below(): checksummed by the store, not here.
-  std::string Snapshot() const;
-  // Replaces the state with a Snapshot() output. Malformed input returns kCorruption with this
-  // Applier unchanged; if the machine's own Restore() fails, its status is returned, this
-  // Applier's session table and indexes are unchanged, and the machine must not be served from.
+  // The membership this replica runs under; recorded in every snapshot (set by the runtime).
+  void set_members(std::map<paxos::NodeId, std::string> members) { members_ = std::move(members); }
+  const std::map<paxos::NodeId, std::string>& members() const { return members_; }
+
+  // Starts a snapshot of the state at applied_below(): captures the session table, the epoch,
+  // the membership and the machine's point-in-time view (StateMachine::TakeSnapshotView). Call
+  // on the apply thread; quick. The result is written later, on any thread, by WriteTo.
+  std::unique_ptr<PendingSnapshot> BeginSnapshot();
+  // Replaces the state with a stream written by PendingSnapshot::WriteTo. kCorruption on a
+  // malformed stream; the machine's RestoreFrom status if it fails. On failure the Applier's own
+  // indexes and session table are unchanged, but the machine may be half restored and must not
+  // be served from.
+  Status RestoreFrom(SnapshotReader* in);
+
+  // The same, through one string: for small states and tests.
+  std::string Snapshot();
   Status Restore(std::string_view snapshot);
 
  private:
@@ -70,6 +97,7 @@ class Applier {
   SessionTable sessions_;
   paxos::Slot applied_below_ = 1;
   uint64_t log_epoch_ = 0;
+  std::map<paxos::NodeId, std::string> members_;
 };
 
 }  // namespace ballot

@@ -9,8 +9,12 @@
 //   - Batch-independent: replicas may split the same commands into batches differently, so
 //     applying a batch must give the same outcomes and state as applying its commands one by one,
 //     in order.
-//   - Single-threaded: Ballot calls every method from one thread (the apply thread), never
-//     concurrently. Apply may be slow without hurting heartbeats, but it delays replies.
+//   - Threads: Ballot calls Apply, Query, TakeSnapshotView, RestoreFrom/Restore and the leader
+//     hooks from one thread at a time, never concurrently with each other: the node's apply
+//     thread, or its io thread when ServerOptions::apply_inline is set (the default). With
+//     apply_inline a slow Apply also delays heartbeats, so keep it to microseconds or turn
+//     apply_inline off. The one exception is SnapshotView::WriteTo, which runs on a background
+//     thread while the others continue (statemachine/snapshot_stream.h).
 //   - Exactly-once is handled for you: retried commands are answered from the replicated session
 //     table (statemachine/session_table.h) and never reach Apply twice.
 //   - Errors: a command the rules refuse (e.g. a lock held by another owner) is a result with
@@ -21,6 +25,7 @@
 #define BALLOT_STATEMACHINE_STATE_MACHINE_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,6 +33,7 @@
 
 #include "paxos/status.h"
 #include "paxos/types.h"
+#include "statemachine/snapshot_stream.h"
 
 namespace ballot {
 
@@ -63,10 +69,22 @@ class StateMachine {
   // confirmed leadership). Must not change state.
   virtual Outcome Query(std::string_view request) const = 0;
 
-  // Serializes the whole state. Restore(Snapshot()) must give an equal state.
-  virtual std::string Snapshot() const = 0;
-  // Replaces the state with a snapshot. kCorruption / kInvalidArgument if it cannot be read.
-  virtual Status Restore(std::string_view snapshot) = 0;
+  // Snapshots. Override ONE of the two pairs:
+  //
+  // The simple pair, for states of a few megabytes: the whole state as one string. Ballot calls
+  // Snapshot() on the apply thread, so Apply waits while it runs; Restore(Snapshot()) must give
+  // an equal state. kCorruption / kInvalidArgument if a snapshot cannot be read.
+  virtual std::string Snapshot() const;
+  virtual Status Restore(std::string_view snapshot);
+  //
+  // The streaming pair, for large states (statemachine/snapshot_stream.h): TakeSnapshotView()
+  // captures a point-in-time view quickly; the view is serialised on a background thread while
+  // Apply continues. RestoreFrom() reads a stream written by such a view and replaces the state;
+  // on kCorruption the machine must not be served from (Ballot stops the node).
+  // Defaults: a view holding a copy of Snapshot(), and RestoreFrom() reading the whole stream
+  // into memory for Restore().
+  virtual std::unique_ptr<SnapshotView> TakeSnapshotView();
+  virtual Status RestoreFrom(SnapshotReader* in);
 
   // Called on the leader's node when its leadership becomes usable (epoch = its fencing token)
   // and when it ends. Not replicated; default: nothing.
