@@ -15,6 +15,8 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kHeartbeatReply: return "HeartbeatReply";
     case MessageType::kCatchupRequest: return "CatchupRequest";
     case MessageType::kCatchupReply: return "CatchupReply";
+    case MessageType::kSnapshotRequest: return "SnapshotRequest";
+    case MessageType::kSnapshotChunk: return "SnapshotChunk";
   }
   return "Unknown";
 }
@@ -27,6 +29,7 @@ std::string ToString(const Message& m) {
   if (m.slot) s += " slot=" + std::to_string(m.slot);
   if (m.commit) s += " commit=" + std::to_string(m.commit);
   if (m.round) s += " round=" + std::to_string(m.round);
+  if (!m.data.empty()) s += " data=" + std::to_string(m.data.size()) + "B";
   if (!m.entries.empty()) {
     s += " entries=[" + std::to_string(m.entries.front().slot) + ".." +
          std::to_string(m.entries.back().slot) + "]";

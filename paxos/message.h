@@ -40,6 +40,15 @@ enum class MessageType : uint8_t {
   kCatchupRequest = 9,
   // Chosen values, in slot order. Uses: entries, commit (leader's first unchosen slot).
   kCatchupReply = 10,
+  // Snapshot transfer. The Replica never sees these: the runtime's driver (net/driver.h) handles
+  // them, but they travel on the same links, so they are typed here.
+  // Request: slot = the snapshot must cover every slot below this; round = applied_below of the
+  // snapshot being continued (0: the newest); commit = byte offset wanted.
+  kSnapshotRequest = 11,
+  // Chunk: slot = the snapshot's applied_below (0: the sender has none that is new enough);
+  // commit = this chunk's byte offset; round = the snapshot's total size; ok = last chunk;
+  // data = the bytes; checksum = CRC-32C of data.
+  kSnapshotChunk = 12,
 };
 
 const char* MessageTypeName(MessageType type);
@@ -56,6 +65,8 @@ struct Message {
   bool ok = false;
   std::vector<Entry> entries;
   std::vector<Slot> slots;
+  std::string data;       // kSnapshotChunk only
+  uint32_t checksum = 0;  // kSnapshotChunk only
 
   friend bool operator==(const Message&, const Message&) = default;
 };

@@ -55,6 +55,10 @@ struct Options {
   size_t pending_commands_max = 16384;    // commands waiting for a slot
   size_t reads_pending_max = 4096;        // read-index requests waiting for confirmation
   size_t catchup_entries_max = 256;       // chosen entries per catch-up reply
+  // An acceptor does not promise to a candidate whose phase-1 report would carry more than this
+  // many entries (or message_bytes_max bytes): one reply must fit a frame, and a candidate that
+  // far behind must catch up (from the log or a snapshot) before it can lead.
+  size_t promise_entries_max = 4096;
   size_t accept_entries_max = 64;         // slots per Accept message
   // Payload bytes per Accept or catch-up message (a single larger slot still goes alone). Keeps
   // every message well inside the transport's frame limit (net/frame.h, 16 MiB).

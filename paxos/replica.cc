@@ -95,7 +95,9 @@ void Replica::Step(const Message& m) {
     case MessageType::kHeartbeatReply: OnHeartbeatReply(m); break;
     case MessageType::kCatchupRequest: OnCatchupRequest(m); break;
     case MessageType::kCatchupReply: OnCatchupReply(m); break;
-    case MessageType::kNone: ++counters_.messages_dropped; break;
+    case MessageType::kNone:
+    case MessageType::kSnapshotRequest:  // the runtime's, not ours
+    case MessageType::kSnapshotChunk: ++counters_.messages_dropped; break;
   }
 }
 
@@ -500,8 +502,12 @@ void Replica::OnPreVoteReply(const Message& m) {
 void Replica::OnPrepare(const Message& m) {
   // A candidate that starts below what we compacted could not learn those chosen values from
   // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
-  Acceptor::Verdict v = m.slot < log_.dropped_below() ? Acceptor::Verdict::kStaleBallot
-                                                      : acceptor_.Prepare(m.ballot, now_);
+  // Likewise a candidate so far behind that our report would not fit one message.
+  const bool too_far_behind =
+      m.slot < log_.dropped_below() ||
+      learner_.chosen_below() > m.slot + options_.promise_entries_max;
+  Acceptor::Verdict v =
+      too_far_behind ? Acceptor::Verdict::kStaleBallot : acceptor_.Prepare(m.ballot, now_);
   Message reply;
   reply.type = MessageType::kPromise;
   reply.to = m.from;
@@ -516,8 +522,17 @@ void Replica::OnPrepare(const Message& m) {
     // We promised someone else a higher ballot: whoever led before no longer does.
     if (role_ != Role::kFollower || leader_ != kNoNode) BecomeFollower(Ballot(), kNoNode);
   }
-  reply.ok = true;
   reply.entries = acceptor_.AcceptedFrom(m.slot);
+  size_t bytes = 0;
+  for (const Entry& e : reply.entries) bytes += e.value.ByteSize();
+  if (reply.entries.size() > options_.promise_entries_max || bytes > options_.message_bytes_max) {
+    // Promised, but the report cannot travel: tell the candidate no (it cannot win with us),
+    // and keep the promise, which only makes us refuse lower ballots.
+    reply.entries.clear();
+    SendDurable(std::move(reply));
+    return;
+  }
+  reply.ok = true;
   SendDurable(std::move(reply));
 }
 

@@ -12,7 +12,12 @@ namespace ballot {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x50414C42;  // "BLAP" little-endian
-constexpr uint8_t kSnapshotVersion = 1;
+// 2: membership added, and the machine's bytes run to the end of the stream instead of being
+// one length-prefixed string. Version 1 is not read: no runtime ever stored one.
+constexpr uint8_t kSnapshotVersion = 2;
+// Bounds on what a snapshot header may hold, so a damaged one is refused before it is trusted.
+constexpr size_t kSnapshotMembersMax = paxos::kNodeIdMax;
+constexpr size_t kSnapshotMemberAddressBytesMax = 1024;
 
 Outcome EpochChanged(uint64_t expected_epoch, uint64_t log_epoch) {
   return Outcome{StatusCode::kAborted, "",
@@ -137,44 +142,166 @@ void Applier::RunBatch(Batch* batch, std::vector<Reply>* replies) {
   }
 }
 
-std::string Applier::Snapshot() const {
+namespace {
+
+// The fixed part of the header: magic, version, applied_below, log epoch, member count.
+constexpr size_t kFixedHeaderBytes = 4 + 1 + 8 + 8 + 4;
+constexpr size_t kMemberFixedBytes = 8 + 4;  // node id (u64 on the wire) + address length
+
+std::string EncodeHeader(paxos::Slot applied_below, uint64_t log_epoch,
+                         const std::map<paxos::NodeId, std::string>& members,
+                         const std::string& sessions) {
+  CHECK_LE(members.size(), kSnapshotMembersMax);
   ByteWriter writer;
   writer.PutU32(kSnapshotMagic);
   writer.PutU8(kSnapshotVersion);
-  writer.PutU64(applied_below_);
-  writer.PutU64(log_epoch_);
-  writer.PutBytes(sessions_.Serialize());
-  writer.PutBytes(machine_->Snapshot());
+  writer.PutU64(applied_below);
+  writer.PutU64(log_epoch);
+  writer.PutU32(static_cast<uint32_t>(members.size()));
+  for (const auto& [id, address] : members) {
+    CHECK_LE(address.size(), kSnapshotMemberAddressBytesMax) << "member " << id;
+    writer.PutU64(id);
+    writer.PutBytes(address);
+  }
+  writer.PutBytes(sessions);
   return writer.Release();
 }
 
-Status Applier::Restore(std::string_view snapshot) {
-  ByteReader reader(snapshot);
+Status WriteInPieces(std::string_view bytes, SnapshotWriter* out) {
+  while (!bytes.empty()) {
+    const size_t n = std::min(bytes.size(), kSnapshotChunkBytesMax);
+    Status status = out->Write(bytes.substr(0, n));
+    if (!status.ok()) return status;
+    bytes.remove_prefix(n);
+  }
+  return Status::Ok();
+}
+
+// The state captured by BeginSnapshot: copies of the Applier's own (small, bounded) state and
+// the machine's point-in-time view, so nothing here refers back to the Applier.
+class ApplierPendingSnapshot final : public PendingSnapshot {
+ public:
+  ApplierPendingSnapshot(paxos::Slot applied_below, uint64_t log_epoch, std::string header,
+                         std::unique_ptr<SnapshotView> view)
+      : applied_below_(applied_below),
+        log_epoch_(log_epoch),
+        header_(std::move(header)),
+        view_(std::move(view)) {
+    CHECK(view_ != nullptr) << "StateMachine::TakeSnapshotView returned null";
+  }
+
+  paxos::Slot applied_below() const override { return applied_below_; }
+  uint64_t log_epoch() const override { return log_epoch_; }
+
+  Status WriteTo(SnapshotWriter* out) override {
+    CHECK(!written_) << "PendingSnapshot::WriteTo is called once";
+    written_ = true;
+    Status status = WriteInPieces(header_, out);
+    if (!status.ok()) return status;
+    std::string().swap(header_);  // the session table copy is no longer needed
+    return view_->WriteTo(out);
+  }
+
+ private:
+  const paxos::Slot applied_below_;
+  const uint64_t log_epoch_;
+  std::string header_;
+  std::unique_ptr<SnapshotView> view_;
+  bool written_ = false;
+};
+
+// What Applier::RestoreFrom reads before handing the rest of the stream to the machine.
+struct DecodedHeader {
+  paxos::Slot applied_below = 0;
+  uint64_t log_epoch = 0;
+  std::map<paxos::NodeId, std::string> members;
+  std::string sessions;
+};
+
+Status ReadMembers(SnapshotReader* in, uint32_t count,
+                   std::map<paxos::NodeId, std::string>* members) {
+  if (count > kSnapshotMembersMax) return Corrupt("too many members: " + std::to_string(count));
+  std::string bytes;
+  for (uint32_t i = 0; i < count; i++) {
+    Status status = in->ReadExact(kMemberFixedBytes, &bytes);
+    if (!status.ok()) return status;
+    ByteReader reader(bytes);
+    uint64_t id = 0;
+    uint32_t address_bytes = 0;
+    CHECK(reader.GetU64(&id) && reader.GetU32(&address_bytes));
+    if (id == paxos::kNoNode || id > paxos::kNodeIdMax) return Corrupt("bad member id");
+    if (address_bytes > kSnapshotMemberAddressBytesMax) return Corrupt("member address too long");
+    status = in->ReadExact(address_bytes, &bytes);
+    if (!status.ok()) return status;
+    if (!members->emplace(static_cast<paxos::NodeId>(id), bytes).second) {
+      return Corrupt("member listed twice");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadHeader(SnapshotReader* in, DecodedHeader* header) {
+  std::string bytes;
+  Status status = in->ReadExact(kFixedHeaderBytes, &bytes);
+  if (!status.ok()) return status;
+  ByteReader reader(bytes);
   uint32_t magic = 0;
   uint8_t version = 0;
-  uint64_t applied_below = 0;
-  uint64_t log_epoch = 0;
-  std::string_view sessions_bytes;
-  std::string_view machine_bytes;
-  if (!reader.GetU32(&magic) || magic != kSnapshotMagic) return Corrupt("bad magic");
-  if (!reader.GetU8(&version) || version != kSnapshotVersion) return Corrupt("bad version");
-  if (!reader.GetU64(&applied_below) || !reader.GetU64(&log_epoch) ||
-      !reader.GetBytes(&sessions_bytes) || !reader.GetBytes(&machine_bytes)) {
-    return Corrupt("truncated");
-  }
-  if (!reader.empty()) return Corrupt("trailing bytes");
-  if (applied_below == 0) return Corrupt("applied_below is 0; slots start at 1");
+  uint32_t member_count = 0;
+  CHECK(reader.GetU32(&magic) && reader.GetU8(&version) && reader.GetU64(&header->applied_below) &&
+        reader.GetU64(&header->log_epoch) && reader.GetU32(&member_count));
+  if (magic != kSnapshotMagic) return Corrupt("bad magic");
+  if (version != kSnapshotVersion) return Corrupt("bad version " + std::to_string(version));
+  if (header->applied_below == 0) return Corrupt("applied_below is 0; slots start at 1");
+  status = ReadMembers(in, member_count, &header->members);
+  if (!status.ok()) return status;
+  status = in->ReadExact(4, &bytes);
+  if (!status.ok()) return status;
+  uint32_t sessions_bytes = 0;
+  ByteReader length(bytes);
+  CHECK(length.GetU32(&sessions_bytes));
+  return in->ReadExact(sessions_bytes, &header->sessions);
+}
 
+}  // namespace
+
+std::unique_ptr<PendingSnapshot> Applier::BeginSnapshot() {
+  CHECK(!sessions_.has_pending());
+  std::string header = EncodeHeader(applied_below_, log_epoch_, members_, sessions_.Serialize());
+  return std::make_unique<ApplierPendingSnapshot>(applied_below_, log_epoch_, std::move(header),
+                                                  machine_->TakeSnapshotView());
+}
+
+Status Applier::RestoreFrom(SnapshotReader* in) {
+  CHECK(in != nullptr);
+  DecodedHeader header;
+  Status status = ReadHeader(in, &header);
+  if (!status.ok()) return status;
   SessionTable sessions(sessions_.limits());
-  Status status = sessions.Deserialize(sessions_bytes);
+  status = sessions.Deserialize(header.sessions);
   if (!status.ok()) return status;
   // Last, because it is the one step that changes state even when it fails.
-  status = machine_->Restore(machine_bytes);
+  status = machine_->RestoreFrom(in);
+  if (!status.ok()) return status;
+  status = in->ExpectEnd();
   if (!status.ok()) return status;
   sessions_ = std::move(sessions);
-  applied_below_ = applied_below;
-  log_epoch_ = log_epoch;
+  applied_below_ = header.applied_below;
+  log_epoch_ = header.log_epoch;
+  members_ = std::move(header.members);
   return Status::Ok();
+}
+
+std::string Applier::Snapshot() {
+  StringSnapshotWriter writer;
+  Status status = BeginSnapshot()->WriteTo(&writer);
+  CHECK(status.ok()) << "a string writer cannot fail: " << status.ToString();
+  return std::move(writer.data());
+}
+
+Status Applier::Restore(std::string_view snapshot) {
+  StringSnapshotReader reader(snapshot);
+  return RestoreFrom(&reader);
 }
 
 }  // namespace ballot

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
@@ -383,6 +385,230 @@ TEST(ApplierTest, GarbageRestoreIsRejectedAndChangesNothing) {
   }
   ASSERT_TRUE(target.applier.Restore(good).ok());  // the control case
   EXPECT_EQ(target.applier.Snapshot(), good);
+}
+
+// Hands out at most a few bytes per Read, so every decoder loop meets short reads.
+class TrickleReader final : public SnapshotReader {
+ public:
+  TrickleReader(std::string data, uint64_t seed) : data_(std::move(data)), rng_(seed) {}
+  Status Read(size_t bytes_max, std::string* out) override {
+    const size_t n = std::min({bytes_max, data_.size() - offset_, size_t{1} + rng_() % 5});
+    out->assign(data_, offset_, n);
+    offset_ += n;
+    return Status::Ok();
+  }
+
+ private:
+  const std::string data_;
+  size_t offset_ = 0;
+  std::mt19937_64 rng_;
+};
+
+// A writer that fails after `ok_writes` calls, like a full disk.
+class FailingWriter final : public SnapshotWriter {
+ public:
+  explicit FailingWriter(int ok_writes) : ok_writes_(ok_writes) {}
+  Status Write(std::string_view) override {
+    if (ok_writes_-- > 0) return Status::Ok();
+    return Status(StatusCode::kNoSpace, "disk full");
+  }
+
+ private:
+  int ok_writes_;
+};
+
+std::string WriteToString(PendingSnapshot* pending) {
+  StringSnapshotWriter writer;
+  EXPECT_TRUE(pending->WriteTo(&writer).ok());
+  return std::move(writer.data());
+}
+
+TEST(ApplierSnapshotTest, PendingSnapshotIsTheStateAtBeginSnapshot) {
+  const std::vector<paxos::Entry> log = RandomLog(11, 200);
+  Fixture f;
+  f.applier.set_members({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}});
+  ApplyAll(&f.applier, {log.begin(), log.begin() + 120});
+  const std::string at_begin = f.applier.Snapshot();
+  const uint64_t applied_at_begin = f.machine.applied();
+  std::unique_ptr<PendingSnapshot> pending = f.applier.BeginSnapshot();
+  EXPECT_EQ(pending->applied_below(), 121u);
+  EXPECT_EQ(pending->log_epoch(), f.applier.log_epoch());
+
+  // The Applier moves on (state, sessions, membership) before the snapshot is written.
+  ApplyAll(&f.applier, {log.begin() + 120, log.end()});
+  f.applier.set_members({{3, "10.0.0.3:7000"}});
+  ASSERT_NE(f.machine.applied(), applied_at_begin);
+  EXPECT_EQ(WriteToString(pending.get()), at_begin);
+
+  Fixture restored;
+  ASSERT_TRUE(restored.applier.Restore(at_begin).ok());
+  EXPECT_EQ(restored.applier.applied_below(), 121u);
+  EXPECT_EQ(restored.machine.applied(), applied_at_begin);
+  EXPECT_EQ(restored.applier.members(),
+            (std::map<paxos::NodeId, std::string>{{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
+}
+
+TEST(ApplierSnapshotTest, RestoreFromAStreamOfShortReadsRoundTrips) {
+  const std::vector<paxos::Entry> log = RandomLog(12, 300);
+  const SessionTable::Limits limits{.sessions_max = 4, .results_per_session_max = 5};
+  Fixture original(limits);
+  original.applier.set_members({{7, "a:1"}});
+  ApplyAll(&original.applier, {log.begin(), log.begin() + 150});
+  const std::string snapshot = WriteToString(original.applier.BeginSnapshot().get());
+
+  Fixture restored(limits);
+  TrickleReader reader(snapshot, 5);
+  ASSERT_TRUE(restored.applier.RestoreFrom(&reader).ok());
+  EXPECT_EQ(restored.applier.applied_below(), original.applier.applied_below());
+  EXPECT_EQ(restored.applier.log_epoch(), original.applier.log_epoch());
+  EXPECT_TRUE(restored.applier.sessions() == original.applier.sessions());
+  EXPECT_EQ(restored.applier.members(), original.applier.members());
+  const std::vector<paxos::Entry> rest(log.begin() + 150, log.end());
+  ExpectSameReplies(ApplyAll(&original.applier, rest), ApplyAll(&restored.applier, rest));
+  EXPECT_EQ(original.applier.Snapshot(), restored.applier.Snapshot());
+}
+
+TEST(ApplierSnapshotTest, DamagedStreamsAreCorruptionAndLeaveTheApplierAlone) {
+  Fixture f;
+  f.applier.set_members({{1, "x:1"}});
+  ApplyAll(&f.applier, RandomLog(13, 60));
+  const std::string good = f.applier.Snapshot();
+  // Offsets of the header: magic 0, version 4, applied_below 5, epoch 13, member count 21.
+  std::vector<std::string> bad;
+  for (size_t n = 0; n < good.size(); n++) bad.push_back(good.substr(0, n));  // every truncation
+  bad.push_back(good + "x");
+  std::string wrong_version = good;
+  wrong_version[4] = 1;
+  bad.push_back(wrong_version);
+  std::string many_members = good;
+  many_members[24] = '\x7f';  // ~2 billion members: refused before anything is read for them
+  bad.push_back(many_members);
+  std::string duplicate_member = good.substr(0, 21);
+  duplicate_member += std::string("\x02\0\0\0", 4);
+  for (int i = 0; i < 2; i++) duplicate_member += std::string("\x01\0\0\0\0\0\0\0\0\0\0\0", 12);
+  bad.push_back(duplicate_member + good.substr(21 + 4 + 8 + 4 + 3));
+
+  Fixture target;
+  ApplyAll(&target.applier, {MakeEntry(1, {Cmd(3, 1, "mine")}, kEpoch1)});
+  const std::string before = target.applier.Snapshot();
+  for (const std::string& input : bad) {
+    TrickleReader reader(input, input.size());
+    EXPECT_EQ(target.applier.RestoreFrom(&reader).code(), StatusCode::kCorruption)
+        << "size " << input.size();
+    EXPECT_EQ(target.applier.Snapshot(), before);
+  }
+  // A session table length of 4 GiB - 1 in a short stream is "truncated", not an allocation.
+  std::string huge_sessions = good.substr(0, 21 + 4 + 8 + 4 + 3);
+  huge_sessions += std::string(4, '\xff');
+  StringSnapshotReader reader(huge_sessions);
+  EXPECT_EQ(target.applier.RestoreFrom(&reader).code(), StatusCode::kCorruption);
+}
+
+TEST(ApplierSnapshotTest, WriterErrorsAreReturned) {
+  Fixture f;
+  ApplyAll(&f.applier, RandomLog(14, 20));
+  for (int ok_writes = 0; ok_writes < 2; ok_writes++) {
+    FailingWriter writer(ok_writes);
+    EXPECT_EQ(f.applier.BeginSnapshot()->WriteTo(&writer).code(), StatusCode::kNoSpace);
+  }
+}
+
+// Overrides only the streaming pair; writes its state in many small pieces.
+class StreamingMachine : public StateMachine {
+ public:
+  void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
+    for (const AppliedCommand& c : batch) {
+      values_.emplace_back(c.payload);
+      outcomes->push_back(Outcome{});
+    }
+  }
+  Outcome Query(std::string_view) const override { return Outcome{}; }
+  std::unique_ptr<SnapshotView> TakeSnapshotView() override {
+    class View final : public SnapshotView {
+     public:
+      explicit View(std::vector<std::string> values) : values_(std::move(values)) {}
+      Status WriteTo(SnapshotWriter* out) override {
+        for (const std::string& v : values_) {
+          ByteWriter w;
+          w.PutBytes(v);
+          Status status = out->Write(w.data());
+          if (!status.ok()) return status;
+        }
+        return Status::Ok();
+      }
+
+     private:
+      const std::vector<std::string> values_;
+    };
+    return std::make_unique<View>(values_);
+  }
+  Status RestoreFrom(SnapshotReader* in) override {
+    std::vector<std::string> values;
+    std::string length_bytes;
+    std::string rest;
+    for (size_t i = 0; i < stop_after_; i++) {
+      Status status = in->Read(4, &length_bytes);
+      if (!status.ok()) return status;
+      if (length_bytes.empty()) break;  // the end, between two values
+      status = in->ReadExact(4 - length_bytes.size(), &rest);
+      if (!status.ok()) return status;
+      length_bytes += rest;
+      ByteReader r(length_bytes);
+      uint32_t length = 0;
+      CHECK(r.GetU32(&length));
+      status = in->ReadExact(length, &rest);
+      if (!status.ok()) return status;
+      values.push_back(rest);
+    }
+    values_ = std::move(values);
+    return Status::Ok();
+  }
+  // A buggy machine that stops reading before the end of its stream.
+  void set_stop_after(size_t values) { stop_after_ = values; }
+  const std::vector<std::string>& values() const { return values_; }
+
+ private:
+  std::vector<std::string> values_;
+  size_t stop_after_ = SIZE_MAX;
+};
+
+TEST(ApplierSnapshotTest, AStreamingMachineWorksThroughTheStringPairToo) {
+  Applier original(std::make_unique<StreamingMachine>());
+  std::vector<paxos::Entry> log;
+  for (paxos::Slot s = 1; s <= 50; s++) {
+    log.push_back(MakeEntry(s, {Cmd(0, 0, std::string(s * 3, 'a' + s % 26))}));
+  }
+  ApplyAll(&original, log);
+  const std::string snapshot = original.Snapshot();
+
+  Applier restored(std::make_unique<StreamingMachine>());
+  ASSERT_TRUE(restored.Restore(snapshot).ok());
+  EXPECT_EQ(static_cast<StreamingMachine&>(restored.machine()).values(),
+            static_cast<StreamingMachine&>(original.machine()).values());
+  EXPECT_EQ(restored.Snapshot(), snapshot);
+
+  // A machine that leaves bytes unread has not restored what was written.
+  Applier sloppy(std::make_unique<StreamingMachine>());
+  static_cast<StreamingMachine&>(sloppy.machine()).set_stop_after(10);
+  EXPECT_EQ(sloppy.Restore(snapshot).code(), StatusCode::kCorruption);
+  EXPECT_EQ(sloppy.applied_below(), 1u);
+}
+
+// Overrides neither pair.
+class NoSnapshotMachine : public StateMachine {
+ public:
+  void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
+    outcomes->resize(outcomes->size() + batch.size());
+  }
+  Outcome Query(std::string_view) const override { return Outcome{}; }
+};
+
+TEST(ApplierSnapshotDeathTest, AMachineWithoutSnapshotsSaysWhatToOverride) {
+  Applier applier(std::make_unique<NoSnapshotMachine>());
+  EXPECT_DEATH(applier.BeginSnapshot(), "override Snapshot\\(\\) or TakeSnapshotView\\(\\)");
+  Fixture f;
+  const std::string snapshot = f.applier.Snapshot();
+  EXPECT_EQ(applier.Restore(snapshot).code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
