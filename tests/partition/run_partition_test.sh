@@ -8,7 +8,10 @@
 set -uo pipefail
 
 skip() {
-  printf '\n*** SKIPPED: %s\n*** Partition tests did NOT run; run as root to test real partitions.\n\n' "$1" | tee /dev/stderr
+  local msg
+  msg="$(printf '\n*** SKIPPED: %s\n*** Partition tests did NOT run; run as root to test real partitions.\n' "$1")"
+  echo "$msg"
+  echo "$msg" >&2
   exit 77
 }
 [ "$(id -u)" = 0 ] || skip "not root (network namespaces and nftables need CAP_NET_ADMIN)"
