@@ -280,6 +280,13 @@ Status Applier::RestoreFrom(SnapshotReader* in) {
   SessionTable sessions(sessions_.limits());
   status = sessions.Deserialize(header.sessions);
   if (!status.ok()) return status;
+  // Sessions are touched by the commands they apply, so all at slots below applied_below; one
+  // above it would make the next Apply CHECK-fail (slots going backwards for that client).
+  if (sessions.last_active_slot_max() >= header.applied_below) {
+    return Corrupt("a session was active at slot " +
+                   std::to_string(sessions.last_active_slot_max()) + ", at or above applied_below " +
+                   std::to_string(header.applied_below));
+  }
   // Last, because it is the one step that changes state even when it fails.
   status = machine_->RestoreFrom(in);
   if (!status.ok()) return status;

@@ -100,6 +100,11 @@ class SessionTable {
   uint64_t floor_sequence(uint64_t client_id) const;
   bool has_session(uint64_t client_id) const { return sessions_.contains(client_id); }
   const Limits& limits() const { return limits_; }
+  // The highest slot any session was last active at; 0 without sessions. A snapshot taken at
+  // applied_below has every session's activity below it (Applier::Restore checks).
+  paxos::Slot last_active_slot_max() const {
+    return by_activity_.empty() ? 0 : by_activity_.rbegin()->first;
+  }
 
   // A self-contained little-endian encoding of every session. CHECKs !has_pending().
   std::string Serialize() const;

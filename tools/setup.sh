@@ -11,6 +11,8 @@ packages=(
   libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
+  clang libclang-rt-dev  # libFuzzer and clang's sanitizers (tests/fuzz/)
+  iproute2 nftables      # network namespaces and link cuts (tests/partition/)
 )
 
 missing=()
