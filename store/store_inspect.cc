@@ -1,8 +1,14 @@
 #include "store/store_inspect.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iterator>
+#include <system_error>
+
+#include "store/file_snapshot_store.h"
 
 namespace ballot::store {
 namespace {
@@ -69,6 +75,9 @@ class Verifier final : public RecordVisitor {
               std::to_string(r_->applied_below) + " are still stored (the snapshot covers them)");
     }
   }
+
+  // For checks made outside the store's records (the snapshot files).
+  void AddProblem(std::string text) { Problem(std::move(text)); }
 
  private:
   // Runs once, after the meta records and before the first slot.
@@ -247,7 +256,86 @@ class Dumper final : public RecordVisitor {
   paxos::Slot last_ = 0;
 };
 
+SnapshotFileReport InspectSnapshotFile(const std::string& snapshots_dir, const std::string& name) {
+  SnapshotFileReport file;
+  file.name = name;
+  file.unfinished = FileSnapshotStore::ParseFileName(name) == 0;
+  if (file.unfinished) {
+    std::error_code ec;
+    file.raw_bytes = std::filesystem::file_size(snapshots_dir + "/" + name, ec);
+    return file;
+  }
+  file.status = VerifySnapshotFile(snapshots_dir + "/" + name, &file.applied_below,
+                                   &file.state_bytes, &file.raw_bytes);
+  return file;
+}
+
+// Adds the snapshot files beside the store to the report; a damaged one is a problem.
+void VerifySnapshotFiles(const std::string& dir, VerifyReport* report,
+                         const std::function<void(std::string)>& problem) {
+  Result<std::vector<SnapshotFileReport>> files =
+      InspectSnapshotFiles(dir, &report->snapshot_files_not_listed);
+  if (!files.ok()) {
+    problem("snapshot files: " + files.status().ToString());
+    return;
+  }
+  report->snapshot_files = std::move(files).value();
+  for (const SnapshotFileReport& file : report->snapshot_files) {
+    if (!file.status.ok()) problem("snapshot file " + file.name + ": " + file.status.ToString());
+  }
+}
+
 }  // namespace
+
+Result<std::vector<SnapshotFileReport>> InspectSnapshotFiles(const std::string& dir,
+                                                             uint64_t* not_listed) {
+  *not_listed = 0;
+  const std::string snapshots_dir = FileSnapshotStore::SnapshotsDir(dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(snapshots_dir, ec)) return std::vector<SnapshotFileReport>();
+  std::vector<std::string> committed;
+  std::vector<std::string> unfinished;
+  for (auto it = std::filesystem::directory_iterator(snapshots_dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (FileSnapshotStore::ParseFileName(name) != 0) {
+      committed.push_back(name);
+    } else if (name.rfind("tmp-", 0) == 0) {
+      unfinished.push_back(name);
+    }
+  }
+  if (ec) return Status(StatusCode::kIoError, "list " + snapshots_dir + ": " + ec.message());
+  // Names hold the slot in 20 digits, so name order is slot order.
+  std::sort(committed.rbegin(), committed.rend());
+  std::sort(unfinished.begin(), unfinished.end());
+  std::vector<SnapshotFileReport> files;
+  for (const std::vector<std::string>* names : {&committed, &unfinished}) {
+    for (const std::string& name : *names) {
+      if (files.size() >= kSnapshotFilesListedMax) {
+        ++*not_listed;
+        continue;
+      }
+      files.push_back(InspectSnapshotFile(snapshots_dir, name));
+    }
+  }
+  return files;
+}
+
+void PrintSnapshotFile(const SnapshotFileReport& file, std::ostream& out) {
+  out << "snapshot file " << file.name << ": ";
+  if (file.unfinished) {
+    out << file.raw_bytes << " B, unfinished (being written, or cut by a crash: deleted when "
+        << "the node next starts)\n";
+    return;
+  }
+  out << "applied_below " << file.applied_below << ", " << file.raw_bytes << " B (state "
+      << file.state_bytes << " B), ";
+  if (file.status.ok()) {
+    out << "checksums OK\n";
+  } else {
+    out << "BAD: " << file.status.ToString() << "\n";
+  }
+}
 
 std::string BallotText(paxos::Ballot ballot) {
   return std::to_string(ballot.round()) + "." + std::to_string(ballot.node());
@@ -258,6 +346,8 @@ Result<VerifyReport> VerifyStore(LmdbStore* store) {
   Verifier verifier(&report);
   if (Status s = store->Inspect(&verifier); !s.ok()) return s;
   verifier.Finish();
+  VerifySnapshotFiles(store->dir(), &report,
+                      [&verifier](std::string text) { verifier.AddProblem(std::move(text)); });
   return report;
 }
 
@@ -271,6 +361,11 @@ void PrintVerifyReport(const VerifyReport& r, std::ostream& out) {
   out << "records " << r.records << " (bad " << r.bad_records << "), entries " << r.entries;
   if (r.entries > 0) out << " (slots " << r.first_slot << ".." << r.last_slot << ")";
   out << ", " << r.entry_bytes << " B\n";
+  out << "snapshot files: " << r.snapshot_files.size() + r.snapshot_files_not_listed << "\n";
+  for (const SnapshotFileReport& file : r.snapshot_files) PrintSnapshotFile(file, out);
+  if (r.snapshot_files_not_listed > 0) {
+    out << "... and " << r.snapshot_files_not_listed << " more snapshot files not examined\n";
+  }
   for (const std::string& p : r.problems) out << "PROBLEM: " << p << "\n";
   if (r.problems_total > r.problems.size()) {
     out << "... and " << r.problems_total - r.problems.size() << " more problems\n";
@@ -283,9 +378,20 @@ Status DumpStore(LmdbStore* store, const DumpOptions& options, std::ostream& out
   Dumper dumper(options, out);
   if (Status s = store->Inspect(&dumper); !s.ok()) return s;
   dumper.Finish();
-  if (dumper.bad() > 0) {
-    return Status(StatusCode::kCorruption,
-                  std::to_string(dumper.bad()) + " bad records (the BAD lines above)");
+  uint64_t not_listed = 0;
+  Result<std::vector<SnapshotFileReport>> files = InspectSnapshotFiles(store->dir(), &not_listed);
+  if (!files.ok()) return files.status();
+  out << "snapshot files: " << files.value().size() + not_listed << "\n";
+  uint64_t bad_files = 0;
+  for (const SnapshotFileReport& file : files.value()) {
+    PrintSnapshotFile(file, out);
+    if (!file.status.ok()) ++bad_files;
+  }
+  if (not_listed > 0) out << "... and " << not_listed << " more snapshot files not examined\n";
+  if (dumper.bad() > 0 || bad_files > 0) {
+    return Status(StatusCode::kCorruption, std::to_string(dumper.bad()) + " bad records and " +
+                                               std::to_string(bad_files) +
+                                               " bad snapshot files (the BAD lines above)");
   }
   return Status::Ok();
 }
