@@ -1,35 +1,42 @@
-// The pure Multi-Paxos core alone: commands/s through an in-memory group of three
-// paxos::Replica, with no sockets, no codec, no disk and no threads. It bounds what the runtime
-// can ever reach and shows what the core itself costs per command and per slot.
+// The core and its driver alone: commands/s through an in-memory group of three nodes, each the
+// shipping net/driver.h over a paxos::Replica, a MemStore that syncs instantly and an Applier
+// over a state machine that does nothing. No sockets, no codec, no disk and no threads: it
+// bounds what the runtime can ever reach and shows what the protocol, the driver and the
+// session table cost per command and per slot.
 //
-// The "runtime" here is the one of tests/paxos/replica_test.cc, minus its checks: messages go
-// into a FIFO and are delivered in-process, every Ready::persist is "synced" at once (then
-// send_after_persist goes out and Advance() is called), and applied entries are counted.
+// Messages go into a FIFO and are delivered in-process; every persist batch is "synced" at once
+// (the driver is told after the current call returns, as a storage thread would); the applier
+// side runs inline, as with apply_inline; snapshots (every kCompactEverySlots slots, into
+// memory) compact the log as in a real node.
 //
-// One benchmark iteration is one round: the leader is handed `batch` commands of 16 B (Propose),
-// then messages are delivered until the network is quiet, by which time the leader has applied
-// them all. Rounds are not pipelined (each round waits for the previous one), so this measures
+// One benchmark iteration is one round: the leader is handed `batch` commands of 16 B, then
+// messages are delivered until the network is quiet, by which time the leader has applied them
+// all. Rounds are not pipelined (each round waits for the previous one), so this measures
 // per-round cost at a given batch size, not the window. Time does not advance inside the timed
 // loop (no Tick): in a real node a tick is 10 ms, thousands of rounds.
 //
-// Reports items/s (commands applied at the leader), slots/s and messages/s (delivered), per
-// second of CPU time of the one thread that runs all three replicas (CPU time, not wall time:
-// the work is pure computation and the machine is shared, see shared/MACHINE.md).
+// Reports items/s (commands answered at the leader), slots/s and messages/s (delivered), per
+// second of CPU time of the one thread that runs all three nodes (CPU time, not wall time: the
+// work is pure computation and the machine is shared, see shared/MACHINE.md).
 #include <benchmark/benchmark.h>
 #include <glog/logging.h>
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "net/driver.h"
 #include "paxos/message.h"
 #include "paxos/options.h"
-#include "paxos/ready.h"
 #include "paxos/replica.h"
 #include "paxos/types.h"
+#include "statemachine/applier.h"
+#include "store/mem_snapshot_store.h"
+#include "store/mem_store.h"
 
 namespace ballot::paxos {
 namespace {
@@ -38,122 +45,164 @@ constexpr size_t kReplicas = 3;
 constexpr size_t kPayloadBytes = 16;
 // Bounds, so that a livelock is a CHECK failure and never a hang.
 constexpr int kElectionTicksMax = 1000;
-constexpr size_t kReadiesPerProcessMax = 1000;
 constexpr size_t kDeliveriesPerRoundMax = 100000;
-// Every replica drops its applied entries from memory this often, as a runtime does after a
-// snapshot; otherwise the log would grow for the whole run.
-constexpr Slot kCompactEverySlots = 4096;
+constexpr size_t kDeferredPerRoundMax = 1000000;
+// Snapshots (and so compaction) this often, as a runtime does; otherwise the log would grow for
+// the whole run.
+constexpr uint64_t kCompactEverySlots = 4096;
 
-// Three replicas joined by an in-process FIFO network and an instant disk.
+// A state machine that answers every command with nothing: the bench measures Ballot, not it.
+class NullMachine final : public StateMachine {
+ public:
+  void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
+    outcomes->resize(outcomes->size() + batch.size());
+  }
+  Outcome Query(std::string_view) const override { return {}; }
+  std::string Snapshot() const override { return {}; }
+  Status Restore(std::string_view) override { return Status::Ok(); }
+};
+
+class Group;
+
+// One node: the driver's host, with everything instant and in-process.
+class BenchNode final : public DriverHost {
+ public:
+  BenchNode(NodeId id, Group* group);
+  Driver& driver() { return *driver_; }
+  uint64_t answered() const { return answered_; }
+
+  void SendToPeer(Message message) override;
+  void Persist(PersistBatch batch) override {
+    CHECK(store_.Write(batch).ok());
+    ToDriver([this] { driver_->OnPersisted(); });
+  }
+  void ToApplier(std::function<void()> work) override { work(); }
+  void ToDriver(std::function<void()> work) override;
+  void InBackground(std::function<void()> work) override { work(); }
+  void CommandDone(ClientTag, Reply&) override { ++answered_; }
+  void ReadDone(ClientTag, Outcome) override {}
+  void Refuse(ClientTag, StatusCode code, std::string message, NodeId) override {
+    LOG(FATAL) << "refused: " << StatusCodeName(code) << " " << message;
+  }
+  void Fatal(Status why) override { LOG(FATAL) << why.ToString(); }
+  void OnAnnounced(bool leading, uint64_t) override;
+
+ private:
+  const NodeId id_;
+  Group* const group_;
+  store::MemStore store_;
+  store::MemSnapshotStore snapshots_;
+  std::unique_ptr<Driver> driver_;
+  uint64_t answered_ = 0;
+};
+
+// Three nodes joined by an in-process FIFO network.
 class Group {
  public:
   Group() {
     for (NodeId id = 1; id <= kReplicas; ++id) {
-      Options o;
-      o.id = id;
-      for (NodeId m = 1; m <= kReplicas; ++m) o.members.push_back(m);
-      o.seed = 1000 + id;
-      Result<std::unique_ptr<Replica>> created = Replica::Create(o, DurableState{});
-      CHECK(created.ok()) << created.status().ToString();
-      replicas_.push_back(std::move(created).value());
+      nodes_.push_back(std::make_unique<BenchNode>(id, this));
     }
-    applied_commands_.assign(kReplicas + 1, 0);
   }
 
-  Replica& r(NodeId id) { return *replicas_.at(id - 1); }
-  uint64_t applied_commands(NodeId id) const { return applied_commands_.at(id); }
+  BenchNode& node(NodeId id) { return *nodes_.at(id - 1); }
   uint64_t delivered() const { return delivered_; }
+  void Post(std::function<void()> work) { deferred_.push_back(std::move(work)); }
+  void Send(Message m) { net_.push_back(std::move(m)); }
+  void set_leader(NodeId id, bool leading) {
+    if (leading) leader_ = id;
+    if (!leading && leader_ == id) leader_ = kNoNode;
+  }
 
-  // Ticks every replica until one reports kBecameLeader (its recovery is chosen and its epoch
-  // usable), then lets the network quiet down. Returns the leader.
+  // Ticks every node until one announces leadership (its recovery applied, its epoch usable),
+  // then lets the network quiet down. Returns the leader.
   NodeId ElectLeader() {
     for (int tick = 0; tick < kElectionTicksMax && leader_ == kNoNode; ++tick) {
       for (NodeId id = 1; id <= kReplicas; ++id) {
-        r(id).Tick();
-        Process(id);
+        node(id).driver().Tick();
+        node(id).driver().Drain();
       }
       DeliverAll();
     }
     CHECK_NE(leader_, kNoNode) << "no leader after " << kElectionTicksMax << " ticks";
-    CHECK(r(leader_).IsLeader());
     return leader_;
   }
 
-  // Delivers messages, and everything they cause, until the network is empty.
+  // Delivers messages and deferred driver work, and everything they cause, until all is quiet.
   void DeliverAll() {
-    for (NodeId id = 1; id <= kReplicas; ++id) Process(id);
-    for (size_t i = 0; !net_.empty(); ++i) {
-      CHECK_LT(i, kDeliveriesPerRoundMax) << "the network never quiets down";
+    for (NodeId id = 1; id <= kReplicas; ++id) node(id).driver().Drain();
+    for (size_t i = 0; !net_.empty() || !deferred_.empty(); ++i) {
+      CHECK_LT(i, kDeliveriesPerRoundMax + kDeferredPerRoundMax) << "the group never quiets down";
+      if (!deferred_.empty()) {
+        std::function<void()> work = std::move(deferred_.front());
+        deferred_.pop_front();
+        work();
+        continue;
+      }
       Message m = std::move(net_.front());
       net_.pop_front();
       CHECK(m.to >= 1 && m.to <= kReplicas) << ToString(m);
       ++delivered_;
-      r(m.to).Step(m);
-      Process(m.to);
+      Driver& d = node(m.to).driver();
+      d.Step(m);
+      d.Drain();
     }
-  }
-
-  // Every replica forgets the entries it has applied.
-  void Compact() {
-    for (NodeId id = 1; id <= kReplicas; ++id) r(id).CompactBelow(r(id).status().applied_below);
   }
 
  private:
-  // Carries out every Ready of one replica: send, "persist" (instantly durable), advance, apply.
-  void Process(NodeId id) {
-    Replica& replica = r(id);
-    for (size_t i = 0; replica.HasReady(); ++i) {
-      CHECK_LT(i, kReadiesPerProcessMax) << "replica " << id << " never runs out of Readies";
-      Ready rd = replica.TakeReady();
-      for (Message& m : rd.send_now) net_.push_back(std::move(m));
-      if (rd.persist) {
-        for (Message& m : rd.send_after_persist) net_.push_back(std::move(m));
-        replica.Advance();
-      } else {
-        CHECK(rd.send_after_persist.empty()) << "send_after_persist without a persist batch";
-      }
-      for (const Entry& e : rd.apply) applied_commands_[id] += e.value.commands.size();
-      for (const LeadershipEvent& e : rd.events) {
-        if (e.kind == LeadershipEvent::Kind::kBecameLeader) leader_ = id;
-        if (e.kind == LeadershipEvent::Kind::kLostLeadership && leader_ == id) leader_ = kNoNode;
-      }
-      CHECK(rd.dropped.empty()) << "commands dropped: the leader lost its leadership";
-    }
-  }
-
-  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::vector<std::unique_ptr<BenchNode>> nodes_;
   std::deque<Message> net_;
-  std::vector<uint64_t> applied_commands_;  // by node id
+  std::deque<std::function<void()>> deferred_;
   uint64_t delivered_ = 0;
   NodeId leader_ = kNoNode;
 };
+
+BenchNode::BenchNode(NodeId id, Group* group) : id_(id), group_(group) {
+  Options o;
+  o.id = id;
+  for (NodeId m = 1; m <= kReplicas; ++m) o.members.push_back(m);
+  o.seed = 1000 + id;
+  Result<std::unique_ptr<Replica>> replica = Replica::Create(o, DurableState{});
+  CHECK(replica.ok()) << replica.status().ToString();
+  DriverOptions d;
+  d.snapshot_every_slots = kCompactEverySlots;
+  d.snapshot_every_log_bytes = 0;
+  d.log_retain_slots = 0;
+  driver_ = std::make_unique<Driver>(d, this, std::move(replica).value(),
+                                     std::make_unique<Applier>(std::make_unique<NullMachine>()),
+                                     &store_, &snapshots_, /*store_mark=*/1);
+}
+
+void BenchNode::SendToPeer(Message message) { group_->Send(std::move(message)); }
+
+void BenchNode::ToDriver(std::function<void()> work) {
+  group_->Post([this, work = std::move(work)] { driver_->RunOnDriver(work); });
+}
+
+void BenchNode::OnAnnounced(bool leading, uint64_t) { group_->set_leader(id_, leading); }
 
 void BM_CoreRound(benchmark::State& state) {
   const auto batch = static_cast<size_t>(state.range(0));
   Group group;
   const NodeId leader = group.ElectLeader();
-  Replica& replica = group.r(leader);
+  Driver& driver = group.node(leader).driver();
+  Replica& replica = driver.replica();
 
   const std::string payload(kPayloadBytes, 'p');
-  const uint64_t applied_start = group.applied_commands(leader);
+  const uint64_t answered_start = group.node(leader).answered();
   const uint64_t delivered_start = group.delivered();
   const Slot chosen_start = replica.status().chosen_below;
-  Slot compacted_at = chosen_start;
   uint64_t sequence = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < batch; ++i) {
       ++sequence;
-      const ProposeResult result = replica.Propose(Command{42, sequence, 0, 0, 0, payload});
-      CHECK(result.kind == ProposeResult::Kind::kOk) << "propose refused at command " << sequence;
+      // Refusals are fatal (BenchNode::Refuse): every command must be taken.
+      driver.Propose(Command{42, sequence, 0, 0, 0, payload}, ClientTag{1, sequence});
     }
     group.DeliverAll();
-    if (replica.status().chosen_below - compacted_at >= kCompactEverySlots) {
-      group.Compact();
-      compacted_at = replica.status().chosen_below;
-    }
   }
-  const uint64_t applied = group.applied_commands(leader) - applied_start;
-  CHECK_EQ(applied, sequence) << "every proposed command must be applied at the leader";
+  const uint64_t applied = group.node(leader).answered() - answered_start;
+  CHECK_EQ(applied, sequence) << "every proposed command must be answered at the leader";
   const auto slots = static_cast<double>(replica.status().chosen_below - chosen_start);
   const auto messages = static_cast<double>(group.delivered() - delivered_start);
 
@@ -162,7 +211,7 @@ void BM_CoreRound(benchmark::State& state) {
   state.counters["messages/s"] = benchmark::Counter(messages, benchmark::Counter::kIsRate);
   state.counters["cmds/slot"] = slots > 0 ? static_cast<double>(applied) / slots : 0;
   state.SetLabel(std::to_string(batch) + " x " + std::to_string(kPayloadBytes) +
-                 " B commands per round, 3 replicas");
+                 " B commands per round, 3 nodes (driver + replica + applier)");
 }
 
 BENCHMARK(BM_CoreRound)
