@@ -388,7 +388,7 @@ class ClientCore {
   Result<Answer> Call(ClientCall::Kind kind, ClientRequest request, NodeId target,
                       bool single_attempt, milliseconds timeout);
 
-  uint64_t client_id() const { return client_id_; }
+  uint64_t client_id() const { return client_id_.load(std::memory_order_relaxed); }
   NodeId cached_leader() const { return leader_.load(std::memory_order_relaxed); }
   const ClientOptions& options() const { return options_; }
   ClientCounters counters() const;
@@ -416,6 +416,7 @@ class ClientCore {
   void Finish(const std::shared_ptr<ClientCall>& call, Result<ClientResponse> result,
               NodeId node);
   void FinishTimeout(const std::shared_ptr<ClientCall>& call);
+  void StartNewSession(uint64_t expired_client_id);
   void Run();  // the io thread's body
   void Shutdown();
 
@@ -426,7 +427,8 @@ class ClientCore {
 
   // Constant after construction.
   const ClientOptions options_;
-  const uint64_t client_id_;
+  // The current session's client id: written on the io thread only (StartNewSession).
+  std::atomic<uint64_t> client_id_;
   std::map<NodeId, HostPort> addresses_;
   std::string hello_frame_;
   asio::io_context io_;  // declared before everything holding io objects: destroyed last
@@ -438,7 +440,8 @@ class ClientCore {
   std::atomic<NodeId> leader_{paxos::kNoNode};
   struct AtomicCounters {
     std::atomic<uint64_t> attempts{0}, responses{0}, stale_responses{0}, not_leader{0},
-        attempt_timeouts{0}, connections_opened{0}, connection_failures{0}, bad_frames{0};
+        attempt_timeouts{0}, connections_opened{0}, connection_failures{0}, bad_frames{0},
+        sessions_expired{0};
   };
   mutable AtomicCounters counters_;
 
@@ -447,7 +450,7 @@ class ClientCore {
   std::map<NodeId, std::shared_ptr<ClientConnection>> connections_;
   std::unordered_map<uint64_t, PendingAttempt> pending_;  // by request id
   std::unordered_map<uint64_t, std::shared_ptr<ClientCall>> calls_;  // unfinished, by call id
-  std::set<uint64_t> in_flight_sequences_;
+  std::set<uint64_t> in_flight_sequences_;  // of the current session's proposals
   size_t in_flight_ = 0;
   uint64_t next_sequence_ = 1;
   uint64_t next_request_id_ = 1;
@@ -737,6 +740,7 @@ ClientCounters ClientCore::counters() const {
   c.connections_opened = counters_.connections_opened.load();
   c.connection_failures = counters_.connection_failures.load();
   c.bad_frames = counters_.bad_frames.load();
+  c.sessions_expired = counters_.sessions_expired.load();
   return c;
 }
 
@@ -780,7 +784,7 @@ void ClientCore::Begin(std::shared_ptr<ClientCall> call) {
   call->counted = true;
   if (call->kind == ClientCall::Kind::kPropose) {
     paxos::Command& command = call->request.command;
-    command.client_id = client_id_;
+    command.client_id = client_id_.load(std::memory_order_relaxed);
     command.sequence = next_sequence_++;
     in_flight_sequences_.insert(command.sequence);
     // Every sequence below the lowest one in flight has had its reply delivered (or its caller
@@ -929,6 +933,10 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
       NoteLeader(node);  // only a leader answers proposals and reads
     }
     ++counters_.responses;
+    if (call->kind == ClientCall::Kind::kPropose && response.outcome_code == StatusCode::kAborted &&
+        IsSessionExpired(Outcome{response.outcome_code, "", response.message})) {
+      StartNewSession(call->request.command.client_id);
+    }
     Finish(call, std::move(response), node);
     return ballot::Status::Ok();
   }
@@ -977,13 +985,32 @@ void ClientCore::Finish(const std::shared_ptr<ClientCall>& call, Result<ClientRe
   if (call->counted) {
     CHECK_GT(in_flight_, 0u);
     --in_flight_;
-    if (call->kind == ClientCall::Kind::kPropose) {
+    // A proposal of an expired session left in_flight_sequences_ when the new one started.
+    if (call->kind == ClientCall::Kind::kPropose &&
+        call->request.command.client_id == client_id_.load(std::memory_order_relaxed)) {
       CHECK_EQ(in_flight_sequences_.erase(call->request.command.sequence), 1u);
     }
   }
   ClientCall::Done done = std::move(call->done);
   call->done = nullptr;
   done(std::move(result), node);
+}
+
+// The replicas answered a proposal "session expired" (statemachine/session_table.h): they no
+// longer know which of that session's commands were applied, and refuse every later command
+// under its client id. So later proposals go out in a new session: a new random client id,
+// sequences from 1 again. Proposals of the old session still in flight keep their commands
+// (a retry must be the same command) and are answered "session expired" in turn.
+void ClientCore::StartNewSession(uint64_t expired_client_id) {
+  if (expired_client_id != client_id_.load(std::memory_order_relaxed)) return;  // done already
+  uint64_t id = RandomClientId();
+  while (id == expired_client_id) id = RandomClientId();
+  client_id_.store(id, std::memory_order_relaxed);
+  next_sequence_ = 1;
+  in_flight_sequences_.clear();
+  ++counters_.sessions_expired;
+  LOG(WARNING) << "client session " << expired_client_id << " expired; continuing as client "
+               << id;
 }
 
 void ClientCore::FinishTimeout(const std::shared_ptr<ClientCall>& call) {

@@ -5,7 +5,10 @@
 // lowest id), follows kNotLeader hints, and on an attempt timeout or a connection failure moves
 // to the next member. Every retry of a proposal resends the SAME command (same client id and
 // sequence), so the replicated session table applies it at most once and answers a retry with
-// the original result (statemachine/session_table.h).
+// the original result (statemachine/session_table.h). If the replicas answer a proposal
+// "session expired" (IsSessionExpired: they evicted this client's session and can no longer tell
+// which of its commands were applied), that answer is the proposal's outcome, and every later
+// proposal goes out in a new session, under a new random client id.
 //
 // Every call has a deadline. At the deadline the call ends with kTimeout, whose message names
 // the last failure seen ("wrong cluster id", "connection refused", ...). A proposal that timed
@@ -40,6 +43,7 @@
 #include "paxos/status.h"
 #include "paxos/types.h"
 #include "statemachine/samples/sequence.h"
+#include "statemachine/session_table.h"
 #include "statemachine/state_machine.h"
 
 namespace ballot {
@@ -71,7 +75,9 @@ struct ClientOptions {
   // The pause before retrying after an answer that says "not now" (kOverloaded, kNotLeader
   // without a usable hint, repeated hints) or a connection failure.
   std::chrono::milliseconds retry_backoff{20};
-  uint64_t client_id = 0;  // the session id in every command; 0 = random non-zero
+  // The first session's id in every command; 0 = random non-zero. After a "session expired"
+  // answer the client moves to a new random id (Client::client_id() tells the current one).
+  uint64_t client_id = 0;
   // Requests of every kind in flight at once; beyond it calls end at once with kOverloaded.
   // At most the servers' results_per_session_max (statemachine/session_table.h, 1024 by
   // default): the replicas keep that many results per session, and a retried command whose
@@ -92,6 +98,7 @@ struct ClientCounters {
   uint64_t connections_opened = 0; // handshakes completed
   uint64_t connection_failures = 0;  // connect, handshake, read or write failures
   uint64_t bad_frames = 0;         // malformed or unexpected frames from a server
+  uint64_t sessions_expired = 0;   // "session expired" answers that started a new session
 };
 
 class Client {
@@ -120,6 +127,9 @@ class Client {
 
   // Proposes `payload` as one command, waits until the leader has applied it, and returns the
   // outcome. expected_epoch != 0 makes the command apply only in that epoch (a fenced write).
+  // An outcome for which IsSessionExpired() holds (kAborted "session expired: ...") means the
+  // replicas lost this client's session: the command may or may not have been applied, and the
+  // client has started a new session for the next proposals.
   // Errors: kTimeout at the deadline (the command may still be applied later); kOverloaded when
   // in_flight_max calls are in flight; kInvalidArgument if the request cannot be encoded (too
   // big) or a server rejects it as malformed; kFailedPrecondition on the io thread; kAborted
@@ -161,6 +171,7 @@ class Client {
   Result<samples::SequenceGenerator::Block> NextNumbers(uint64_t count,
                                                         std::chrono::milliseconds timeout);
 
+  // The current session's client id (it changes after a "session expired" answer).
   uint64_t client_id() const;
   // The node the client currently believes leads (kNoNode before any answer).
   paxos::NodeId cached_leader() const;

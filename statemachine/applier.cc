@@ -280,10 +280,11 @@ Status Applier::RestoreFrom(SnapshotReader* in) {
   SessionTable sessions(sessions_.limits());
   status = sessions.Deserialize(header.sessions);
   if (!status.ok()) return status;
-  // Sessions are touched by the commands they apply, so all at slots below applied_below; one
-  // above it would make the next Apply CHECK-fail (slots going backwards for that client).
+  // Sessions and tombstones are touched by the commands of their clients, so all at slots
+  // below applied_below; a session above it would make the next Apply CHECK-fail (slots going
+  // backwards for that client).
   if (sessions.last_active_slot_max() >= header.applied_below) {
-    return Corrupt("a session was active at slot " +
+    return Corrupt("a session or tombstone was touched at slot " +
                    std::to_string(sessions.last_active_slot_max()) + ", at or above applied_below " +
                    std::to_string(header.applied_below));
   }

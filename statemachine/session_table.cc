@@ -12,10 +12,14 @@ namespace ballot {
 
 namespace {
 
-constexpr uint8_t kFormatVersion = 1;
+// 1: sessions only. 2: sessions, then tombstones; written only when there is a tombstone, so a
+// table without any keeps the encoding earlier releases read and write.
+constexpr uint8_t kFormatVersionSessions = 1;
+constexpr uint8_t kFormatVersionTombstones = 2;
+constexpr std::string_view kExpiredPrefix = "session expired: ";
 
 Outcome ExpiredOutcome(std::string message) {
-  return Outcome{StatusCode::kAborted, "", "session expired: " + std::move(message)};
+  return Outcome{StatusCode::kAborted, "", std::string(kExpiredPrefix) + std::move(message)};
 }
 
 void EncodeOutcome(const Outcome& outcome, ByteWriter* writer) {
@@ -42,9 +46,14 @@ Status Corrupt(const std::string& what) {
 
 }  // namespace
 
+bool IsSessionExpired(const Outcome& outcome) {
+  return outcome.code == StatusCode::kAborted && outcome.message.starts_with(kExpiredPrefix);
+}
+
 SessionTable::SessionTable(Limits limits) : limits_(limits) {
   CHECK_GE(limits_.sessions_max, 1u) << "sessions_max must be at least 1";
   CHECK_GE(limits_.results_per_session_max, 1u) << "results_per_session_max must be at least 1";
+  CHECK_GE(limits_.tombstones_max, 1u) << "tombstones_max must be at least 1";
 }
 
 SessionTable::Admission SessionTable::Admit(const paxos::Command& command, paxos::Slot slot) {
@@ -52,6 +61,15 @@ SessionTable::Admission SessionTable::Admit(const paxos::Command& command, paxos
 
   auto it = sessions_.find(command.client_id);
   if (it == sessions_.end()) {
+    if (tombstones_.contains(command.client_id)) {
+      Bury(command.client_id, slot);  // a client still retrying keeps its tombstone
+      return Admission{Verdict::kExpired,
+                       ExpiredOutcome("the session of client " +
+                                      std::to_string(command.client_id) +
+                                      " was evicted (more than sessions_max clients); whether "
+                                      "its commands were applied is unknown; use a new client id"),
+                       0};
+    }
     if (command.acked_sequence > 0) {
       return Admission{Verdict::kExpired,
                        ExpiredOutcome("client " + std::to_string(command.client_id) +
@@ -62,7 +80,7 @@ SessionTable::Admission SessionTable::Admit(const paxos::Command& command, paxos
     it = sessions_.emplace(command.client_id, Session{}).first;
     it->second.last_active_slot = slot;
     by_activity_.emplace(slot, command.client_id);
-    EvictSessionsOverLimit(command.client_id);
+    EvictSessionsOverLimit(command.client_id, slot);
   } else {
     Touch(command.client_id, &it->second, slot);
   }
@@ -155,19 +173,38 @@ void SessionTable::Reserve(uint64_t client_id, Session* session, uint64_t sequen
   CHECK_LE(session->results.size(), limits_.results_per_session_max);
 }
 
-void SessionTable::EvictSessionsOverLimit(uint64_t keep_client_id) {
+void SessionTable::EvictSessionsOverLimit(uint64_t keep_client_id, paxos::Slot slot) {
   while (sessions_.size() > limits_.sessions_max) {
     // Oldest activity first, ties by lower client id; never the session being admitted.
     auto victim = by_activity_.begin();
     if (victim->second == keep_client_id) victim = std::next(victim);
     CHECK(victim != by_activity_.end());
-    auto session = sessions_.find(victim->second);
+    const uint64_t client_id = victim->second;
+    auto session = sessions_.find(client_id);
     CHECK(session != sessions_.end());
     DropPending(session->second);
+    const paxos::Slot last_active = session->second.last_active_slot;
     sessions_.erase(session);
     by_activity_.erase(victim);
+    Bury(client_id, std::max(slot, last_active));
   }
   CHECK_EQ(by_activity_.size(), sessions_.size());
+}
+
+void SessionTable::Bury(uint64_t client_id, paxos::Slot slot) {
+  auto [it, inserted] = tombstones_.emplace(client_id, slot);
+  if (!inserted) {
+    if (slot <= it->second) return;
+    tombstones_by_slot_.erase({it->second, client_id});
+    it->second = slot;
+  }
+  tombstones_by_slot_.emplace(slot, client_id);
+  while (tombstones_.size() > limits_.tombstones_max) {
+    auto oldest = tombstones_by_slot_.begin();
+    tombstones_.erase(oldest->second);
+    tombstones_by_slot_.erase(oldest);
+  }
+  CHECK_EQ(tombstones_by_slot_.size(), tombstones_.size());
 }
 
 void SessionTable::DropPending(const Session& session) {
@@ -179,7 +216,7 @@ void SessionTable::DropPending(const Session& session) {
 std::string SessionTable::Serialize() const {
   CHECK(pending_.empty()) << "Serialize with unrecorded results";
   ByteWriter writer;
-  writer.PutU8(kFormatVersion);
+  writer.PutU8(tombstones_.empty() ? kFormatVersionSessions : kFormatVersionTombstones);
   writer.PutU64(sessions_.size());
   for (const auto& [client_id, session] : sessions_) {
     writer.PutU64(client_id);
@@ -191,6 +228,13 @@ std::string SessionTable::Serialize() const {
       EncodeOutcome(result.outcome, &writer);
     }
   }
+  if (!tombstones_.empty()) {
+    writer.PutU64(tombstones_.size());
+    for (const auto& [client_id, slot] : tombstones_) {
+      writer.PutU64(client_id);
+      writer.PutU64(slot);
+    }
+  }
   return writer.Release();
 }
 
@@ -199,7 +243,10 @@ Status SessionTable::Deserialize(std::string_view data) {
   ByteReader reader(data);
   uint8_t version = 0;
   uint64_t session_count = 0;
-  if (!reader.GetU8(&version) || version != kFormatVersion) return Corrupt("bad version");
+  if (!reader.GetU8(&version) ||
+      (version != kFormatVersionSessions && version != kFormatVersionTombstones)) {
+    return Corrupt("bad version");
+  }
   if (!reader.GetU64(&session_count)) return Corrupt("truncated header");
   if (session_count > limits_.sessions_max) return Corrupt("more sessions than sessions_max");
 
@@ -215,6 +262,10 @@ Status SessionTable::Deserialize(std::string_view data) {
     }
     table.by_activity_.emplace(session.last_active_slot, client_id);
     table.sessions_.emplace_hint(table.sessions_.end(), client_id, std::move(session));
+  }
+  if (version == kFormatVersionTombstones) {
+    Status status = table.DecodeTombstones(&reader);
+    if (!status.ok()) return status;
   }
   if (!reader.empty()) return Corrupt("trailing bytes");
   table.CheckInvariants();
@@ -246,6 +297,28 @@ Status SessionTable::DecodeSession(ByteReader* reader, uint64_t* client_id,
   return Status::Ok();
 }
 
+// Into a table holding the decoded sessions and nothing else.
+Status SessionTable::DecodeTombstones(ByteReader* reader) {
+  uint64_t count = 0;
+  if (!reader->GetU64(&count)) return Corrupt("truncated tombstone count");
+  if (count == 0) return Corrupt("version 2 without tombstones (written as version 1)");
+  if (count > limits_.tombstones_max) return Corrupt("more tombstones than tombstones_max");
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t client_id = 0;
+    paxos::Slot slot = 0;
+    if (!reader->GetU64(&client_id) || !reader->GetU64(&slot)) {
+      return Corrupt("truncated tombstone");
+    }
+    if (!tombstones_.empty() && client_id <= tombstones_.rbegin()->first) {
+      return Corrupt("tombstone client ids not strictly increasing");
+    }
+    if (sessions_.contains(client_id)) return Corrupt("a client with a session and a tombstone");
+    tombstones_.emplace_hint(tombstones_.end(), client_id, slot);
+    tombstones_by_slot_.emplace(slot, client_id);
+  }
+  return Status::Ok();
+}
+
 void SessionTable::CheckInvariants() const {
   CHECK_LE(sessions_.size(), limits_.sessions_max);
   CHECK_EQ(by_activity_.size(), sessions_.size());
@@ -253,6 +326,12 @@ void SessionTable::CheckInvariants() const {
     CHECK(by_activity_.contains({session.last_active_slot, client_id}));
     CHECK_LE(session.results.size(), limits_.results_per_session_max);
     if (!session.results.empty()) CHECK_GT(session.results.begin()->first, session.floor_sequence);
+  }
+  CHECK_LE(tombstones_.size(), limits_.tombstones_max);
+  CHECK_EQ(tombstones_by_slot_.size(), tombstones_.size());
+  for (const auto& [client_id, slot] : tombstones_) {
+    CHECK(tombstones_by_slot_.contains({slot, client_id}));
+    CHECK(!sessions_.contains(client_id));
   }
 }
 

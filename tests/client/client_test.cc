@@ -2,6 +2,7 @@
 // ports and no sleeps: every wait is on a condition with a deadline; timeouts are short.
 #include "net/client.h"
 
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,12 +11,16 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "net/frame.h"
+#include "statemachine/applier.h"
 #include "statemachine/samples/sequence.h"
+#include "statemachine/session_table.h"
 #include "tests/client/fake_server.h"
 
 namespace ballot::client_test {
@@ -575,6 +580,108 @@ TEST(ClientTest, OversizedPayloadIsInvalidArgument) {
   auto r = client->Propose(std::string(net::kFrameBytesMax + 1, 'x'), kLong);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
   EXPECT_TRUE(node.requests().empty());
+}
+
+// A node that runs the real Applier over a one-command-per-slot log, with room for one session,
+// so that a test can evict the client's session by applying another client's command.
+class OneSessionNode {
+ public:
+  // Counts what reaches the machine; answers "<payload>#<n>".
+  class Counter : public StateMachine {
+   public:
+    void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
+      for (const AppliedCommand& c : batch) {
+        applied.emplace_back(c.payload);
+        outcomes->push_back(
+            Outcome{StatusCode::kOk, std::string(c.payload) + "#" + std::to_string(applied.size()),
+                    ""});
+      }
+    }
+    Outcome Query(std::string_view) const override { return Outcome{}; }
+    std::vector<std::string> applied;
+  };
+
+  OneSessionNode()
+      : applier_(std::make_unique<Counter>(),
+                 SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8}) {}
+
+  FakeServer::Handler handler() {
+    return [this](const ClientRequest& req, const FakeServer::Reply& reply) {
+      ClientResponse r;
+      r.request_id = req.request_id;
+      if (req.kind != ClientRequest::Kind::kPropose) {
+        r.code = StatusCode::kInvalidArgument;
+        reply(r);
+        return;
+      }
+      Reply applied = Apply(req.command);
+      r.outcome_code = applied.outcome.code;
+      r.data = applied.outcome.data;
+      r.message = applied.outcome.message;
+      r.slot = applied.slot;
+      r.epoch = kEpoch;
+      reply(r);
+    };
+  }
+
+  Reply Apply(paxos::Command command) {
+    std::lock_guard<std::mutex> lock(mu_);
+    paxos::Entry entry;
+    entry.slot = applier_.applied_below();
+    entry.value.commands = {std::move(command)};
+    std::vector<Reply> replies;
+    applier_.Apply({entry}, &replies);
+    CHECK_EQ(replies.size(), 1u);
+    return replies[0];
+  }
+
+  std::vector<std::string> applied() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<Counter&>(applier_.machine()).applied;
+  }
+
+ private:
+  std::mutex mu_;
+  Applier applier_;  // guarded by mu_
+};
+
+TEST(ClientTest, SessionExpiredIsTheAnswerAndTheNextProposalStartsANewSession) {
+  OneSessionNode node;
+  FakeServer server(kCluster, 1, node.handler());
+  auto client = MakeClient(Options({{1, server.address()}}));
+  ASSERT_NE(client, nullptr);
+  const uint64_t first_id = client->client_id();
+
+  auto a = client->Propose("a", kLong);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a.value().outcome.data, "a#1");
+
+  // Another client takes the only session place: the client's session is evicted.
+  paxos::Command other;
+  other.client_id = first_id + 1;
+  other.sequence = 1;
+  other.payload = "other";
+  ASSERT_EQ(node.Apply(other).outcome.code, StatusCode::kOk);
+
+  auto b = client->Propose("b", kLong);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_TRUE(IsSessionExpired(b.value().outcome)) << b.value().outcome.message;
+  EXPECT_EQ(client->counters().sessions_expired, 1u);
+  EXPECT_NE(client->client_id(), first_id);
+
+  // The next proposal is applied, in a new session: a new client id, sequences from 1.
+  auto c = client->Propose("c", kLong);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c.value().outcome.code, StatusCode::kOk);
+  EXPECT_EQ(c.value().outcome.data, "c#3");
+  EXPECT_EQ(node.applied(), (std::vector<std::string>{"a", "other", "c"}));
+  const std::vector<ClientRequest> sent = Proposals(server);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[1].command.client_id, first_id);
+  EXPECT_EQ(sent[1].command.sequence, 2u);
+  EXPECT_EQ(sent[2].command.client_id, client->client_id());
+  EXPECT_EQ(sent[2].command.sequence, 1u);
+  EXPECT_EQ(sent[2].command.acked_sequence, 0u);
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -262,6 +264,24 @@ TEST(ApplierTest, AcknowledgedCommandsExpireInsteadOfReapplying) {
   EXPECT_NE(late[0].outcome.message.find("session expired"), std::string::npos);
   EXPECT_FALSE(late[0].duplicate);
   EXPECT_EQ(f.machine.applied(), 2u);
+}
+
+// Issue 12 item 5, through the Applier: client 7 pipelined two commands (both acked_sequence
+// 0), its session was evicted by sessions_max, and its retry must not reach the machine again.
+TEST(ApplierTest, RetryAfterTheSessionWasEvictedIsExpiredNotAppliedAgain) {
+  Fixture f(SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8});
+  ApplyAll(&f.applier, {MakeEntry(1, {Cmd(7, 1, "a"), Cmd(7, 2, "b")}),
+                        MakeEntry(2, {Cmd(8, 1, "other")})});
+  ASSERT_EQ(f.machine.applied(), 3u);
+  ASSERT_FALSE(f.applier.sessions().has_session(7));
+  std::vector<Reply> retries = ApplyAll(
+      &f.applier, {MakeEntry(3, {Cmd(7, 2, "b")}), MakeEntry(4, {Cmd(7, 1, "a")})});
+  EXPECT_EQ(f.machine.applied(), 3u) << "a retried command was applied twice";
+  ASSERT_EQ(retries.size(), 2u);
+  for (const Reply& r : retries) {
+    EXPECT_TRUE(IsSessionExpired(r.outcome)) << r.outcome.message;
+    EXPECT_FALSE(r.duplicate);
+  }
 }
 
 TEST(ApplierTest, DuplicateInsideOneBatchGetsTheEarlierResult) {
@@ -609,6 +629,100 @@ TEST(ApplierSnapshotDeathTest, AMachineWithoutSnapshotsSaysWhatToOverride) {
   Fixture f;
   const std::string snapshot = f.applier.Snapshot();
   EXPECT_EQ(applier.Restore(snapshot).code(), StatusCode::kFailedPrecondition);
+}
+
+
+// The log behind kOldFormatSnapshot, applied with room for two sessions: client 7's session is
+// evicted at slot 4.
+std::vector<paxos::Entry> OldFormatLog() {
+  return {MakeEntry(1, {}, kEpoch1), MakeEntry(2, {Cmd(7, 1, "a"), Cmd(7, 2, "b")}),
+          MakeEntry(3, {Cmd(8, 1, "c")}), MakeEntry(4, {Cmd(9, 1, "d")}),
+          MakeEntry(5, {Cmd(8, 2, "e", 1)})};
+}
+
+// Applier::Snapshot() of OldFormatLog() with members {1: "a:1"}, as written before session
+// tombstones existed (session table format version 1, which never records an eviction).
+constexpr std::string_view kOldFormatSnapshot =
+    "424c4150020600000000000000010001000000000001000000010000000000000003000000613a31"
+    "7d0000000102000000000000000800000000000000010000000000000005000000000000000100000000000000"
+    "020000000000000000090000006523354036353533370000000009000000000000000000000000000000040000"
+    "000000000001000000000000000100000000000000000900000064233440363535333700000000050000000000"
+    "0000";
+
+std::string FromHex(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+TEST(ApplierSnapshotTest, ASnapshotFromBeforeTombstonesStillRestores) {
+  const SessionTable::Limits limits{.sessions_max = 2, .results_per_session_max = 8};
+  Fixture old(limits);
+  ASSERT_TRUE(old.applier.Restore(FromHex(kOldFormatSnapshot)).ok());
+  EXPECT_EQ(old.applier.applied_below(), 6u);
+  EXPECT_EQ(old.applier.log_epoch(), kEpoch1);
+  EXPECT_EQ(old.applier.members(), (std::map<paxos::NodeId, std::string>{{1, "a:1"}}));
+  EXPECT_TRUE(old.applier.sessions().has_session(8));
+  EXPECT_TRUE(old.applier.sessions().has_session(9));
+  EXPECT_FALSE(old.applier.sessions().has_session(7));
+  EXPECT_FALSE(old.applier.sessions().has_tombstone(7));  // the old format could not say
+  EXPECT_EQ(old.machine.applied(), 5u);
+
+  // The same log applied now: the same sessions and results, plus client 7's tombstone.
+  Fixture now(limits);
+  now.applier.set_members({{1, "a:1"}});
+  ApplyAll(&now.applier, OldFormatLog());
+  EXPECT_TRUE(now.applier.sessions().has_tombstone(7));
+  const std::vector<paxos::Entry> next = {
+      MakeEntry(6, {Cmd(9, 1, "d"), Cmd(8, 2, "e", 1), Cmd(8, 3, "f", 2)})};
+  std::vector<Reply> from_old = ApplyAll(&old.applier, next);
+  ExpectSameReplies(from_old, ApplyAll(&now.applier, next));
+  EXPECT_TRUE(from_old[0].duplicate);
+  EXPECT_TRUE(from_old[1].duplicate);
+  EXPECT_EQ(from_old[0].outcome.data, "d#4@" + std::to_string(kEpoch1));
+
+  // Restored from version 1 and snapshotted again: a version 1 session table still, since there
+  // is no tombstone to write; a table with one is written as version 2 and read back equal.
+  Fixture again(limits);
+  ASSERT_TRUE(again.applier.Restore(old.applier.Snapshot()).ok());
+  EXPECT_TRUE(again.applier.sessions() == old.applier.sessions());
+  Fixture with_tombstone(limits);
+  ASSERT_TRUE(with_tombstone.applier.Restore(now.applier.Snapshot()).ok());
+  EXPECT_TRUE(with_tombstone.applier.sessions() == now.applier.sessions());
+  EXPECT_TRUE(with_tombstone.applier.sessions().has_tombstone(7));
+  EXPECT_NE(old.applier.Snapshot(), now.applier.Snapshot());
+}
+
+TEST(ApplierSnapshotTest, RestoreRefusesATombstoneAtOrAboveAppliedBelow) {
+  const SessionTable::Limits limits{.sessions_max = 1, .results_per_session_max = 8};
+  // Client 7's tombstone is made at slot 3 and refreshed by its retry at slot 4.
+  SessionTable sessions(limits);
+  for (auto [client, slot] : {std::pair<uint64_t, paxos::Slot>{7, 2}, {8, 3}, {7, 4}}) {
+    SessionTable::Admission a = sessions.Admit(Cmd(client, 1, "x"), slot);
+    if (a.ticket != 0) sessions.Record(a.ticket, Outcome{});
+  }
+  ASSERT_TRUE(sessions.has_tombstone(7));
+  ASSERT_EQ(sessions.last_active_slot_max(), 4u);
+  // An applier snapshot at applied_below 4 (wrongly) holding that table: the tombstone's slot is
+  // not below applied_below.
+  Fixture f(limits);
+  ApplyAll(&f.applier, {MakeEntry(1, {}), MakeEntry(2, {}), MakeEntry(3, {})});
+  std::string snapshot = f.applier.Snapshot();
+  const std::string empty_table = SessionTable(limits).Serialize();
+  const size_t at = snapshot.find(empty_table);
+  ASSERT_NE(at, std::string::npos);
+  const std::string table = sessions.Serialize();
+  ByteWriter length;
+  length.PutU32(static_cast<uint32_t>(table.size()));
+  snapshot = snapshot.substr(0, at - 4) + length.Release() + table +
+             snapshot.substr(at + empty_table.size());
+  Fixture target(limits);
+  Status status = target.applier.Restore(snapshot);
+  EXPECT_EQ(status.code(), StatusCode::kCorruption);
+  EXPECT_NE(status.message().find("at or above applied_below"), std::string::npos)
+      << status.ToString();
 }
 
 }  // namespace

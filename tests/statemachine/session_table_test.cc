@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -140,6 +142,31 @@ TEST(SessionTableTest, TheSessionBeingAdmittedIsNeverTheOneEvicted) {
   EXPECT_EQ(table.Admit(Cmd(3, 1), 2).outcome, Ok("b"));
 }
 
+// Issue 12 item 5. A client pipelines its first commands, so each carries acked_sequence 0
+// (no reply had arrived when it was sent). Its session is evicted by sessions_max; the replies
+// were lost and it retries. The table must not take the retry for a new client's first command.
+TEST(SessionTableTest, EvictedClientsRetryWithNothingAcknowledgedIsExpiredNotAppliedAgain) {
+  SessionTable table(SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8});
+  ApplyFresh(&table, Cmd(7, 1), 1, Ok("1"));
+  ApplyFresh(&table, Cmd(7, 2), 1, Ok("2"));
+  ApplyFresh(&table, Cmd(8, 1), 2, Ok("other"));  // evicts client 7, the least recently active
+  ASSERT_FALSE(table.has_session(7));
+
+  for (uint64_t sequence : {2, 1}) {
+    SessionTable::Admission retry = table.Admit(Cmd(7, sequence), 3);
+    EXPECT_EQ(retry.verdict, Verdict::kExpired) << "sequence " << sequence << " applied twice";
+    EXPECT_EQ(retry.outcome.code, StatusCode::kAborted);
+    EXPECT_TRUE(IsSessionExpired(retry.outcome)) << retry.outcome.message;
+    if (retry.ticket != 0) table.Record(retry.ticket, Ok("again"));
+  }
+  // Not even a command the table never saw: the client cannot tell which of its commands were
+  // applied, so it must start a new session under a new client id.
+  EXPECT_EQ(table.Admit(Cmd(7, 3), 4).verdict, Verdict::kExpired);
+  EXPECT_FALSE(table.has_session(7));
+  EXPECT_TRUE(table.has_session(8));
+  EXPECT_FALSE(table.has_pending());
+}
+
 TEST(SessionTableTest, DuplicateOfAnUnrecordedCommandCarriesItsTicket) {
   SessionTable table;
   SessionTable::Admission first = table.Admit(Cmd(7, 1), 1);
@@ -165,19 +192,60 @@ TEST(SessionTableTest, ReservationForgottenBeforeRecordIsDropped) {
   EXPECT_EQ(table.Admit(Cmd(7, 1, 1), 2).verdict, Verdict::kExpired);
 }
 
-TEST(SessionTableTest, EvictedAndReadmittedCommandKeepsTheLatestResult) {
+TEST(SessionTableTest, EvictedBeforeItsResultIsRecordedThenRetriedIsExpired) {
   // One batch: client 1 is evicted between its first admission and its record, then retried.
   SessionTable table(SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8});
   SessionTable::Admission a = table.Admit(Cmd(1, 1), 1);
   SessionTable::Admission b = table.Admit(Cmd(2, 1), 1);
   SessionTable::Admission again = table.Admit(Cmd(1, 1), 1);
-  ASSERT_EQ(again.verdict, Verdict::kFresh);
-  EXPECT_NE(again.ticket, a.ticket);
-  table.Record(a.ticket, Ok("first"));
+  EXPECT_EQ(again.verdict, Verdict::kExpired);  // the first one is being applied
+  EXPECT_EQ(again.ticket, 0u);
+  table.Record(a.ticket, Ok("first"));  // evicted meanwhile: nothing to keep
   table.Record(b.ticket, Ok("other"));
-  table.Record(again.ticket, Ok("second"));
   EXPECT_FALSE(table.has_pending());
-  EXPECT_EQ(table.Admit(Cmd(1, 1), 2).outcome, Ok("second"));
+  EXPECT_FALSE(table.has_session(1));
+  EXPECT_TRUE(table.has_tombstone(1));
+  EXPECT_EQ(table.Admit(Cmd(2, 1), 2).outcome, Ok("other"));
+}
+
+TEST(SessionTableTest, TombstonesAreBoundedAndTheOldestGoesFirst) {
+  SessionTable table(SessionTable::Limits{
+      .sessions_max = 1, .results_per_session_max = 8, .tombstones_max = 2});
+  ApplyFresh(&table, Cmd(1, 1), 1, Ok("1"));
+  ApplyFresh(&table, Cmd(2, 1), 2, Ok("2"));  // evicts 1: tombstone (1, slot 2)
+  ApplyFresh(&table, Cmd(3, 1), 3, Ok("3"));  // evicts 2: tombstone (2, slot 3)
+  EXPECT_EQ(table.tombstone_count(), 2u);
+  // Client 1 keeps retrying: each refusal refreshes its tombstone, now younger than client 2's.
+  EXPECT_EQ(table.Admit(Cmd(1, 1), 4).verdict, Verdict::kExpired);
+  ApplyFresh(&table, Cmd(4, 1), 5, Ok("4"));  // evicts 3; client 2's tombstone is the oldest
+  EXPECT_EQ(table.tombstone_count(), 2u);
+  EXPECT_TRUE(table.has_tombstone(1));
+  EXPECT_FALSE(table.has_tombstone(2));
+  EXPECT_TRUE(table.has_tombstone(3));
+  EXPECT_EQ(table.session_count(), 1u);
+
+  // Past the bound, what is left: a command that acknowledges a reply is still expired (rule
+  // 5); one with acked_sequence 0 looks like a new client's first command (the documented gap).
+  EXPECT_EQ(table.Admit(Cmd(2, 2, /*acked=*/1), 6).verdict, Verdict::kExpired);
+  EXPECT_EQ(table.Admit(Cmd(2, 1), 7).verdict, Verdict::kFresh);
+}
+
+TEST(SessionTableTest, ATombstonedClientGetsNoSessionAndSequenceZeroIsUntouched) {
+  SessionTable table(SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8});
+  ApplyFresh(&table, Cmd(1, 1), 1, Ok("1"));
+  ApplyFresh(&table, Cmd(2, 1), 2, Ok("2"));
+  for (uint64_t acked : {0, 1, 5}) {
+    SessionTable::Admission a = table.Admit(Cmd(1, 6, acked), 3);
+    EXPECT_EQ(a.verdict, Verdict::kExpired) << "acked " << acked;
+    EXPECT_TRUE(IsSessionExpired(a.outcome));
+  }
+  EXPECT_EQ(table.Admit(Cmd(1, 0), 4).verdict, Verdict::kFresh);
+  EXPECT_FALSE(table.has_session(1));
+  EXPECT_TRUE(table.has_session(2));
+  EXPECT_EQ(table.session_count(), 1u);
+  EXPECT_FALSE(table.has_pending());
+  EXPECT_FALSE(IsSessionExpired(Outcome{StatusCode::kAborted, "", "epoch changed"}));
+  EXPECT_FALSE(IsSessionExpired(Outcome{StatusCode::kOk, "", "session expired: no"}));
 }
 
 SessionTable BusyTable() {
@@ -235,6 +303,57 @@ TEST(SessionTableTest, DeserializeRejectsMoreThanTheLimitsAllow) {
   EXPECT_FALSE(few_sessions.Deserialize(bytes).ok());
   SessionTable few_results(SessionTable::Limits{.sessions_max = 4, .results_per_session_max = 2});
   EXPECT_FALSE(few_results.Deserialize(bytes).ok());
+  ASSERT_EQ(BusyTable().tombstone_count(), 2u);
+  SessionTable few_tombstones(SessionTable::Limits{
+      .sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 1});
+  EXPECT_FALSE(few_tombstones.Deserialize(bytes).ok());
+  SessionTable enough(SessionTable::Limits{
+      .sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 2});
+  EXPECT_TRUE(enough.Deserialize(bytes).ok());
+}
+
+// Version 2: the sessions of version 1, then the tombstones.
+std::string WithTombstones(std::vector<std::pair<uint64_t, paxos::Slot>> tombstones,
+                           uint64_t session_client_id = 7) {
+  ByteWriter w;
+  w.PutU8(2);
+  w.PutU64(1);  // sessions
+  w.PutU64(session_client_id);
+  w.PutU64(0);  // floor
+  w.PutU64(3);  // last active slot
+  w.PutU64(0);  // results
+  w.PutU64(tombstones.size());
+  for (auto [client_id, slot] : tombstones) {
+    w.PutU64(client_id);
+    w.PutU64(slot);
+  }
+  return w.Release();
+}
+
+TEST(SessionTableTest, DeserializeChecksTombstones) {
+  SessionTable table;
+  const std::string good = WithTombstones({{5, 2}, {9, 1}});
+  ASSERT_TRUE(table.Deserialize(good).ok());  // the control case
+  EXPECT_TRUE(table.has_tombstone(5));
+  EXPECT_TRUE(table.has_tombstone(9));
+  EXPECT_TRUE(table.has_session(7));
+  EXPECT_EQ(table.Serialize(), good);
+  EXPECT_EQ(table.last_active_slot_max(), 3u);
+  EXPECT_EQ(table.Admit(Cmd(9, 1), 4).verdict, Verdict::kExpired);
+  const SessionTable before = table;
+  for (const std::string& bad : {
+           WithTombstones({}),                  // version 2 is written only with tombstones
+           WithTombstones({{9, 1}, {5, 2}}),    // not increasing
+           WithTombstones({{5, 1}, {5, 2}}),    // twice
+           WithTombstones({{7, 1}}),            // a client with a session and a tombstone
+           good.substr(0, good.size() - 1),     // truncated
+           good + '\0',                         // trailing bytes
+       }) {
+    EXPECT_EQ(table.Deserialize(bad).code(), StatusCode::kCorruption);
+    EXPECT_TRUE(table == before);
+  }
+  SessionTable one(SessionTable::Limits{.tombstones_max = 1});
+  EXPECT_FALSE(one.Deserialize(good).ok());
 }
 
 std::string OneSession(uint64_t client_id, uint64_t floor, uint64_t sequence, uint8_t code) {
