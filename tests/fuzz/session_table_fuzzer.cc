@@ -7,7 +7,8 @@
 //     under smaller limits are accepted only if they fit them;
 //   - the restored table keeps its rules: commands admitted afterwards for every restored
 //     session (retries, fresh sequences, acknowledgements, new clients past the session bound)
-//     never CHECK-fail and never call a sequence at or below the floor fresh.
+//     never CHECK-fail, never call a sequence at or below the floor fresh, and never call a
+//     command of a client with a tombstone (an evicted session) anything but expired.
 #include <glog/logging.h>
 
 #include <string>
@@ -42,11 +43,16 @@ void Exercise(SessionTable& table) {
     const uint64_t floor = table.floor_sequence(client_id);
     for (uint64_t sequence : {floor, floor + 1, floor + 2, uint64_t{1}}) {
       if (sequence == 0) continue;
+      const bool evicted = table.has_tombstone(client_id);
       ballot::paxos::Command c;
       c.client_id = client_id;
       c.sequence = sequence;
       c.acked_sequence = sequence == floor + 2 ? floor + 1 : 0;
       auto admission = table.Admit(c, slot++);
+      if (evicted) {
+        CHECK(admission.verdict == SessionTable::Verdict::kExpired)
+            << "a command of an evicted session was not answered \"session expired\"";
+      }
       if (admission.verdict == SessionTable::Verdict::kFresh) {
         CHECK_GT(sequence, floor) << "a sequence at or below the floor was admitted as fresh";
         tickets.push_back(admission.ticket);
@@ -56,6 +62,7 @@ void Exercise(SessionTable& table) {
   for (uint64_t t : tickets) table.Record(t, ballot::Outcome{ballot::StatusCode::kOk, "x", ""});
   CHECK(!table.has_pending());
   CHECK_LE(table.session_count(), table.limits().sessions_max);
+  CHECK_LE(table.tombstone_count(), table.limits().tombstones_max);
   SessionTable copy(table.limits());
   CHECK(copy.Deserialize(table.Serialize()).ok());
   CHECK(copy == table);
