@@ -8,6 +8,7 @@
 //     record or the key) or a different kind is kCorruption (CRC32C catches every 1-bit error).
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -38,7 +39,8 @@ void CheckCanonical(std::string_view in, Decode decode, Encode encode) {
 
 void FuzzSealedRecord(std::string_view in) {
   if (in.size() < 3) return;
-  const std::string key(in.substr(0, 8 < in.size() ? 8 : in.size() - 2));
+  // Up to 8 bytes of key, always leaving the kind and flip bytes after it.
+  const std::string key(in.substr(0, std::min<size_t>(8, in.size() - 2)));
   const auto kind = static_cast<RecordKind>(1 + static_cast<uint8_t>(in[key.size()]) % 6);
   const uint8_t flip = static_cast<uint8_t>(in[key.size() + 1]);
   const std::string_view payload = in.substr(key.size() + 2);

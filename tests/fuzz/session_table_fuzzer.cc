@@ -11,6 +11,7 @@
 //     command of a client with a tombstone (an evicted session) anything but expired.
 #include <glog/logging.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +37,12 @@ SessionTable Primed(SessionTable::Limits limits) {
 }
 
 void Exercise(SessionTable& table) {
-  // Far above any slot a restored session could name, and growing, as the log does.
-  ballot::paxos::Slot slot = uint64_t{1} << 62;
+  // Commands come after every restored session's last activity, and slots grow, as the log
+  // does (Applier::Restore guarantees that: the table's activity is below applied_below). A
+  // restored table may name any slot, so start just above the highest one, if there is room.
+  constexpr int kSlotsUsed = 16;
+  if (table.last_active_slot_max() > UINT64_MAX - kSlotsUsed) return;
+  ballot::paxos::Slot slot = table.last_active_slot_max() + 1;
   std::vector<uint64_t> tickets;
   for (uint64_t client_id : {uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{1000}}) {
     const uint64_t floor = table.floor_sequence(client_id);
