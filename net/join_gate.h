@@ -24,6 +24,13 @@
 // losing their disks is beyond what any quorum protocol survives, and the refusal then comes
 // from whichever listing member is reachable.
 //
+// The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
+// the initial --cluster list (DefaultClusterId in net/client.h, which clients, ballotctl and
+// ballot-bench derive the same way). It is then recorded in DIR/CLUSTER (and in the LMDB
+// identity record), and a node whose flags give another id is refused at start. With a fixed
+// member list that is the same id every time; once members can change, nodes will take it from
+// DIR/CLUSTER and clients will learn it from the first server that answers (not done yet).
+//
 // Pure logic: no I/O, no clock, no threads. The node persists and reconnects as told.
 #ifndef BALLOT_NET_JOIN_GATE_H_
 #define BALLOT_NET_JOIN_GATE_H_
