@@ -73,16 +73,19 @@ TEST(JoinGateTest, WipedNodeRefusesAsSoonAsAPeerListsIt) {
 }
 
 TEST(JoinGateTest, LateFoundingMemberJoinsAClusterThatNeverSawIt) {
-  JoinGate gate = EmptyGate(3);
-  EXPECT_FALSE(gate.OnPeerHello(Established(1, {1, 2})).save.has_value()) << "one is not enough";
-  JoinGate::Actions a = gate.OnPeerHello(Established(2, {1, 2}));
+  JoinGate gate = EmptyGate(5, {1, 2, 3, 4, 5});
+  EXPECT_FALSE(gate.OnPeerHello(Established(1, {1, 2, 3})).save.has_value()) << "2 of 5";
+  JoinGate::Actions a = gate.OnPeerHello(Established(2, {1, 2, 3}));
   ASSERT_TRUE(a.save.has_value());
-  EXPECT_EQ(a.save->joined_members, (std::vector<paxos::NodeId>{3}));
+  EXPECT_EQ(a.save->joined_members, (std::vector<paxos::NodeId>{5}));
   EXPECT_FALSE(a.participate);
   // Peers record it on its next hellos and list it; with itself a majority lists it.
-  a = gate.OnPeerHello(Established(1, {1, 2, 3}));
+  a = gate.OnPeerHello(Established(1, {1, 2, 3, 5}));
+  EXPECT_FALSE(a.participate) << "2 of 5";
+  a = gate.OnPeerHello(Established(2, {1, 2, 3, 5}));
   EXPECT_TRUE(a.participate);
-  EXPECT_EQ(a.save->joined_members, (std::vector<paxos::NodeId>{1, 3}));
+  ASSERT_TRUE(a.save.has_value());
+  EXPECT_EQ(a.save->joined_members, (std::vector<paxos::NodeId>{1, 2, 5}));
 }
 
 TEST(JoinGateTest, EstablishedNodeTakesPartOnlyWhenAMajorityListsIt) {
