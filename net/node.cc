@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -556,9 +557,26 @@ Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& o
 
 }  // namespace
 
+// A directory that records joining a cluster (DIR/CLUSTER) but has lost its LMDB store would
+// otherwise open a new, blank store and vote with it.
+Status CheckStoreNotLost(const NodeOptions& options) {
+  if (options.in_memory) return Status::Ok();
+  auto identity = store::LoadClusterIdentity(options.data_dir);
+  if (!identity.ok() || !identity.value().has_value()) return identity.status();
+  std::error_code ec;
+  if (std::filesystem::exists(options.data_dir + "/data.mdb", ec) || ec) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                "data directory " + options.data_dir + " records that this node joined cluster " +
+                    store::FormatClusterId(identity.value()->cluster_id) +
+                    ", but its store (data.mdb) is missing: this node's data was lost; restore "
+                    "its data directory");
+}
+
 Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
                                            std::unique_ptr<StateMachine> machine) {
   Status s = options.Validate();
+  if (!s.ok()) return s;
+  s = CheckStoreNotLost(options);
   if (!s.ok()) return s;
   auto store = OpenStore(options);
   if (!store.ok()) return store.status();

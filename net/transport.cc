@@ -169,6 +169,9 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   PeerHelloHandler on_peer_hello_;
   Hello hello_;               // what this node says in its handshakes
   std::string hello_frame_;   // hello_, encoded
+  // Clients are answered with the cluster id, node id and version only: timing and the data
+  // directory's state are for peers.
+  std::string client_hello_frame_;
   bool reconnecting_ = false;  // inside ReconnectPeers(): closes are deliberate
 
   tcp::acceptor acceptor_;
@@ -483,6 +486,10 @@ void Transport::Impl::EncodeHelloFrame() {
   Result<std::string> hello = EncodeHello(hello_);
   CHECK(hello.ok()) << hello.status().ToString();  // options were validated
   hello_frame_ = std::move(hello).value();
+  Result<std::string> client_hello =
+      EncodeHello(Hello{hello_.cluster_id, hello_.node_id, hello_.protocol_version});
+  CHECK(client_hello.ok()) << client_hello.status().ToString();
+  client_hello_frame_ = std::move(client_hello).value();
 }
 
 void Transport::Impl::SetDataState(DataState state, std::vector<NodeId> joined_members) {
@@ -773,7 +780,7 @@ Status Transport::Impl::OnHello(Connection& conn, const Hello& hello) {
   if (conn.dialed() == paxos::kNoNode) {
     // Answering only now tells the dialer that it was accepted: a peer that does not list us,
     // or a client of another cluster, gets no hello, just a close.
-    conn.Enqueue(hello_frame_);
+    conn.Enqueue(client ? client_hello_frame_ : hello_frame_);
     conn.StartWrite();
     VLOG(1) << log_prefix_ << "accepted " << conn.Describe();
     return Status::Ok();

@@ -5,7 +5,8 @@
 //      with the first follower. The wiped node must refuse to start (exit non-zero, saying its
 //      data was lost) instead of forming a quorum with the follower that never saw 1..5; once the
 //      third node, whose data is intact, comes back, numbers continue from 6.
-//  (b) a fresh cluster still bootstraps, also when one member starts long after the others have
+//  (b) a node that kept DIR/CLUSTER but lost its LMDB store refuses too;
+//  (c) a fresh cluster still bootstraps, also when one member starts long after the others have
 //      created it (a late founding member is not mistaken for a wiped one).
 #include <gtest/gtest.h>
 
@@ -100,6 +101,22 @@ TEST(BootstrapTest, WipedNodeRefusesToStartAndNoNumberIsHandedOutTwice) {
   // Only the wiped node exited.
   Status alive = cluster.CheckAlive();
   EXPECT_TRUE(alive.ok()) << alive.ToString();
+}
+
+// Only the LMDB store lost, DIR/CLUSTER kept: the node must not open a blank store either.
+TEST(BootstrapTest, NodeWhoseStoreAloneWasLostRefusesToStart) {
+  ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
+  Status started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
+  cluster.Kill(2);
+  ASSERT_TRUE(std::filesystem::remove(cluster.dir() + "/node2/data.mdb"));
+  started = cluster.StartNode(2, Clock::now() + kStartTimeout);
+  EXPECT_EQ(started.code(), StatusCode::kAborted) << started.ToString();
+  EXPECT_NE(started.message().find("its store (data.mdb) is missing: this node's data was lost"),
+            std::string::npos)
+      << started.message();
+  EXPECT_NE(cluster.ReadLog(2).find("node 2 exited 1"), std::string::npos);
 }
 
 TEST(BootstrapTest, FreshClusterBootstrapsAndALateFoundingMemberJoins) {

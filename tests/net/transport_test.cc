@@ -588,6 +588,21 @@ TEST_F(TransportTest, PeersWithTheSameTimingExchangeMessages) {
   EXPECT_EQ(b.counters().timing_mismatches, 0u);
 }
 
+// Timing and the data directory's state are for peers; a client hears who it reached, no more.
+TEST_F(TransportTest, ClientsAreAnsweredWithoutTimingOrDataState) {
+  Node server;
+  TransportOptions o = Options(1, 0);
+  o.timing = Timing(10);
+  o.data_state = DataState::kEstablished;
+  o.joined_members = {1};
+  Start(&server, o);
+  RawClient client(io_, server.port);
+  client.Hello(kCluster);
+  ASSERT_TRUE(RunUntil([&] { return client.frames().size() == 1; }));
+  ASSERT_TRUE(std::holds_alternative<Hello>(client.frames()[0]));
+  EXPECT_EQ(std::get<Hello>(client.frames()[0]), (Hello{kCluster, 1, kProtocolVersion}));
+}
+
 TEST(TimingMismatchTest, NamesTheFieldAndBothValues) {
   EXPECT_EQ(TimingMismatch(2, TimingFields(Timing(20)), TimingFields(Timing(10))),
             "peer 2 has tick_ms=20, this node 10");
