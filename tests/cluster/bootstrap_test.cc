@@ -6,7 +6,8 @@
 //      data was lost) instead of forming a quorum with the follower that never saw 1..5; once the
 //      third node, whose data is intact, comes back, numbers continue from 6.
 //  (b) a node that kept DIR/CLUSTER but lost its LMDB store refuses too;
-//  (c) a fresh cluster still bootstraps, also when one member starts long after the others have
+//  (c) data directories written before DIR/CLUSTER existed keep serving;
+//  (d) a fresh cluster still bootstraps, also when one member starts long after the others have
 //      created it (a late founding member is not mistaken for a wiped one).
 #include <gtest/gtest.h>
 
@@ -117,6 +118,30 @@ TEST(BootstrapTest, NodeWhoseStoreAloneWasLostRefusesToStart) {
             std::string::npos)
       << started.message();
   EXPECT_NE(cluster.ReadLog(2).find("node 2 exited 1"), std::string::npos);
+}
+
+// Data directories written before DIR/CLUSTER existed (simulated by deleting it everywhere):
+// nodes with protocol state count as joined, record it, and serve on from where they were.
+TEST(BootstrapTest, DataWrittenBeforeTheIdentityFileExistedKeepsServing) {
+  ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
+  Status started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> first = Next(cluster, 4, kLiveness);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first.value(), (SequenceGenerator::Block{1, 4}));
+  cluster.KillAll();
+  for (paxos::NodeId id : cluster.ids()) {
+    ASSERT_TRUE(std::filesystem::remove(cluster.dir() + "/node" + std::to_string(id) + "/CLUSTER"));
+  }
+  started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> next = Next(cluster, 4, kLiveness);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next.value(), (SequenceGenerator::Block{5, 4}));
+  for (paxos::NodeId id : cluster.ids()) {
+    EXPECT_TRUE(std::filesystem::exists(cluster.dir() + "/node" + std::to_string(id) + "/CLUSTER"));
+    EXPECT_EQ(cluster.CountLogLines(id, {"recorded the cluster identity of existing data"}), 1u);
+  }
 }
 
 TEST(BootstrapTest, FreshClusterBootstrapsAndALateFoundingMemberJoins) {
