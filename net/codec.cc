@@ -360,8 +360,8 @@ Result<Frame> DecodeHello(wire::Hello::Reader r) {
       return Invalid("hello: a timing field name is longer than " +
                      std::to_string(kTimingNameBytesMax) + " bytes");
     }
-    h.timing.push_back(TimingValue{std::string(t.getName().cStr(), t.getName().size()),
-                                   t.getValue()});
+    h.timing.push_back(
+        TimingValue{std::string(t.getName().cStr(), t.getName().size()), t.getValue()});
   }
   const auto state = static_cast<uint16_t>(r.getDataState());
   if (state > static_cast<uint16_t>(DataState::kEstablished)) {
@@ -519,8 +519,8 @@ size_t PeerMessageBytesBound(const paxos::Message& m) {
 Result<std::string> EncodeHello(const Hello& hello) {
   Status s = ValidateHello(hello);
   if (!s.ok()) return s;
-  const size_t bytes = 64 + hello.joined_members.size() * 4 +
-                       hello.timing.size() * (32 + kTimingNameBytesMax);
+  const size_t bytes =
+      64 + hello.joined_members.size() * 4 + hello.timing.size() * (32 + kTimingNameBytesMax);
   return BuildFrame(bytes, [&](wire::Frame::Builder f) { FillHello(hello, f.initHello()); });
 }
 

@@ -27,8 +27,8 @@ JoinGate::Actions JoinGate::Start() { return Evaluate(); }
 
 JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
   const NodeId peer = hello.node_id;
-  const bool lists_me = std::binary_search(hello.joined_members.begin(),
-                                           hello.joined_members.end(), self_);
+  const bool lists_me =
+      std::binary_search(hello.joined_members.begin(), hello.joined_members.end(), self_);
   if (peer == self_ || !IsMember(peer)) return Actions{};
   if (!identity_) {
     if (hello.data_state == net::DataState::kEstablished && lists_me) {
@@ -79,9 +79,9 @@ JoinGate::Actions JoinGate::Evaluate() {
     actions.save = *identity_;
     actions.reconnect = true;  // peers list it only once they hear it joined
     actions.note = "data directory " + data_dir_ + " was empty; " +
-                   std::to_string(unaware_.size() + 1) + " of " +
-                   std::to_string(members_.size()) + " members are new to cluster " +
-                   store::FormatClusterId(cluster_id_) + " or have never seen this node: joining it";
+                   std::to_string(unaware_.size() + 1) + " of " + std::to_string(members_.size()) +
+                   " members are new to cluster " + store::FormatClusterId(cluster_id_) +
+                   " or have never seen this node: joining it";
   }
   if (!participating_ && listed_by_.size() + 1 >= quorum()) {
     participating_ = true;

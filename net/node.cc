@@ -127,8 +127,8 @@ class Node::Impl : public DriverHost {
     auto loaded = store::LoadClusterIdentity(options_.data_dir);
     if (!loaded.ok()) return loaded.status();
     std::optional<store::ClusterIdentity> identity = std::move(loaded).value();
-    if (identity && (identity->cluster_id != options_.cluster_id ||
-                     identity->node_id != options_.id)) {
+    if (identity &&
+        (identity->cluster_id != options_.cluster_id || identity->node_id != options_.id)) {
       return Status(StatusCode::kFailedPrecondition,
                     "data directory " + options_.data_dir + " belongs to cluster " +
                         store::FormatClusterId(identity->cluster_id) + " node " +

@@ -167,8 +167,8 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   const PeerHandler on_peer_;
   const ClientHandler on_client_;
   PeerHelloHandler on_peer_hello_;
-  Hello hello_;               // what this node says in its handshakes
-  std::string hello_frame_;   // hello_, encoded
+  Hello hello_;              // what this node says in its handshakes
+  std::string hello_frame_;  // hello_, encoded
   // Clients are answered with the cluster id, node id and version only: timing and the data
   // directory's state are for peers.
   std::string client_hello_frame_;
@@ -761,9 +761,9 @@ Status Transport::Impl::OnHello(Connection& conn, const Hello& hello) {
       client ? std::string() : TimingMismatch(hello.node_id, hello.timing, hello_.timing);
   if (!mismatch.empty()) {
     ++counters_.timing_mismatches;
-    const Status refusal(StatusCode::kFailedPrecondition,
-                         "handshake: " + mismatch +
-                             ": refusing; every node must run with the same timing flags");
+    const Status refusal(
+        StatusCode::kFailedPrecondition,
+        "handshake: " + mismatch + ": refusing; every node must run with the same timing flags");
     if (conn.dialed() != paxos::kNoNode) {
       conn.Close(refusal, CloseKind::kHandshakeRejected);
       return refusal;
@@ -950,8 +950,8 @@ Status TransportOptions::Validate() const {
       connections_max == 0) {
     return Invalid("queue and connection bounds must be positive");
   }
-  Hello hello{cluster_id, node_id, kProtocolVersion, TimingFields(timing), data_state,
-              joined_members};
+  Hello hello{cluster_id,           node_id,    kProtocolVersion,
+              TimingFields(timing), data_state, joined_members};
   if (Result<std::string> encoded = EncodeHello(hello); !encoded.ok()) {
     return Invalid("joined_members: " + encoded.status().message());
   }

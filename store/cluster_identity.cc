@@ -25,9 +25,9 @@ std::string Body(const ClusterIdentity& identity) {
   for (paxos::NodeId id : identity.joined_members) {
     joined += (joined.empty() ? "" : ",") + std::to_string(id);
   }
-  return std::string(kHeader) + std::to_string(kClusterIdentityVersion) + "\n" +
-         "cluster_id " + FormatClusterId(identity.cluster_id) + "\n" +
-         "node_id " + std::to_string(identity.node_id) + "\n" + "joined " + joined + "\n";
+  return std::string(kHeader) + std::to_string(kClusterIdentityVersion) + "\n" + "cluster_id " +
+         FormatClusterId(identity.cluster_id) + "\n" + "node_id " +
+         std::to_string(identity.node_id) + "\n" + "joined " + joined + "\n";
 }
 
 std::string ChecksumLine(std::string_view body) {
@@ -76,7 +76,8 @@ bool NextValue(std::string_view text, size_t* pos, std::string_view key, std::st
 
 Result<ClusterIdentity> Parse(const std::string& path, std::string_view text) {
   const size_t crc_at = text.rfind("crc32c ");
-  if (crc_at == std::string_view::npos || text.substr(crc_at) != ChecksumLine(text.substr(0, crc_at))) {
+  if (crc_at == std::string_view::npos ||
+      text.substr(crc_at) != ChecksumLine(text.substr(0, crc_at))) {
     return Corrupt(path, "checksum mismatch or missing (the file is damaged)");
   }
   const std::string_view body = text.substr(0, crc_at);

@@ -35,8 +35,7 @@ DEFINE_uint64(cluster_id, 0,
               "directory records it in DIR/CLUSTER");
 // The timing flags below must be the same on every node: peers compare them in the handshake
 // and refuse each other when they differ (a lease is only safe if every node counts it alike).
-DEFINE_uint32(tick_ms, 10,
-              "length of one protocol tick in milliseconds (the same on every node)");
+DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds (the same on every node)");
 DEFINE_uint32(heartbeat_ticks, 1, "leader heartbeat interval, in ticks");
 DEFINE_uint32(election_ticks, 10,
               "a follower that hears no leader for a random time in [E, 2E) ticks runs for "

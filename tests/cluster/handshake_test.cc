@@ -4,13 +4,12 @@
 // elect and serve on their own, every side logs the refusal naming both values, and the odd
 // node never leads nor counts in a quorum (with one of the two down, nothing is chosen).
 #include <fcntl.h>
+#include <glog/logging.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <glog/logging.h>
-#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
@@ -92,10 +91,10 @@ TEST(HandshakeTest, NodeWithAnotherTickIsRefusedAndNeverCounts) {
     ASSERT_TRUE(started.ok()) << started.ToString();
   }
   const std::string odd_log = cluster.dir() + "/odd3.log";
-  HandStartedNode odd({BALLOTD_PATH, "--id=3", "--cluster=" + cluster.cluster_flag(),
-                       "--data_dir=" + cluster.dir() + "/odd3", "--state_machine=sequence",
-                       "--tick_ms=20"},
-                      odd_log);
+  HandStartedNode odd(
+      {BALLOTD_PATH, "--id=3", "--cluster=" + cluster.cluster_flag(),
+       "--data_dir=" + cluster.dir() + "/odd3", "--state_machine=sequence", "--tick_ms=20"},
+      odd_log);
 
   // The two with the same timing elect and serve.
   auto leader = cluster.WaitForLeader(Clock::now() + kStartTimeout);

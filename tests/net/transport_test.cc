@@ -653,7 +653,8 @@ TEST_F(TransportTest, PeerHellosCarryTheDataStateAndReconnectTellsTheNewOne) {
     EXPECT_EQ(h.data_state, DataState::kEstablished);
     EXPECT_EQ(h.joined_members, (std::vector<paxos::NodeId>{1}));
   }
-  ASSERT_TRUE(RunUntil([&] { return a.transport->PeerConnected(2) && b.transport->PeerConnected(1); }));
+  ASSERT_TRUE(
+      RunUntil([&] { return a.transport->PeerConnected(2) && b.transport->PeerConnected(1); }));
 }
 
 // Node 1 lists node 2, but node 2 does not list node 1: node 2 never answers node 1's hello, so
