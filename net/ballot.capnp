@@ -27,6 +27,23 @@ struct Hello {
   clusterId @0 :UInt64;
   nodeId @1 :UInt32;            # 0 = a client; 1..65535 = a member of the group
   protocolVersion @2 :UInt32;
+  # Peers only. The timing leases depend on (tick_ms, lease_ticks, ...), by name: peers whose
+  # timing differs refuse each other.
+  timing @3 :List(TimingValue);
+  dataState @4 :DataState;
+  joinedMembers @5 :List(UInt32);  # dataState == established: members recorded as joined
+}
+
+struct TimingValue {
+  name @0 :Text;
+  value @1 :UInt64;
+}
+
+# Values equal net::DataState.
+enum DataState {
+  unknown @0;
+  empty @1;
+  established @2;
 }
 
 # Values equal paxos::MessageType; anything else is rejected by the decoder.

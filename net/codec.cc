@@ -87,6 +87,20 @@ void FillHello(const Hello& h, wire::Hello::Builder b) {
   b.setClusterId(h.cluster_id);
   b.setNodeId(h.node_id);
   b.setProtocolVersion(h.protocol_version);
+  if (!h.timing.empty()) {
+    auto timing = b.initTiming(static_cast<unsigned>(h.timing.size()));
+    for (size_t i = 0; i < h.timing.size(); ++i) {
+      timing[i].setName(h.timing[i].name);
+      timing[i].setValue(h.timing[i].value);
+    }
+  }
+  b.setDataState(static_cast<wire::DataState>(h.data_state));
+  if (!h.joined_members.empty()) {
+    auto joined = b.initJoinedMembers(static_cast<unsigned>(h.joined_members.size()));
+    for (size_t i = 0; i < h.joined_members.size(); ++i) {
+      joined.set(static_cast<unsigned>(i), h.joined_members[i]);
+    }
+  }
 }
 
 void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
@@ -172,6 +186,24 @@ Status ValidateHello(const Hello& h) {
   if (h.node_id > paxos::kNodeIdMax) {
     return Invalid("hello: node id " + std::to_string(h.node_id) + " is above " +
                    std::to_string(paxos::kNodeIdMax));
+  }
+  if (h.timing.size() > kTimingValuesMax) return Invalid("hello: too many timing fields");
+  for (const TimingValue& t : h.timing) {
+    if (t.name.empty() || t.name.size() > kTimingNameBytesMax) {
+      return Invalid("hello: a timing field name is empty or longer than " +
+                     std::to_string(kTimingNameBytesMax) + " bytes");
+    }
+  }
+  if (static_cast<uint8_t>(h.data_state) > static_cast<uint8_t>(DataState::kEstablished)) {
+    return Invalid("hello: unknown data state");
+  }
+  if (h.joined_members.size() > kJoinedMembersMax) return Invalid("hello: too many joined members");
+  for (size_t i = 0; i < h.joined_members.size(); ++i) {
+    const paxos::NodeId id = h.joined_members[i];
+    if (id == paxos::kNoNode || id > paxos::kNodeIdMax ||
+        (i > 0 && id <= h.joined_members[i - 1])) {
+      return Invalid("hello: joined members must be node ids in increasing order");
+    }
   }
   return Status::Ok();
 }
@@ -318,6 +350,25 @@ Result<Frame> DecodeHello(wire::Hello::Reader r) {
   h.cluster_id = r.getClusterId();
   h.node_id = r.getNodeId();
   h.protocol_version = r.getProtocolVersion();
+  // Counted before anything is copied: a hostile list cannot make us allocate much.
+  if (r.getTiming().size() > kTimingValuesMax) return Invalid("hello: too many timing fields");
+  if (r.getJoinedMembers().size() > kJoinedMembersMax) {
+    return Invalid("hello: too many joined members");
+  }
+  for (auto t : r.getTiming()) {
+    if (t.getName().size() > kTimingNameBytesMax) {
+      return Invalid("hello: a timing field name is longer than " +
+                     std::to_string(kTimingNameBytesMax) + " bytes");
+    }
+    h.timing.push_back(
+        TimingValue{std::string(t.getName().cStr(), t.getName().size()), t.getValue()});
+  }
+  const auto state = static_cast<uint16_t>(r.getDataState());
+  if (state > static_cast<uint16_t>(DataState::kEstablished)) {
+    return Invalid("hello: unknown data state " + std::to_string(state));
+  }
+  h.data_state = static_cast<DataState>(state);
+  for (uint32_t id : r.getJoinedMembers()) h.joined_members.push_back(id);
   Status s = ValidateHello(h);
   if (!s.ok()) return s;
   return Frame(h);
@@ -468,7 +519,9 @@ size_t PeerMessageBytesBound(const paxos::Message& m) {
 Result<std::string> EncodeHello(const Hello& hello) {
   Status s = ValidateHello(hello);
   if (!s.ok()) return s;
-  return BuildFrame(64, [&](wire::Frame::Builder f) { FillHello(hello, f.initHello()); });
+  const size_t bytes =
+      64 + hello.joined_members.size() * 4 + hello.timing.size() * (32 + kTimingNameBytesMax);
+  return BuildFrame(bytes, [&](wire::Frame::Builder f) { FillHello(hello, f.initHello()); });
 }
 
 Result<std::string> EncodePeerBatch(std::span<const paxos::Message> messages) {

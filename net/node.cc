@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -14,11 +15,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <glog/logging.h>
 
+#include "net/join_gate.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "net/work_queue.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
+#include "store/cluster_identity.h"
 #include "store/file_snapshot_store.h"
 #include "store/lmdb_store.h"
 #include "store/mem_snapshot_store.h"
@@ -97,6 +100,9 @@ class Node::Impl : public DriverHost {
     auto recovered = Driver::Recover(store_.get(), snapshots_.get(), applier.get(), options_.id,
                                      /*host=*/nullptr);
     if (!recovered.ok()) return recovered.status();
+    const paxos::DurableState& durable = recovered.value().durable;
+    has_protocol_state_ = durable.promised.raw() != 0 || !durable.entries.empty() ||
+                          durable.chosen_below > 1 || durable.applied_below > 1;
     paxos::Options po = options_.paxos;
     po.id = options_.id;
     po.members.clear();
@@ -111,10 +117,86 @@ class Node::Impl : public DriverHost {
     return Status::Ok();
   }
 
+  // Safe bootstrap (net/join_gate.h): whether this data directory has joined the cluster, and
+  // so whether the node may take part at once or must first hear from its peers.
+  Status OpenGate() {
+    if (options_.in_memory) {  // benchmark baseline: nothing durable to protect
+      participating_ = true;
+      return Status::Ok();
+    }
+    auto loaded = store::LoadClusterIdentity(options_.data_dir);
+    if (!loaded.ok()) return loaded.status();
+    std::optional<store::ClusterIdentity> identity = std::move(loaded).value();
+    if (identity &&
+        (identity->cluster_id != options_.cluster_id || identity->node_id != options_.id)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "data directory " + options_.data_dir + " belongs to cluster " +
+                        store::FormatClusterId(identity->cluster_id) + " node " +
+                        std::to_string(identity->node_id) + ", but this node is cluster " +
+                        store::FormatClusterId(options_.cluster_id) + " node " +
+                        std::to_string(options_.id));
+    }
+    if (!identity && has_protocol_state_) {
+      // Written before DIR/CLUSTER existed: the node took part, so it has joined.
+      identity = store::ClusterIdentity{options_.cluster_id, options_.id, {options_.id}};
+      if (Status s = store::SaveClusterIdentity(options_.data_dir, *identity); !s.ok()) return s;
+      LOG(INFO) << "node " << options_.id << ": recorded the cluster identity of existing data in "
+                << options_.data_dir << "/" << store::kClusterIdentityFile;
+    }
+    std::vector<NodeId> members;
+    for (const auto& [id, address] : options_.members) members.push_back(id);
+    if (!identity) {
+      LOG(INFO) << "node " << options_.id << ": data directory " << options_.data_dir
+                << " is empty: waiting to hear from the other members whether cluster "
+                << store::FormatClusterId(options_.cluster_id) << " already exists";
+    }
+    gate_ = std::make_unique<JoinGate>(options_.id, std::move(members), options_.cluster_id,
+                                       std::move(identity), options_.data_dir);
+    return CarryOut(gate_->Start());
+  }
+
+  // Runs on the io thread once the transport exists (before, during Create).
+  Status CarryOut(const JoinGate::Actions& actions) {
+    if (actions.refuse) {
+      LOG(ERROR) << "node " << options_.id << ": refusing to start: " << actions.refuse->message();
+      Stop(*actions.refuse);
+      return *actions.refuse;
+    }
+    if (!actions.note.empty()) LOG(INFO) << "node " << options_.id << ": " << actions.note;
+    if (actions.save) {
+      // Durable before this node answers the Hello that caused it, or says it joined.
+      Status s = store::SaveClusterIdentity(options_.data_dir, *actions.save);
+      if (!s.ok()) {
+        Fatal(s);
+        return s;
+      }
+      if (transport_) {
+        transport_->SetDataState(net::DataState::kEstablished, actions.save->joined_members);
+      }
+    }
+    if (actions.reconnect && transport_) {
+      asio::post(io_, [this] { transport_->ReconnectPeers(); });
+    }
+    if (actions.participate) {
+      participating_ = true;
+      last_tick_time_ = {};  // ticks count from now, not from when the node started waiting
+    }
+    return Status::Ok();
+  }
+
+  void OnPeerHello(const net::Hello& hello) {
+    if (gate_ != nullptr) (void)CarryOut(gate_->OnPeerHello(hello));
+  }
+
   Status OpenTransport() {
     net::TransportOptions t;
     t.cluster_id = options_.cluster_id;
     t.node_id = options_.id;
+    t.timing = net::PeerTimingOf(options_.tick, options_.paxos);
+    if (gate_ != nullptr) {
+      t.data_state = gate_->data_state();
+      t.joined_members = gate_->joined_members();
+    }
     const std::string& self = options_.members.at(options_.id);
     t.listen_host = HostOf(self);
     Result<uint16_t> port = PortOf(self);
@@ -130,6 +212,7 @@ class Node::Impl : public DriverHost {
         [this](net::ClientHandle c, net::ClientRequest r) { OnClientRequest(c, std::move(r)); });
     if (!transport.ok()) return transport.status();
     transport_ = std::move(transport).value();
+    transport_->SetPeerHelloHandler([this](const net::Hello& h) { OnPeerHello(h); });
     return Status::Ok();
   }
 
@@ -273,8 +356,10 @@ class Node::Impl : public DriverHost {
     tick_timer_.expires_after(options_.tick);
     tick_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      CatchUpTicks();
-      driver_->Drain();
+      if (participating_) {
+        CatchUpTicks();
+        driver_->Drain();
+      }
       ArmTick();
     });
   }
@@ -293,6 +378,12 @@ class Node::Impl : public DriverHost {
   }
 
   void OnPeerMessage(const paxos::Message& m) {
+    if (!participating_) {
+      // Not joined yet (net/join_gate.h): promise and accept nothing; the sender retries.
+      LOG_EVERY_N(INFO, 1000) << "node " << options_.id << ": not taking part yet, ignoring "
+                              << paxos::MessageTypeName(m.type) << " from node " << m.from;
+      return;
+    }
     CatchUpTicks();
     driver_->Step(m);
     ScheduleDrain();
@@ -312,8 +403,16 @@ class Node::Impl : public DriverHost {
   }
 
   void OnClientRequest(net::ClientHandle client, net::ClientRequest request) {
-    CatchUpTicks();  // a lease read must not be served on a clock that stood still
     const ClientTag tag{client.connection_id, request.request_id};
+    if (!participating_) {
+      if (request.kind == net::ClientRequest::Kind::kStatus) {
+        return transport_->SendResponse(client, StatusResponse(request.request_id));
+      }
+      return Refuse(tag, StatusCode::kNotLeader,
+                    "node " + std::to_string(options_.id) + " has not joined the cluster yet",
+                    kNoNode);
+    }
+    CatchUpTicks();  // a lease read must not be served on a clock that stood still
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
         // Time comes from the leader's clock, stamped once, never backwards in its log.
@@ -406,6 +505,10 @@ class Node::Impl : public DriverHost {
   std::unique_ptr<net::Transport> transport_;
   uint64_t last_stamp_ms_ = 0;
   bool drain_scheduled_ = false;
+  bool has_protocol_state_ = false;  // what Recover() found in the store
+  std::unique_ptr<JoinGate> gate_;   // null in memory
+  // Until the gate says so, the replica is neither ticked nor stepped: it promises nothing.
+  bool participating_ = false;
   std::chrono::steady_clock::time_point last_tick_time_;
 
   // Between threads.
@@ -454,9 +557,26 @@ Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& o
 
 }  // namespace
 
+// A directory that records joining a cluster (DIR/CLUSTER) but has lost its LMDB store would
+// otherwise open a new, blank store and vote with it.
+Status CheckStoreNotLost(const NodeOptions& options) {
+  if (options.in_memory) return Status::Ok();
+  auto identity = store::LoadClusterIdentity(options.data_dir);
+  if (!identity.ok() || !identity.value().has_value()) return identity.status();
+  std::error_code ec;
+  if (std::filesystem::exists(options.data_dir + "/data.mdb", ec) || ec) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                "data directory " + options.data_dir + " records that this node joined cluster " +
+                    store::FormatClusterId(identity.value()->cluster_id) +
+                    ", but its store (data.mdb) is missing: this node's data was lost; restore "
+                    "its data directory");
+}
+
 Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
                                            std::unique_ptr<StateMachine> machine) {
   Status s = options.Validate();
+  if (!s.ok()) return s;
+  s = CheckStoreNotLost(options);
   if (!s.ok()) return s;
   auto store = OpenStore(options);
   if (!store.ok()) return store.status();
@@ -465,6 +585,8 @@ Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
   auto impl = std::make_unique<Impl>(std::move(options), std::move(store).value(),
                                      std::move(snapshots).value());
   s = impl->Recover(std::move(machine));
+  if (!s.ok()) return s;
+  s = impl->OpenGate();
   if (!s.ok()) return s;
   s = impl->OpenTransport();
   if (!s.ok()) return s;

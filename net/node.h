@@ -74,8 +74,13 @@ class Node {
  public:
   // Opens (or creates) the data directory, restores the state machine from the newest snapshot
   // and replays the chosen log after it, binds the listening port. kFailedPrecondition for a data
-  // directory of another cluster or node, kCorruption for a damaged store, kIoError when the
-  // port cannot be bound.
+  // directory of another cluster or node, kCorruption for a damaged store (or DIR/CLUSTER),
+  // kIoError when the port cannot be bound.
+  //
+  // Safe bootstrap (net/join_gate.h): the node promises and accepts nothing, and refuses client
+  // commands with kNotLeader, until its peers' handshakes show that it may take part. A node
+  // whose data directory is empty although the cluster remembers it stops itself: Wait() then
+  // returns kFailedPrecondition saying that its data was lost.
   static Result<std::unique_ptr<Node>> Create(NodeOptions options,
                                               std::unique_ptr<StateMachine> machine);
   ~Node();  // Stop()s and joins every thread

@@ -4,5 +4,5 @@ add_library(ballot_driver driver.cc)
 target_link_libraries(ballot_driver PUBLIC ballot_store ballot_statemachine)
 
 # The server runtime: the driver over the transport, LMDB, an Applier and threads.
-add_library(ballot_runtime node.cc)
+add_library(ballot_runtime node.cc join_gate.cc)
 target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_driver ballot_store ballot_statemachine)

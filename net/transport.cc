@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <charconv>
 #include <deque>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -105,6 +106,9 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   void SendResponse(ClientHandle client, ClientResponse response);
   bool PeerConnected(NodeId peer) const;
   const TransportCounters& counters() const { return counters_; }
+  void SetPeerHelloHandler(PeerHelloHandler handler) { on_peer_hello_ = std::move(handler); }
+  void SetDataState(DataState state, std::vector<NodeId> joined_members);
+  void ReconnectPeers();
 
   // Called by connections, on the io thread.
   void OnConnectResult(Connection& conn, const error_code& ec);
@@ -146,6 +150,7 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
 
   Status OnHello(Connection& conn, const Hello& hello);
   Status CheckHello(const Connection& conn, const Hello& hello) const;
+  void EncodeHelloFrame();
   Status OnPeerFrame(Connection& conn, std::vector<paxos::Message> batch);
   Status OnClientFrame(Connection& conn, ClientRequest request);
   std::shared_ptr<Connection> NewConnection(tcp::socket socket, NodeId dialed);
@@ -161,7 +166,13 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   const TransportOptions options_;
   const PeerHandler on_peer_;
   const ClientHandler on_client_;
-  std::string hello_frame_;
+  PeerHelloHandler on_peer_hello_;
+  Hello hello_;              // what this node says in its handshakes
+  std::string hello_frame_;  // hello_, encoded
+  // Clients are answered with the cluster id, node id and version only: timing and the data
+  // directory's state are for peers.
+  std::string client_hello_frame_;
+  bool reconnecting_ = false;  // inside ReconnectPeers(): closes are deliberate
 
   tcp::acceptor acceptor_;
   asio::steady_timer accept_retry_timer_;
@@ -206,6 +217,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void PostWrite();
   // Idempotent; reports to the owner once.
   void Close(const Status& why, CloseKind kind);
+  // Sends what is queued, then closes with `why`; frames received meanwhile are ignored, and a
+  // close for another reason in between (the other side hanging up) is reported as `why`.
+  void CloseAfterWrite(const Status& why, CloseKind kind);
 
   State state() const { return state_; }
   uint64_t id() const { return id_; }
@@ -243,6 +257,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::string> in_flight_;  // frames of the write in progress
   bool writing_ = false;
   bool write_posted_ = false;
+  std::optional<std::pair<Status, CloseKind>> close_after_write_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -355,6 +370,11 @@ void Connection::OnWrite(const error_code& ec) {
     Close(Status(StatusCode::kIoError, "write failed: " + ec.message()), CloseKind::kNormal);
     return;
   }
+  if (close_after_write_ && queue_.empty()) {
+    const auto [why, kind] = *close_after_write_;
+    Close(why, kind);
+    return;
+  }
   if (auto owner = owner_.lock()) owner->OnWritable(*this);
   StartWrite();
 }
@@ -403,6 +423,7 @@ void Connection::OnReadError(const error_code& ec) {
 }
 
 Status Connection::OnPayload(FramePayload&& payload) {
+  if (close_after_write_) return Status::Ok();  // refused already: nothing more is read
   Result<Frame> frame = DecodeFrame(payload);
   if (!frame.ok()) return frame.status();
   auto owner = owner_.lock();
@@ -410,9 +431,19 @@ Status Connection::OnPayload(FramePayload&& payload) {
   return owner->OnFrame(*this, std::move(frame).value());
 }
 
-void Connection::Close(const Status& why, CloseKind kind) {
+void Connection::CloseAfterWrite(const Status& why, CloseKind kind) {
+  if (state_ == State::kClosed || close_after_write_) return;
+  close_after_write_.emplace(why, kind);
+  if (!writing_ && queue_.empty()) return Close(why, kind);
+  StartWrite();
+}
+
+void Connection::Close(const Status& given_why, CloseKind given_kind) {
   if (state_ == State::kClosed) return;
   auto self = shared_from_this();  // the owner drops its reference in OnClosed
+  // A refusal on its way out is the reason, whatever ended the connection first.
+  const Status why = close_after_write_ ? close_after_write_->first : given_why;
+  const CloseKind kind = close_after_write_ ? close_after_write_->second : given_kind;
   state_before_close_ = state_;
   state_ = State::kClosed;
   error_code ec;
@@ -436,10 +467,12 @@ Transport::Impl::Impl(asio::io_context& io, TransportOptions options, PeerHandle
       acceptor_(io),
       accept_retry_timer_(io),
       log_prefix_("net[" + std::to_string(options_.node_id) + "]: ") {
-  Result<std::string> hello =
-      EncodeHello(Hello{options_.cluster_id, options_.node_id, kProtocolVersion});
-  CHECK(hello.ok()) << hello.status().ToString();  // options were validated
-  hello_frame_ = std::move(hello).value();
+  hello_.cluster_id = options_.cluster_id;
+  hello_.node_id = options_.node_id;
+  hello_.timing = TimingFields(options_.timing);
+  hello_.data_state = options_.data_state;
+  hello_.joined_members = options_.joined_members;
+  EncodeHelloFrame();
   for (const auto& [node, address] : options_.peers) {
     Result<HostPort> hp = ParseHostPort(address);
     CHECK(hp.ok()) << hp.status().ToString();
@@ -447,6 +480,37 @@ Transport::Impl::Impl(asio::io_context& io, TransportOptions options, PeerHandle
     link->backoff = options_.reconnect_delay_min;
     links_.emplace(node, std::move(link));
   }
+}
+
+void Transport::Impl::EncodeHelloFrame() {
+  Result<std::string> hello = EncodeHello(hello_);
+  CHECK(hello.ok()) << hello.status().ToString();  // options were validated
+  hello_frame_ = std::move(hello).value();
+  Result<std::string> client_hello =
+      EncodeHello(Hello{hello_.cluster_id, hello_.node_id, hello_.protocol_version});
+  CHECK(client_hello.ok()) << client_hello.status().ToString();
+  client_hello_frame_ = std::move(client_hello).value();
+}
+
+void Transport::Impl::SetDataState(DataState state, std::vector<NodeId> joined_members) {
+  hello_.data_state = state;
+  hello_.joined_members = std::move(joined_members);
+  EncodeHelloFrame();
+}
+
+void Transport::Impl::ReconnectPeers() {
+  reconnecting_ = true;
+  std::vector<std::shared_ptr<Connection>> peers;
+  for (const auto& [id, conn] : connections_) {
+    const bool outgoing = conn->dialed() != paxos::kNoNode;
+    if (outgoing || conn->state() == Connection::State::kPeer) peers.push_back(conn);
+  }
+  for (auto& [node, link] : links_) link->backoff = options_.reconnect_delay_min;
+  for (auto& conn : peers) {
+    conn->Close(Status(StatusCode::kAborted, "reconnecting to tell peers this node's new state"),
+                CloseKind::kNormal);
+  }
+  reconnecting_ = false;
 }
 
 Status Transport::Impl::Listen() {
@@ -608,6 +672,7 @@ void Transport::Impl::LinkUp(PeerLink& link) {
 void Transport::Impl::LinkDown(PeerLink& link, const Status& why) {
   if (!link.up) return;
   link.up = false;
+  if (reconnecting_) return;
   const bool stable =
       std::chrono::steady_clock::now() - link.up_since >= options_.reconnect_delay_max;
   if (stable) {
@@ -691,13 +756,31 @@ Status Transport::Impl::OnHello(Connection& conn, const Hello& hello) {
     conn.Close(s, CloseKind::kHandshakeRejected);
     return s;
   }
-  ++counters_.handshakes_completed;
   const bool client = hello.node_id == kClientNodeId;
+  const std::string mismatch =
+      client ? std::string() : TimingMismatch(hello.node_id, hello.timing, hello_.timing);
+  if (!mismatch.empty()) {
+    ++counters_.timing_mismatches;
+    const Status refusal(
+        StatusCode::kFailedPrecondition,
+        "handshake: " + mismatch + ": refusing; every node must run with the same timing flags");
+    if (conn.dialed() != paxos::kNoNode) {
+      conn.Close(refusal, CloseKind::kHandshakeRejected);
+      return refusal;
+    }
+    // Our hello first, so that the dialer can name both values in its own log line too.
+    conn.Enqueue(hello_frame_);
+    conn.CloseAfterWrite(refusal, CloseKind::kHandshakeRejected);
+    return Status::Ok();
+  }
+  ++counters_.handshakes_completed;
+  if (!client && on_peer_hello_) on_peer_hello_(hello);
+  if (conn.state() != Connection::State::kHandshaking) return Status::Ok();  // closed meanwhile
   conn.Admit(client ? Connection::State::kClient : Connection::State::kPeer, hello.node_id);
   if (conn.dialed() == paxos::kNoNode) {
     // Answering only now tells the dialer that it was accepted: a peer that does not list us,
     // or a client of another cluster, gets no hello, just a close.
-    conn.Enqueue(hello_frame_);
+    conn.Enqueue(client ? client_hello_frame_ : hello_frame_);
     conn.StartWrite();
     VLOG(1) << log_prefix_ << "accepted " << conn.Describe();
     return Status::Ok();
@@ -867,6 +950,11 @@ Status TransportOptions::Validate() const {
       connections_max == 0) {
     return Invalid("queue and connection bounds must be positive");
   }
+  Hello hello{cluster_id,           node_id,    kProtocolVersion,
+              TimingFields(timing), data_state, joined_members};
+  if (Result<std::string> encoded = EncodeHello(hello); !encoded.ok()) {
+    return Invalid("joined_members: " + encoded.status().message());
+  }
   return Status::Ok();
 }
 
@@ -899,5 +987,52 @@ void Transport::SendResponse(ClientHandle client, ClientResponse response) {
 bool Transport::PeerConnected(NodeId peer) const { return impl_->PeerConnected(peer); }
 
 const TransportCounters& Transport::counters() const { return impl_->counters(); }
+
+void Transport::SetPeerHelloHandler(PeerHelloHandler handler) {
+  impl_->SetPeerHelloHandler(std::move(handler));
+}
+
+void Transport::SetDataState(DataState state, std::vector<NodeId> joined_members) {
+  impl_->SetDataState(state, std::move(joined_members));
+}
+
+void Transport::ReconnectPeers() { impl_->ReconnectPeers(); }
+
+PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& options) {
+  PeerTiming t;
+  t.tick_ms = static_cast<uint32_t>(tick.count());
+  t.heartbeat_ticks = options.heartbeat_ticks;
+  t.election_ticks = options.election_ticks;
+  t.lease_ticks = options.lease_ticks;
+  t.lease_margin_ticks = options.lease_margin_ticks;
+  return t;
+}
+
+std::string TimingMismatch(NodeId peer, const std::vector<TimingValue>& theirs,
+                           const std::vector<TimingValue>& ours) {
+  const std::string who = "peer " + std::to_string(peer);
+  auto find = [](const std::vector<TimingValue>& values, const std::string& name) {
+    return std::find_if(values.begin(), values.end(),
+                        [&](const TimingValue& v) { return v.name == name; });
+  };
+  for (const TimingValue& mine : ours) {
+    auto it = find(theirs, mine.name);
+    if (it == theirs.end()) {
+      return who + " sends no " + mine.name + ", this node " + std::to_string(mine.value) +
+             " (an older or newer ballotd?)";
+    }
+    if (it->value != mine.value) {
+      return who + " has " + mine.name + "=" + std::to_string(it->value) + ", this node " +
+             std::to_string(mine.value);
+    }
+  }
+  for (const TimingValue& other : theirs) {
+    if (find(ours, other.name) == ours.end()) {
+      return who + " has " + other.name + "=" + std::to_string(other.value) +
+             ", which this node does not know (an older or newer ballotd?)";
+    }
+  }
+  return std::string();
+}
 
 }  // namespace ballot::net

@@ -8,6 +8,15 @@
 // dialed peer's id on an outgoing connection; on an incoming one, a configured peer's id or 0
 // for a client. Until then a frame may be at most kHandshakeFrameBytesMax long.
 //
+// Peers also compare their timing (PeerTiming: tick, heartbeat, election timeout, lease, drift
+// bound): a lease is only safe if every node counts it alike. A peer whose timing differs is
+// refused on both sides: the accepting side answers with its own Hello (so that the dialer sees
+// the values too) and closes; each side logs a line naming both values and counts it in
+// timing_mismatches. The link keeps redialing with backoff, so a node restarted with the right
+// flags is connected again without restarting the others. Peer Hellos also carry what each
+// node's data directory says about the cluster (DataState, joined members); the transport only
+// carries that, the node decides (net/node.cc, safe bootstrap).
+//
 // Peer messages to one node queue on its link and go out coalesced: everything queued when the
 // connection can write becomes one frame and one write (a burst costs one syscall). The queue is
 // bounded; beyond the bound, and while it cannot be sent, messages are dropped and counted —
@@ -34,9 +43,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/wire.h"
 #include "paxos/message.h"
+#include "paxos/options.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
 
@@ -53,6 +64,11 @@ inline constexpr size_t kHandshakeFrameBytesMax = 4096;
 struct TransportOptions {
   uint64_t cluster_id = 0;
   paxos::NodeId node_id = paxos::kNoNode;  // this node: 1..kNodeIdMax
+  // This node's lease timing (PeerTimingOf): peers whose timing differs are refused.
+  PeerTiming timing;
+  // Sent in every peer Hello; SetDataState() changes them later.
+  DataState data_state = DataState::kUnknown;
+  std::vector<paxos::NodeId> joined_members;  // increasing, at most kJoinedMembersMax
   // Where to listen. Port 0 picks a free port; Transport::port() reports it.
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;
@@ -90,7 +106,8 @@ struct TransportCounters {
   uint64_t connects_failed = 0;
   uint64_t connections_closed = 0;  // of every kind, for any reason
   uint64_t handshakes_completed = 0;
-  uint64_t handshakes_rejected = 0;  // wrong cluster / version / node id, timeout
+  uint64_t handshakes_rejected = 0;  // wrong cluster / version / node id / timing, timeout
+  uint64_t timing_mismatches = 0;    // peer hellos refused because the peer's timing differs
   uint64_t bad_frames = 0;           // malformed, oversized, truncated, not allowed here
   uint64_t peer_messages_sent = 0;   // handed to the socket
   uint64_t peer_frames_sent = 0;
@@ -101,10 +118,22 @@ struct TransportCounters {
   uint64_t client_responses_dropped = 0;  // connection gone, queue full, cannot encode
 };
 
+// The timing of a node that ticks every `tick` with these protocol options: the one place that
+// decides which options peers must agree on.
+PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& options);
+
+// "peer 2 has tick_ms=20, this node 10" for the first timing field that differs between `theirs`
+// and `ours` (or that only one side sends); empty if they agree.
+std::string TimingMismatch(paxos::NodeId peer, const std::vector<TimingValue>& theirs,
+                           const std::vector<TimingValue>& ours);
+
 class Transport {
  public:
   using PeerHandler = std::function<void(paxos::Message message)>;
   using ClientHandler = std::function<void(ClientHandle client, ClientRequest request)>;
+  // Every accepted peer Hello, in either direction. On an incoming connection it runs before this
+  // node answers with its own Hello, so the answer already reflects what the handler changed.
+  using PeerHelloHandler = std::function<void(const Hello& hello)>;
 
   // Listens and starts dialing every peer. kInvalidArgument for bad options, kIoError if the
   // listening socket cannot be set up (e.g. the port is taken). `io` must outlive the transport.
@@ -131,6 +160,15 @@ class Transport {
 
   // True while the outgoing connection to `peer` has completed its handshake.
   bool PeerConnected(paxos::NodeId peer) const;
+
+  // Set before the io_context first runs (handshakes happen there); may be empty.
+  void SetPeerHelloHandler(PeerHelloHandler handler);
+  // What later peer Hellos say about this node's data directory. Connections already handshaken
+  // keep what they were told; ReconnectPeers() makes every peer hear the new state.
+  void SetDataState(DataState state, std::vector<paxos::NodeId> joined_members);
+  // Closes every peer connection, incoming and outgoing; links redial at once and each side
+  // handshakes again. Queued messages stay queued.
+  void ReconnectPeers();
 
   const TransportCounters& counters() const;
 

@@ -22,11 +22,63 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // Hello.node_id of a client connection.
 inline constexpr paxos::NodeId kClientNodeId = 0;
 
+// The timing that leases depend on. A node whose tick is longer than its peers', or whose lease
+// is longer, believes in a lease that they do not grant; so peers compare these in the
+// handshake and refuse each other when any differs (net/transport.h). Built by one function
+// from the node's options (PeerTimingOf in net/transport.h); the wire carries every field by
+// name (Fields()), so adding, removing or renaming a field here changes nothing else: not the
+// codec, not the comparison, not the log line.
+struct PeerTiming {
+  uint32_t tick_ms = 0;
+  uint32_t heartbeat_ticks = 0;
+  uint32_t election_ticks = 0;  // a follower's election timeout is drawn from [E, 2E) ticks
+  uint32_t lease_ticks = 0;
+  uint32_t lease_margin_ticks = 0;  // the clock drift bound (to become max_clock_drift_ppm)
+
+  friend bool operator==(const PeerTiming&, const PeerTiming&) = default;
+};
+
+// One timing field as it travels in a Hello.
+struct TimingValue {
+  std::string name;
+  uint64_t value = 0;
+  friend bool operator==(const TimingValue&, const TimingValue&) = default;
+};
+
+// Every PeerTiming field by name, in a fixed order: what a Hello carries and peers compare.
+inline std::vector<TimingValue> TimingFields(const PeerTiming& t) {
+  return {
+      {"tick_ms", t.tick_ms},
+      {"heartbeat_ticks", t.heartbeat_ticks},
+      {"election_ticks", t.election_ticks},
+      {"lease_ticks", t.lease_ticks},
+      {"lease_margin_ticks", t.lease_margin_ticks},
+  };
+}
+
+// Bounds on a Hello's lists, so that it fits the handshake frame (kHandshakeFrameBytesMax).
+inline constexpr size_t kTimingValuesMax = 16;
+inline constexpr size_t kTimingNameBytesMax = 48;
+inline constexpr size_t kJoinedMembersMax = 256;
+
+// What a node's data directory says about the cluster (safe bootstrap, net/node.h).
+enum class DataState : uint8_t {
+  kUnknown = 0,      // a client, or a node that does not say
+  kEmpty = 1,        // no cluster identity yet: the node is waiting to create or join a cluster
+  kEstablished = 2,  // the data directory holds this cluster's identity
+};
+
 // The first frame on every connection, in both directions.
 struct Hello {
   uint64_t cluster_id = 0;
   paxos::NodeId node_id = kClientNodeId;  // 0 = a client, else 1..paxos::kNodeIdMax
   uint32_t protocol_version = kProtocolVersion;
+  // Peers only (clients send none of these).
+  std::vector<TimingValue> timing;  // the sender's PeerTiming, field by field
+  DataState data_state = DataState::kUnknown;
+  // kEstablished only: the members this node's data directory records as having joined the
+  // cluster (itself included), in increasing order; at most kJoinedMembersMax of them.
+  std::vector<paxos::NodeId> joined_members;
 
   friend bool operator==(const Hello&, const Hello&) = default;
 };

@@ -4,7 +4,9 @@
 //           --state_machine=sequence
 //
 // One port per node serves both peers and clients. Bad flags: a message and exit code 2.
-// SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1.
+// SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1, and so
+// does an empty data directory in a cluster that remembers this node (its data was lost; see
+// net/join_gate.h).
 #include <pthread.h>
 #include <signal.h>
 #include <algorithm>
@@ -29,8 +31,11 @@ DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if mi
 DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv | lock");
 DEFINE_uint64(cluster_id, 0,
               "cluster identity checked in every handshake and data directory "
-              "(0: derived from --cluster)");
-DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds");
+              "(0: derived from --cluster). Fixed when the cluster is created: each data "
+              "directory records it in DIR/CLUSTER");
+// The timing flags below must be the same on every node: peers compare them in the handshake
+// and refuse each other when they differ (a lease is only safe if every node counts it alike).
+DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds (the same on every node)");
 DEFINE_uint32(heartbeat_ticks, 1, "leader heartbeat interval, in ticks");
 DEFINE_uint32(election_ticks, 10,
               "a follower that hears no leader for a random time in [E, 2E) ticks runs for "

@@ -208,6 +208,29 @@ TEST(Codec, RejectsSemanticallyInvalidWireMessages) {
   }
   {
     capnp::MallocMessageBuilder b;
+    auto joined = b.initRoot<wire::Frame>().initHello().initJoinedMembers(2);
+    joined.set(0, 3);
+    joined.set(1, 2);
+    ExpectInvalid(PayloadOfBuilder(b), "increasing order");
+  }
+  {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::Frame>().initHello().initTiming(kTimingValuesMax + 1);
+    ExpectInvalid(PayloadOfBuilder(b), "too many timing fields");
+  }
+  {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::Frame>().initHello().initTiming(1)[0].setName(
+        std::string(kTimingNameBytesMax + 1, 'x'));
+    ExpectInvalid(PayloadOfBuilder(b), "longer than");
+  }
+  {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::Frame>().initHello().setDataState(static_cast<wire::DataState>(7));
+    ExpectInvalid(PayloadOfBuilder(b), "unknown data state");
+  }
+  {
+    capnp::MallocMessageBuilder b;
     auto r = b.initRoot<wire::Frame>().initResponse();
     r.setOutcomeCode(500);
     ExpectInvalid(PayloadOfBuilder(b), "status code");

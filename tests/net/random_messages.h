@@ -98,8 +98,22 @@ class RandomWire {
   }
 
   Hello RandomHello() {
-    return Hello{AnyU64(), static_cast<paxos::NodeId>(Below(paxos::kNodeIdMax + 1)),
-                 static_cast<uint32_t>(Interesting(UINT32_MAX))};
+    Hello h{AnyU64(), static_cast<paxos::NodeId>(Below(paxos::kNodeIdMax + 1)),
+            static_cast<uint32_t>(Interesting(UINT32_MAX))};
+    const size_t timing = Below(kTimingValuesMax + 1);
+    for (size_t i = 0; i < timing; ++i) {
+      h.timing.push_back(TimingValue{"field_" + std::to_string(i) + std::string(Below(30), 'x'),
+                                     Interesting(UINT64_MAX)});
+    }
+    h.data_state = static_cast<DataState>(Below(3));
+    paxos::NodeId id = 0;
+    const size_t joined = Below(8);
+    for (size_t i = 0; i < joined; ++i) {
+      id += 1 + static_cast<paxos::NodeId>(Below(1000));
+      if (id > paxos::kNodeIdMax) break;
+      h.joined_members.push_back(id);
+    }
+    return h;
   }
 
   ClientRequest Request() {

@@ -92,8 +92,11 @@ class RawClient {
     ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
     Write(bytes.value());
   }
+  // A peer's hello carries the (default) timing the test transports run with.
   void Hello(uint64_t cluster, paxos::NodeId node = kClientNodeId) {
-    WriteFrame(net::Hello{cluster, node, kProtocolVersion});
+    net::Hello hello{cluster, node, kProtocolVersion};
+    if (node != kClientNodeId) hello.timing = TimingFields(PeerTiming{});
+    WriteFrame(hello);
   }
   void ShutdownSend() {
     boost::system::error_code ec;
@@ -528,6 +531,130 @@ TEST_F(TransportTest, NodesOfDifferentClustersNeverConnect) {
   EXPECT_FALSE(b.transport->PeerConnected(1));
   a.transport->Send(2, Heartbeat(1, 2, 1));
   EXPECT_FALSE(RunUntil([&] { return !b.received.empty(); }, 300ms));
+}
+
+PeerTiming Timing(uint32_t tick_ms) {
+  paxos::Options po;
+  return PeerTimingOf(std::chrono::milliseconds(tick_ms), po);
+}
+
+// Issue 12 item 3: a node with a longer tick believes in a longer lease than its peers grant, so
+// peers whose timing differs must never exchange protocol messages. Both sides refuse, both
+// name both values, both count it; and the link keeps redialing, so the odd node, restarted with
+// the right timing, is connected without restarting the others.
+TEST_F(TransportTest, PeersWithDifferentTimingRefuseEachOther) {
+  const std::vector<uint16_t> ports = PickFreePorts(2);
+  Node a, b;
+  TransportOptions oa = Options(1, ports[0], {{2, Local(ports[1])}});
+  oa.timing = Timing(10);
+  TransportOptions ob = Options(2, ports[1], {{1, Local(ports[0])}});
+  ob.timing = Timing(20);
+  Start(&a, oa);
+  Start(&b, ob);
+  // Each side refused at least once as the dialer and once as the dialed.
+  ASSERT_TRUE(RunUntil([&] {
+    return a.counters().timing_mismatches >= 2 && b.counters().timing_mismatches >= 2 &&
+           a.counters().handshakes_rejected >= 2 && b.counters().handshakes_rejected >= 2;
+  }));
+  EXPECT_FALSE(a.transport->PeerConnected(2));
+  EXPECT_FALSE(b.transport->PeerConnected(1));
+  EXPECT_EQ(a.counters().handshakes_completed, 0u);
+  EXPECT_EQ(b.counters().handshakes_completed, 0u);
+  a.transport->Send(2, Heartbeat(1, 2, 1));
+  b.transport->Send(1, Heartbeat(2, 1, 1));
+  EXPECT_FALSE(RunUntil([&] { return !a.received.empty() || !b.received.empty(); }, 300ms));
+
+  // Node 2 comes back with node 1's timing: the queued heartbeat from node 1 arrives.
+  b.transport.reset();
+  ob.timing = Timing(10);
+  Start(&b, ob);
+  ASSERT_TRUE(RunUntil([&] { return a.transport->PeerConnected(2) && !b.received.empty(); }));
+  EXPECT_EQ(b.received.front().round, 1u);
+}
+
+TEST_F(TransportTest, PeersWithTheSameTimingExchangeMessages) {
+  const std::vector<uint16_t> ports = PickFreePorts(2);
+  Node a, b;
+  TransportOptions oa = Options(1, ports[0], {{2, Local(ports[1])}});
+  oa.timing = Timing(20);
+  TransportOptions ob = Options(2, ports[1], {{1, Local(ports[0])}});
+  ob.timing = Timing(20);
+  Start(&a, oa);
+  Start(&b, ob);
+  a.transport->Send(2, Heartbeat(1, 2, 1));
+  b.transport->Send(1, Heartbeat(2, 1, 1));
+  ASSERT_TRUE(RunUntil([&] { return a.received.size() == 1 && b.received.size() == 1; }));
+  EXPECT_EQ(a.counters().timing_mismatches, 0u);
+  EXPECT_EQ(b.counters().timing_mismatches, 0u);
+}
+
+// Timing and the data directory's state are for peers; a client hears who it reached, no more.
+TEST_F(TransportTest, ClientsAreAnsweredWithoutTimingOrDataState) {
+  Node server;
+  TransportOptions o = Options(1, 0);
+  o.timing = Timing(10);
+  o.data_state = DataState::kEstablished;
+  o.joined_members = {1};
+  Start(&server, o);
+  RawClient client(io_, server.port);
+  client.Hello(kCluster);
+  ASSERT_TRUE(RunUntil([&] { return client.frames().size() == 1; }));
+  ASSERT_TRUE(std::holds_alternative<Hello>(client.frames()[0]));
+  EXPECT_EQ(std::get<Hello>(client.frames()[0]), (Hello{kCluster, 1, kProtocolVersion}));
+}
+
+TEST(TimingMismatchTest, NamesTheFieldAndBothValues) {
+  EXPECT_EQ(TimingMismatch(2, TimingFields(Timing(20)), TimingFields(Timing(10))),
+            "peer 2 has tick_ms=20, this node 10");
+  EXPECT_EQ(TimingMismatch(2, TimingFields(Timing(10)), TimingFields(Timing(10))), "");
+  PeerTiming longer_lease = Timing(10);
+  longer_lease.lease_ticks += 1;
+  EXPECT_EQ(TimingMismatch(3, TimingFields(longer_lease), TimingFields(Timing(10))),
+            "peer 3 has lease_ticks=" + std::to_string(longer_lease.lease_ticks) + ", this node " +
+                std::to_string(longer_lease.lease_ticks - 1));
+  // A peer that sends no timing at all (an older ballotd) or a field this node does not know.
+  EXPECT_NE(TimingMismatch(2, {}, TimingFields(Timing(10))).find("sends no tick_ms"),
+            std::string::npos);
+  std::vector<TimingValue> extra = TimingFields(Timing(10));
+  extra.push_back({"max_clock_drift_ppm", 500});
+  EXPECT_NE(TimingMismatch(2, extra, TimingFields(Timing(10)))
+                .find("max_clock_drift_ppm=500, which this node does not know"),
+            std::string::npos);
+}
+
+// Peer hellos carry each node's data state to the other side's handler; after SetDataState and
+// ReconnectPeers, peers hear the new state.
+TEST_F(TransportTest, PeerHellosCarryTheDataStateAndReconnectTellsTheNewOne) {
+  const std::vector<uint16_t> ports = PickFreePorts(2);
+  Node a, b;
+  TransportOptions oa = Options(1, ports[0], {{2, Local(ports[1])}});
+  oa.data_state = DataState::kEmpty;
+  Start(&a, oa);
+  std::vector<Hello> heard_by_a, heard_by_b;
+  a.transport->SetPeerHelloHandler([&](const Hello& h) { heard_by_a.push_back(h); });
+  TransportOptions ob = Options(2, ports[1], {{1, Local(ports[0])}});
+  ob.data_state = DataState::kEstablished;
+  ob.joined_members = {1, 2};
+  Start(&b, ob);
+  b.transport->SetPeerHelloHandler([&](const Hello& h) { heard_by_b.push_back(h); });
+  ASSERT_TRUE(RunUntil([&] { return heard_by_a.size() >= 2 && heard_by_b.size() >= 2; }));
+  for (const Hello& h : heard_by_a) {
+    EXPECT_EQ(h.node_id, 2u);
+    EXPECT_EQ(h.data_state, DataState::kEstablished);
+    EXPECT_EQ(h.joined_members, (std::vector<paxos::NodeId>{1, 2}));
+  }
+  for (const Hello& h : heard_by_b) EXPECT_EQ(h.data_state, DataState::kEmpty);
+
+  a.transport->SetDataState(DataState::kEstablished, {1});
+  heard_by_b.clear();
+  a.transport->ReconnectPeers();
+  ASSERT_TRUE(RunUntil([&] { return heard_by_b.size() >= 2; }));
+  for (const Hello& h : heard_by_b) {
+    EXPECT_EQ(h.data_state, DataState::kEstablished);
+    EXPECT_EQ(h.joined_members, (std::vector<paxos::NodeId>{1}));
+  }
+  ASSERT_TRUE(
+      RunUntil([&] { return a.transport->PeerConnected(2) && b.transport->PeerConnected(1); }));
 }
 
 // Node 1 lists node 2, but node 2 does not list node 1: node 2 never answers node 1's hello, so

@@ -1,0 +1,97 @@
+#include "net/join_gate.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace ballot {
+
+using paxos::NodeId;
+
+JoinGate::JoinGate(NodeId self, std::vector<NodeId> members, uint64_t cluster_id,
+                   std::optional<store::ClusterIdentity> identity, std::string data_dir)
+    : self_(self),
+      members_(std::move(members)),
+      cluster_id_(cluster_id),
+      data_dir_(std::move(data_dir)),
+      identity_(std::move(identity)) {}
+
+bool JoinGate::IsMember(NodeId id) const {
+  return std::find(members_.begin(), members_.end(), id) != members_.end();
+}
+
+std::vector<NodeId> JoinGate::joined_members() const {
+  return identity_ ? identity_->joined_members : std::vector<NodeId>();
+}
+
+JoinGate::Actions JoinGate::Start() { return Evaluate(); }
+
+JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
+  const NodeId peer = hello.node_id;
+  const bool lists_me =
+      std::binary_search(hello.joined_members.begin(), hello.joined_members.end(), self_);
+  if (peer == self_ || !IsMember(peer)) return Actions{};
+  if (!identity_) {
+    if (hello.data_state == net::DataState::kEstablished && lists_me) {
+      Actions refuse;
+      refuse.refuse = Status(
+          StatusCode::kFailedPrecondition,
+          "data directory " + data_dir_ + " is empty but cluster " +
+              store::FormatClusterId(cluster_id_) + " already exists (node " +
+              std::to_string(peer) + " lists node " + std::to_string(self_) +
+              " as a member that joined): this node's data was lost; start it with --join after "
+              "adding it with `ballotctl member add` (not yet available), or restore its data "
+              "directory");
+      return refuse;
+    }
+    if (hello.data_state != net::DataState::kUnknown) unaware_.insert(peer);
+    return Evaluate();
+  }
+  Actions actions;
+  if (hello.data_state == net::DataState::kEstablished &&
+      !std::binary_search(identity_->joined_members.begin(), identity_->joined_members.end(),
+                          peer)) {
+    auto& joined = identity_->joined_members;
+    joined.insert(std::upper_bound(joined.begin(), joined.end(), peer), peer);
+    actions.save = *identity_;
+  }
+  if (hello.data_state == net::DataState::kEstablished && lists_me) listed_by_.insert(peer);
+  if (hello.data_state == net::DataState::kEmpty &&
+      std::binary_search(identity_->joined_members.begin(), identity_->joined_members.end(),
+                         peer) &&
+      warned_.insert(peer).second) {
+    actions.note = "peer " + std::to_string(peer) +
+                   " reports an empty data directory but joined this cluster before: its data "
+                   "was lost, it will not take part";
+  }
+  Actions later = Evaluate();
+  actions.participate = later.participate;
+  if (actions.note.empty()) actions.note = later.note;
+  return actions;
+}
+
+// Creates the identity once a majority is unaware of this node; takes part once a majority lists
+// it. Each step happens once.
+JoinGate::Actions JoinGate::Evaluate() {
+  Actions actions;
+  if (!identity_) {
+    if (unaware_.size() + 1 < quorum()) return actions;
+    identity_ = store::ClusterIdentity{cluster_id_, self_, {self_}};
+    actions.save = *identity_;
+    actions.reconnect = true;  // peers list it only once they hear it joined
+    actions.note = "data directory " + data_dir_ + " was empty; " +
+                   std::to_string(unaware_.size() + 1) + " of " + std::to_string(members_.size()) +
+                   " members are new to cluster " + store::FormatClusterId(cluster_id_) +
+                   " or have never seen this node: joining it";
+  }
+  if (!participating_ && listed_by_.size() + 1 >= quorum()) {
+    participating_ = true;
+    actions.participate = true;
+    actions.note += (actions.note.empty() ? "" : "; ") + std::string("listed as joined by ") +
+                    std::to_string(listed_by_.size() + 1) + " of " +
+                    std::to_string(members_.size()) + " members of cluster " +
+                    store::FormatClusterId(cluster_id_) + ": taking part";
+  }
+  return actions;
+}
+
+}  // namespace ballot
