@@ -41,6 +41,7 @@
 namespace ballot::cluster_test {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using samples::KvStore;
@@ -453,7 +454,8 @@ TEST(SnapshotTest, KillDuringSnapshotWriteRestartsFromTheNewestCommittedSnapshot
         Clock::now() + kSlowTimeout, [&] { return ListSnapshots(cluster, aim).unfinished > 0; },
         milliseconds(1)))
         << "node " << aim << " never started writing a snapshot";
-    std::this_thread::sleep_for(milliseconds(rng() % 30));
+    // A write takes some tens of milliseconds here: this lands inside it, at a random point.
+    std::this_thread::sleep_for(microseconds(rng() % 15000));
     cluster.KillAll();
     const std::vector<uint64_t> acked = load.last_acked();  // no node runs: all acks are in
     std::map<paxos::NodeId, SnapshotFiles> at_kill;
@@ -652,7 +654,7 @@ TEST(SnapshotTest, RestartLoadsNewestSnapshotReplaysTailAndFallsBackWhenDamaged)
   ASSERT_TRUE(cluster.WaitForConvergence(Clock::now() + kSlowTimeout, &positions)) << positions;
   auto status = cluster.NodeStatus(node, kStatusTimeout);
   ASSERT_TRUE(status.ok()) << status.status().ToString();
-  const paxos::Slot chosen = status.value().chosen_below;
+  paxos::Slot chosen = status.value().chosen_below;
   const SnapshotFiles files = ListSnapshots(cluster, node);
   ASSERT_EQ(files.committed, (std::vector<paxos::Slot>{taken[1], taken[0]}));
   ASSERT_LT(taken[1], chosen) << "no log after the newest snapshot";
@@ -661,34 +663,50 @@ TEST(SnapshotTest, RestartLoadsNewestSnapshotReplaysTailAndFallsBackWhenDamaged)
   auto restart_and_expect = [&](paxos::Slot restored, const char* what) {
     SCOPED_TRACE(what);
     const size_t before = cluster.CountLogLines(node, {kRecovered});
+    const bool running = cluster.running(node);
+    auto status = cluster.NodeStatus(node, kStatusTimeout);
+    if (running) {
+      ASSERT_TRUE(status.ok()) << status.status().ToString();
+    }
+    const paxos::Slot chosen_then = running ? status.value().chosen_below : chosen;
     Status s = cluster.Restart(node, Clock::now() + kStartTimeout);
     ASSERT_TRUE(s.ok()) << s.ToString();
     const std::vector<std::string> lines = cluster.LogLines(node, {kRecovered});
     ASSERT_EQ(lines.size(), before + 1) << "log in " << cluster.LogPath(node);
     EXPECT_EQ(NumberAfter(lines.back(), kRecovered), restored) << lines.back();
-    EXPECT_EQ(NumberAfter(lines.back(), "replaying"), chosen - restored) << lines.back();
+    // Only the slots after the snapshot, as far as the node had recorded them chosen (the
+    // commit point reaches the disk with the next write, so the last few may be learnt again
+    // from the leader).
+    const paxos::Slot replayed = NumberAfter(lines.back(), "replaying");
+    EXPECT_GT(replayed, 0u) << lines.back();
+    EXPECT_LE(replayed, chosen_then - restored) << lines.back();
     std::printf("[ snapshot ] %s: %s\n", what, lines.back().c_str());
     paxos::Slot slot = 0;
     EXPECT_TRUE(SameStateEverywhere(cluster, &slot));
     ExpectNothingLost(cluster, load, acked);
   };
   restart_and_expect(taken[1], "restart from the newest snapshot");
-  // SameStateEverywhere took a snapshot at `chosen` on every node: now the newest here.
-  ASSERT_EQ(ListSnapshots(cluster, node).committed,
-            (std::vector<paxos::Slot>{chosen, taken[1]}));
+  // SameStateEverywhere took a snapshot on every node: now the newest here.
+  const SnapshotFiles now = ListSnapshots(cluster, node);
+  ASSERT_EQ(now.committed.size(), 2u);
+  ASSERT_EQ(now.committed[1], taken[1]);
 
   // The newest damaged: the previous one, and the log after it.
+  chosen = now.newest();
   cluster.Kill(node);
-  DamageFile(SnapshotPath(cluster, node, chosen));
+  DamageFile(SnapshotPath(cluster, node, now.newest()));
   const size_t unusable_before = cluster.CountLogLines(node, {kUnusable});
   restart_and_expect(taken[1], "restart with the newest snapshot damaged");
   EXPECT_EQ(cluster.CountLogLines(node, {kUnusable}), unusable_before + 1);
 
   // Both damaged, the log below the older one gone: no state to serve, and it says so.
   cluster.Kill(node);
+  // (The damaged newest file may still be there beside the one taken since.)
   const SnapshotFiles left = ListSnapshots(cluster, node);
-  ASSERT_EQ(left.committed.size(), 2u);
+  ASSERT_GE(left.committed.size(), 2u);
   for (paxos::Slot below : left.committed) DamageFile(SnapshotPath(cluster, node, below));
+  std::printf("[ snapshot ] damaged every snapshot of node %u (%zu files)\n", node,
+              left.committed.size());
   Status refused = cluster.StartNode(node, Clock::now() + kStartTimeout);
   ASSERT_FALSE(refused.ok()) << "node " << node << " started with no usable snapshot";
   EXPECT_NE(refused.message().find("exited 1"), std::string::npos) << refused.ToString();
@@ -728,7 +746,8 @@ TEST(SnapshotTest, StoreVerifyAndDumpListSnapshotsAndCatchDamage) {
                                     cluster.cluster_flag() + " snapshot --id=1",
                                 &out);
     ASSERT_EQ(code, 0) << out;
-    taken.push_back(std::stoull(out.substr(out.find_first_of("0123456789"))));
+    // "node 1 snapshot covers slots below N"
+    taken.push_back(NumberAfter(out, "slots below"));
   }
   ASSERT_LT(taken[0], taken[1]);
   EXPECT_EQ(cluster.Terminate(node, Clock::now() + kLiveness), "exited 0");
@@ -755,7 +774,7 @@ TEST(SnapshotTest, StoreVerifyAndDumpListSnapshotsAndCatchDamage) {
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);) {
     named = named || (line.find(newest_name) != std::string::npos &&
-                      line.find("orrupt") != std::string::npos);
+                      line.find("CORRUPTION") != std::string::npos);
   }
   EXPECT_TRUE(named) << "no line names the damaged file and the corruption:\n" << out;
   PrintTook("store verify and dump", test_start);
