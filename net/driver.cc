@@ -469,6 +469,12 @@ void Driver::OnSnapshotRequest(const Message& m) {
   Result<std::vector<store::SnapshotInfo>> list = snapshots_->List();
   uint64_t total = 0;
   if (list.ok()) {
+    // Only snapshots this node wrote, installed or restored from. A newer file is one that
+    // Recover found damaged and fell back from: served, it would fail the receiver's whole-file
+    // check every time, and the receiver would never get a snapshot.
+    std::erase_if(list.value(), [this](const store::SnapshotInfo& info) {
+      return info.applied_below > newest_snapshot_below_;
+    });
     for (const store::SnapshotInfo& info : list.value()) {
       if (m.round != 0 && info.applied_below == m.round) {
         below = info.applied_below;
@@ -613,9 +619,10 @@ void Driver::InstallOnApplier(NodeId from, Slot below) {
 }
 
 void Driver::OnInstalled(Slot below, bool installed) {
+  // Verified whole when it was committed: this node may serve it on, installed or not.
+  newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
   if (installed) {
     replica_->InstallSnapshot(below);
-    newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
     ++counters_.snapshots_installed;
     LOG(INFO) << "node " << self_ << ": installed the snapshot below slot " << below
               << " from node " << transfer_.from;

@@ -780,5 +780,65 @@ TEST(SnapshotTest, StoreVerifyAndDumpListSnapshotsAndCatchDamage) {
   PrintTook("store verify and dump", test_start);
 }
 
+// ---------------------------------------------------------------------------------------------
+// (5b)
+
+// The nodes that fell back from a damaged newest snapshot still have that file. A follower that
+// needs a snapshot from them must be sent one they restored from (or wrote, or installed), not
+// the damaged file: that one fails the receiver's whole-file check every time, and with no new
+// snapshot taken the follower would never rejoin.
+TEST(SnapshotTest, NodeThatFellBackNeverServesItsDamagedSnapshot) {
+  const auto test_start = Clock::now();
+  ProcessCluster cluster(KvOptions(
+      {"--snapshot_every_slots=0", "--snapshot_every_log_mb=0", "--log_retain_slots=10"}));
+  const Roles roles = StartCluster(&cluster);
+  ASSERT_NE(roles.leader, paxos::kNoNode);
+  auto admin = cluster.NewClient();
+  KvLoad load(cluster, "load-", 4, 100);
+  load.Start();
+  ASSERT_TRUE(load.WaitForMoreAcks(50, Clock::now() + kLiveness)) << load.last_failure();
+  cluster.Kill(roles.follower);
+  // Two snapshots on each of the others: their logs now start at the older one, above anything
+  // the follower holds.
+  std::map<paxos::NodeId, paxos::Slot> newest;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(load.WaitForMoreAcks(200, Clock::now() + kLiveness)) << load.last_failure();
+    for (paxos::NodeId id : {roles.leader, roles.other}) {
+      auto s = admin->TakeSnapshot(id, kLiveness);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      newest[id] = s.value();
+    }
+  }
+  load.Stop();
+  const std::vector<uint64_t> acked = load.last_acked();
+  cluster.KillAll();
+  for (paxos::NodeId id : {roles.leader, roles.other}) {
+    DamageFile(SnapshotPath(cluster, id, newest[id]));
+  }
+  for (paxos::NodeId id : {roles.leader, roles.other}) {
+    Status s = cluster.StartNode(id, Clock::now() + kStartTimeout);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(cluster.CountLogLines(id, {kUnusable}), 1u) << "log in " << cluster.LogPath(id);
+  }
+  ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
+
+  Status restarted = cluster.StartNode(roles.follower, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+  const auto restarted_at = Clock::now();
+  ASSERT_GE(cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kLiveness),
+            1u)
+      << "node " << roles.follower << " installed no snapshot in " << kLiveness.count()
+      << " s; its log has " << cluster.CountLogLines(roles.follower, {"abandoned"})
+      << " abandoned transfers; log in " << cluster.LogPath(roles.follower);
+  std::printf("[ snapshot ] follower %u installed a snapshot %.0f ms after its restart: %s\n",
+              roles.follower, MsBetween(restarted_at, Clock::now()),
+              cluster.LogLines(roles.follower, {kInstalled}).front().c_str());
+  ExpectAlive(&cluster);
+  paxos::Slot slot = 0;
+  EXPECT_TRUE(SameStateEverywhere(cluster, &slot));
+  ExpectNothingLost(cluster, load, acked);
+  PrintTook("no damaged snapshot served", test_start);
+}
+
 }  // namespace
 }  // namespace ballot::cluster_test
