@@ -121,6 +121,7 @@ void Driver::Tick() {
   transfer_bytes_this_tick_ = 0;
   replica_->Tick();
   TickTransfer();
+  ExpireServing();
 }
 
 void Driver::Step(const Message& message) {
@@ -410,6 +411,11 @@ Status Driver::WriteSnapshot(PendingSnapshot* pending, Slot below) {
 }
 
 Status Driver::RaiseStoreMark(Slot below) {
+  // A snapshot a peer is copying from here stays (with the log after it) until the copy ends:
+  // deleted, the peer would start over with a newer one, and a copy that takes longer than two
+  // snapshot intervals would never finish. A later raise catches up.
+  const Slot serving = serving_below_.load();
+  if (serving != 0) below = std::min(below, serving);
   std::lock_guard<std::mutex> lock(mark_mu_);
   if (below <= store_mark_) return Status::Ok();
   Status s = store_->SaveSnapshot(store::Snapshot{below, {}});
@@ -501,6 +507,12 @@ void Driver::OnSnapshotRequest(const Message& m) {
   reply.commit = below != 0 ? offset : 0;
   reply.round = total;
   reply.ok = below != 0 && offset + reply.data.size() >= total;
+  if (below != 0 && !reply.ok) {
+    serving_[m.from] = Serving{below, now_ticks_};
+  } else {
+    serving_.erase(m.from);
+  }
+  UpdateServingBelow();
   reply.checksum = store::Crc32c(reply.data);
   if (options_.TEST_corrupt_every_nth_chunk != 0 && !reply.data.empty() &&
       ++chunks_served_ % options_.TEST_corrupt_every_nth_chunk == 0) {
@@ -508,6 +520,25 @@ void Driver::OnSnapshotRequest(const Message& m) {
   }
   ++counters_.transfer_chunks_sent;
   host_->SendToPeer(std::move(reply));
+}
+
+void Driver::ExpireServing() {
+  // A receiver asks again at least every transfer_retry_ticks while it copies; one silent for
+  // a few of those has stopped (it crashed, or got the snapshot elsewhere).
+  const uint64_t silent_ticks_max = 3 * options_.transfer_retry_ticks;
+  const size_t before = serving_.size();
+  std::erase_if(serving_, [&](const auto& entry) {
+    return now_ticks_ - entry.second.last_request_tick > silent_ticks_max;
+  });
+  if (serving_.size() != before) UpdateServingBelow();
+}
+
+void Driver::UpdateServingBelow() {
+  Slot lowest = 0;
+  for (const auto& [peer, serving] : serving_) {
+    lowest = lowest == 0 ? serving.below : std::min(lowest, serving.below);
+  }
+  serving_below_.store(lowest);
 }
 
 // ---------------------------------------------------------------------------------------------

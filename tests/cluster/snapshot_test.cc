@@ -840,5 +840,56 @@ TEST(SnapshotTest, NodeThatFellBackNeverServesItsDamagedSnapshot) {
   PrintTook("no damaged snapshot served", test_start);
 }
 
+// ---------------------------------------------------------------------------------------------
+// (3b)
+
+// A throttled transfer that takes longer than the sender's snapshot interval, under load: the
+// sender keeps taking snapshots (and dropping old ones) while the follower copies one, and the
+// copy must still complete rather than start over with each new snapshot.
+TEST(SnapshotTest, SlowTransferCompletesWhileTheSenderKeepsSnapshotting) {
+  const auto test_start = Clock::now();
+  constexpr uint64_t kRetain = 50;
+  ProcessCluster cluster(KvOptions({"--snapshot_every_slots=100", "--log_retain_slots=50",
+                                    "--snapshot_chunk_kb=8", "--snapshot_transfer_mb_per_s=1"}));
+  const Roles roles = StartCluster(&cluster);
+  ASSERT_NE(roles.leader, paxos::kNoNode);
+  Preload(cluster, 64, 16 << 10);  // 1 MiB: over a second at 8 KiB per 10 ms tick
+
+  KvLoad load(cluster, "load-", 4, 100);
+  load.Start();
+  ASSERT_TRUE(load.WaitForMoreAcks(50, Clock::now() + kLiveness)) << load.last_failure();
+  TakeDownWhileOthersCompact(&cluster, roles, &load, kRetain);
+  std::map<paxos::NodeId, size_t> taken_before;
+  for (paxos::NodeId id : {roles.leader, roles.other}) {
+    taken_before[id] = cluster.CountLogLines(id, {"is durable"});
+  }
+  Status restarted = cluster.StartNode(roles.follower, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+  const auto restarted_at = Clock::now();
+  const bool installed =
+      cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kSlowTimeout) >= 1;
+  ASSERT_TRUE(installed) << "node " << roles.follower << " installed no snapshot in "
+                         << kSlowTimeout.count() << " s under load; log in "
+                         << cluster.LogPath(roles.follower);
+  const std::string line = cluster.LogLines(roles.follower, {kInstalled}).front();
+  const auto sender = static_cast<paxos::NodeId>(NumberAfter(line, "from node"));
+  ASSERT_TRUE(taken_before.count(sender)) << line;
+  const size_t taken_meanwhile = cluster.CountLogLines(sender, {"is durable"}) - taken_before[sender];
+  std::printf(
+      "[ snapshot ] follower %u installed a snapshot under load %.0f ms after its restart, "
+      "while its sender took %zu snapshots: %s\n",
+      roles.follower, MsBetween(restarted_at, Clock::now()), taken_meanwhile, line.c_str());
+  // Otherwise this test did not test what it is about.
+  EXPECT_GE(taken_meanwhile, 3u) << "the sender did not snapshot during the transfer";
+  ASSERT_TRUE(load.WaitForMoreAcks(100, Clock::now() + kLiveness)) << load.last_failure();
+  load.Stop();
+  const std::vector<uint64_t> acked = load.last_acked();
+  ExpectAlive(&cluster);
+  paxos::Slot slot = 0;
+  EXPECT_TRUE(SameStateEverywhere(cluster, &slot));
+  ExpectNothingLost(cluster, load, acked);
+  PrintTook("slow transfer under load", test_start);
+}
+
 }  // namespace
 }  // namespace ballot::cluster_test
