@@ -507,68 +507,88 @@ TEST(SnapshotTest, KillDuringSnapshotWriteRestartsFromTheNewestCommittedSnapshot
 // (3)
 
 // The receiver is SIGKILLed in the middle of a throttled transfer (a 2 MiB snapshot at about
-// 1.6 MB/s), twice at random points; each restart starts the transfer over, and the last one
-// installs the snapshot. Then the node keeps up from the log under new load.
-TEST(SnapshotTest, ReceiverKilledDuringTransferFetchesAgainAndCatchesUp) {
+// 1.6 MB/s), twice at random points: each restart discards the partial copy and fetches again.
+// The third time it is killed the moment the copy is committed, while it is being installed:
+// the restart then loads that snapshot (it is whole: nothing half installed). Then the node
+// keeps up from the log under new load, and ends with the others' state.
+TEST(SnapshotTest, ReceiverKilledDuringTransferAndInstallFetchesAgainAndCatchesUp) {
   const auto test_start = Clock::now();
   constexpr uint64_t kRetain = 50;
-  constexpr int kKills = 2;
+  constexpr int kKillsDuringTransfer = 2;
   ProcessCluster cluster(KvOptions({"--snapshot_every_slots=200", "--log_retain_slots=50",
                                     "--snapshot_chunk_kb=16", "--snapshot_transfer_mb_per_s=1"}));
   const Roles roles = StartCluster(&cluster);
   ASSERT_NE(roles.leader, paxos::kNoNode);
+  const paxos::NodeId node = roles.follower;
   Preload(cluster, 128, 16 << 10);
 
   auto load = std::make_unique<KvLoad>(cluster, "load-", 4, 100);
   load->Start();
   ASSERT_TRUE(load->WaitForMoreAcks(50, Clock::now() + kLiveness)) << load->last_failure();
   TakeDownWhileOthersCompact(&cluster, roles, load.get(), kRetain);
-  // Idle while the snapshot travels: the senders keep the snapshot being copied.
   load->Stop();
   std::vector<uint64_t> acked = load->last_acked();
+  ASSERT_TRUE(ListSnapshots(cluster, node).committed.empty()) << "node " << node
+                                                              << " has a snapshot of its own";
 
   std::mt19937_64 rng(TestSeed());
   std::printf("[ snapshot ] seed %llu\n", static_cast<unsigned long long>(TestSeed()));
-  for (int kill = 1; kill <= kKills; ++kill) {
-    SCOPED_TRACE("kill " + std::to_string(kill) + ", seed " + std::to_string(TestSeed()));
-    const size_t fetching_before = cluster.CountLogLines(roles.follower, {kFetching});
-    Status restarted = cluster.StartNode(roles.follower, Clock::now() + kStartTimeout);
+  size_t unfinished_at_kill = 0;
+  // Starts the node and waits until it is fetching a snapshot; checks the partial copy of the
+  // previous incarnation was discarded.
+  auto start_fetching = [&] {
+    const size_t fetching_before = cluster.CountLogLines(node, {kFetching});
+    const size_t deleted_before = cluster.CountLogLines(node, {kTmpDeleted});
+    Status restarted = cluster.StartNode(node, Clock::now() + kStartTimeout);
     ASSERT_TRUE(restarted.ok()) << restarted.ToString();
-    ASSERT_GT(cluster.WaitForLogLines(roles.follower, {kFetching}, fetching_before + 1,
+    EXPECT_EQ(cluster.CountLogLines(node, {kTmpDeleted}) - deleted_before, unfinished_at_kill)
+        << "the partial copy was not discarded at the restart";
+    ASSERT_GT(cluster.WaitForLogLines(node, {kFetching}, fetching_before + 1,
                                       Clock::now() + kSlowTimeout),
               fetching_before);
+  };
+  for (int kill = 1; kill <= kKillsDuringTransfer; ++kill) {
+    SCOPED_TRACE("kill " + std::to_string(kill) + ", seed " + std::to_string(TestSeed()));
+    start_fetching();
+    if (::testing::Test::HasFatalFailure()) return;
     std::this_thread::sleep_for(milliseconds(200 + rng() % 500));
-    const SnapshotFiles before = ListSnapshots(cluster, roles.follower);
-    cluster.Kill(roles.follower);
-    ASSERT_EQ(cluster.CountLogLines(roles.follower, {kInstalled}), 0u)
+    cluster.Kill(node);
+    const SnapshotFiles at_kill = ListSnapshots(cluster, node);
+    unfinished_at_kill = at_kill.unfinished;
+    ASSERT_TRUE(at_kill.committed.empty() && cluster.CountLogLines(node, {kInstalled}) == 0)
         << "the transfer finished before the kill: make it slower";
-    EXPECT_EQ(before.unfinished, 1u) << "no snapshot being received at the kill";
-    std::printf("[ snapshot ] receiver %u killed during the transfer (%zu B received)\n",
-                roles.follower,
-                static_cast<size_t>([&] {
-                  uintmax_t bytes = 0;
-                  std::error_code ec;
-                  for (auto it = std::filesystem::directory_iterator(
-                           SnapshotsDir(cluster, roles.follower), ec);
-                       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-                    if (it->path().filename().string().rfind("tmp-", 0) == 0) {
-                      bytes += std::filesystem::file_size(it->path(), ec);
-                    }
-                  }
-                  return bytes;
-                }()));
+    EXPECT_EQ(at_kill.unfinished, 1u) << "no snapshot being received at the kill";
+    uintmax_t received = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(SnapshotsDir(cluster, node), ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      received += std::filesystem::file_size(it->path(), ec);
+    }
+    std::printf("[ snapshot ] receiver %u killed during the transfer (%ju B received)\n", node,
+                received);
   }
-  const size_t deleted_before = cluster.CountLogLines(roles.follower, {kTmpDeleted});
-  Status restarted = cluster.StartNode(roles.follower, Clock::now() + kStartTimeout);
+
+  // Killed the moment the copy is renamed into place: the install (restore, compaction) runs.
+  start_fetching();
+  if (::testing::Test::HasFatalFailure()) return;
+  const auto deadline = Clock::now() + kSlowTimeout;
+  while (ListSnapshots(cluster, node).committed.empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(microseconds(200));
+  }
+  cluster.Kill(node);
+  const SnapshotFiles at_kill = ListSnapshots(cluster, node);
+  unfinished_at_kill = at_kill.unfinished;
+  ASSERT_EQ(at_kill.committed.size(), 1u) << "no copy committed by the deadline";
+  const bool install_done = cluster.CountLogLines(node, {kInstalled}) == 1;
+  std::printf("[ snapshot ] receiver %u killed as its copy below slot %llu was committed (%s)\n",
+              node, static_cast<unsigned long long>(at_kill.newest()),
+              install_done ? "after the install finished" : "before the install finished");
+  const size_t recovered_before = cluster.CountLogLines(node, {kRecovered});
+  Status restarted = cluster.StartNode(node, Clock::now() + kStartTimeout);
   ASSERT_TRUE(restarted.ok()) << restarted.ToString();
-  const auto restarted_at = Clock::now();
-  EXPECT_EQ(cluster.CountLogLines(roles.follower, {kTmpDeleted}), deleted_before + 1)
-      << "the partial copy was not discarded at the restart";
-  ASSERT_GE(cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kSlowTimeout),
-            1u)
-      << "log in " << cluster.LogPath(roles.follower);
-  std::printf("[ snapshot ] after its last restart node %u installed the snapshot in %.0f ms\n",
-              roles.follower, MsBetween(restarted_at, Clock::now()));
+  const std::vector<std::string> lines = cluster.LogLines(node, {kRecovered});
+  ASSERT_EQ(lines.size(), recovered_before + 1);
+  EXPECT_EQ(NumberAfter(lines.back(), kRecovered), at_kill.newest()) << lines.back();
 
   // Then it follows the log: new writes reach it like the others.
   KvLoad more(cluster, "more-", 4, 100);
@@ -580,7 +600,7 @@ TEST(SnapshotTest, ReceiverKilledDuringTransferFetchesAgainAndCatchesUp) {
   EXPECT_TRUE(SameStateEverywhere(cluster, &slot));
   ExpectNothingLost(cluster, *load, acked);
   ExpectNothingLost(cluster, more, more.last_acked());
-  PrintTook("receiver killed during transfer", test_start);
+  PrintTook("receiver killed during transfer and install", test_start);
 }
 
 // ---------------------------------------------------------------------------------------------
