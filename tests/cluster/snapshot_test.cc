@@ -2,8 +2,9 @@
 // nodes hosting the kv sample on 127.0.0.1, killed with SIGKILL, their data directories and logs
 // inspected from outside.
 //
-//  (1) a follower down while the other two snapshot and compact past its log rejoins through a
-//      snapshot transfer, and ends with the others' state;
+//  (1) a follower down while the other two snapshot and compact past its log (and the leader
+//      restarts meanwhile, see TakeDownWhileOthersCompact) rejoins through a snapshot transfer,
+//      and ends with the others' state;
 //  (2) every node SIGKILLed while snapshots are being written: each restarts from its newest
 //      committed snapshot, the unfinished one is discarded, nothing acknowledged is lost;
 //  (3) the receiver SIGKILLed in the middle of a throttled transfer: it fetches the snapshot again
@@ -345,8 +346,23 @@ Roles StartCluster(ProcessCluster* cluster) {
   return r;
 }
 
-// Kills `follower` and keeps `load` going until both others have a durable snapshot whose
-// retained tail starts above everything the follower holds: it can only come back by a snapshot.
+// The slots of the snapshots a node logged durable, in order (every incarnation). A node logs
+// one only after raising its store mark to the one before it.
+std::vector<paxos::Slot> DurableSnapshots(const ProcessCluster& cluster, paxos::NodeId id) {
+  std::vector<paxos::Slot> out;
+  for (const std::string& line : cluster.LogLines(id, {"snapshot below slot", "is durable"})) {
+    out.push_back(NumberAfter(line, "snapshot below slot"));
+  }
+  return out;
+}
+
+// Kills `follower` and keeps `load` going until the others have compacted everything it lacks:
+// the leader's store and the other node's memory both start above what the follower holds.
+// Then the leader is restarted (SIGKILL) too. Why: a sender keeps the messages for a peer that
+// is down queued (net/transport.h), so after a short downtime the follower could be handed
+// every accept it missed from that queue and never need a snapshot; the restarted leader's
+// queue is gone, and whoever leads next has a new ballot, so the follower can only come back by
+// a snapshot.
 void TakeDownWhileOthersCompact(ProcessCluster* cluster, const Roles& roles, KvLoad* load,
                                 uint64_t retain_slots) {
   auto status = cluster->NodeStatus(roles.follower, kStatusTimeout);
@@ -356,22 +372,49 @@ void TakeDownWhileOthersCompact(ProcessCluster* cluster, const Roles& roles, KvL
   // Memory keeps retain_slots below the newest snapshot; leave a margin for slots the follower
   // may have been told were chosen after the status above.
   const paxos::Slot want = follower_chosen + retain_slots + 64;
+  auto leader_store_mark = [&] {
+    const std::vector<paxos::Slot> durable = DurableSnapshots(*cluster, roles.leader);
+    return durable.size() >= 2 ? durable[durable.size() - 2] : paxos::Slot{1};
+  };
+  auto other_newest = [&] {
+    const std::vector<paxos::Slot> durable = DurableSnapshots(*cluster, roles.other);
+    return durable.empty() ? paxos::Slot{1} : durable.back();
+  };
   const bool compacted = WaitUntil(Clock::now() + kSlowTimeout, [&] {
-    return ListSnapshots(*cluster, roles.leader).newest() > want &&
-           ListSnapshots(*cluster, roles.other).newest() > want;
+    return leader_store_mark() > want && other_newest() > want;
   });
-  ASSERT_TRUE(compacted) << "no snapshot above slot " << want << " on nodes " << roles.leader
-                         << " and " << roles.other << " (newest: "
-                         << ListSnapshots(*cluster, roles.leader).newest() << ", "
-                         << ListSnapshots(*cluster, roles.other).newest()
-                         << "); load: " << load->acked() << " acked, " << load->failed()
+  ASSERT_TRUE(compacted) << "not compacted past slot " << want << ": node " << roles.leader
+                         << "'s store starts at " << leader_store_mark() << ", node "
+                         << roles.other << "'s newest snapshot is below " << other_newest()
+                         << "; load: " << load->acked() << " acked, " << load->failed()
                          << " failed (" << load->last_failure() << ")";
+  Status restarted = cluster->Restart(roles.leader, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+  auto leader = cluster->WaitForLeader(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
   std::printf(
-      "[ snapshot ] follower %u killed at chosen %llu; the others snapshotted past it "
-      "(newest below %llu and %llu)\n",
-      roles.follower, static_cast<unsigned long long>(follower_chosen),
-      static_cast<unsigned long long>(ListSnapshots(*cluster, roles.leader).newest()),
-      static_cast<unsigned long long>(ListSnapshots(*cluster, roles.other).newest()));
+      "[ snapshot ] follower %u killed at chosen %llu; node %u's store starts at %llu, node "
+      "%u's newest snapshot is below %llu; node %u restarted, node %llu leads\n",
+      roles.follower, static_cast<unsigned long long>(follower_chosen), roles.leader,
+      static_cast<unsigned long long>(leader_store_mark()), roles.other,
+      static_cast<unsigned long long>(other_newest()), roles.leader,
+      static_cast<unsigned long long>(leader.value().first));
+}
+
+// Every node's role, leader, chosen and applied positions, for failure messages.
+std::string DescribeNodes(ProcessCluster* cluster) {
+  std::string out;
+  for (const auto& [id, status] : cluster->StatusAll(kStatusTimeout)) {
+    out += (out.empty() ? "" : "; ") + std::string("node ") + std::to_string(id) + ": ";
+    if (!status.ok()) {
+      out += status.status().ToString();
+      continue;
+    }
+    const net::NodeStatus& s = status.value();
+    out += s.role + ", leader " + std::to_string(s.leader_id) + ", chosen below " +
+           std::to_string(s.chosen_below) + ", applied below " + std::to_string(s.applied_below);
+  }
+  return out;
 }
 
 void ExpectAlive(ProcessCluster* cluster) {
@@ -406,8 +449,8 @@ TEST(SnapshotTest, FollowerDownWhileOthersCompactRejoinsViaSnapshot) {
   const auto restarted_at = Clock::now();
   ASSERT_GE(cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kSlowTimeout),
             1u)
-      << "node " << roles.follower << " installed no snapshot; log in "
-      << cluster.LogPath(roles.follower);
+      << "node " << roles.follower << " installed no snapshot; " << DescribeNodes(&cluster)
+      << "; log in " << cluster.LogPath(roles.follower);
   EXPECT_GE(cluster.CountLogLines(roles.follower, {kFetching}), 1u);
   std::printf("[ snapshot ] follower %u installed a snapshot %.0f ms after its restart: %s\n",
               roles.follower, MsBetween(restarted_at, Clock::now()),
@@ -869,7 +912,7 @@ TEST(SnapshotTest, NodeThatFellBackNeverServesItsDamagedSnapshot) {
 TEST(SnapshotTest, SlowTransferCompletesWhileTheSenderKeepsSnapshotting) {
   const auto test_start = Clock::now();
   constexpr uint64_t kRetain = 50;
-  ProcessCluster cluster(KvOptions({"--snapshot_every_slots=100", "--log_retain_slots=50",
+  ProcessCluster cluster(KvOptions({"--snapshot_every_slots=50", "--log_retain_slots=50",
                                     "--snapshot_chunk_kb=8", "--snapshot_transfer_mb_per_s=1"}));
   const Roles roles = StartCluster(&cluster);
   ASSERT_NE(roles.leader, paxos::kNoNode);
@@ -899,8 +942,9 @@ TEST(SnapshotTest, SlowTransferCompletesWhileTheSenderKeepsSnapshotting) {
       "[ snapshot ] follower %u installed a snapshot under load %.0f ms after its restart, "
       "while its sender took %zu snapshots: %s\n",
       roles.follower, MsBetween(restarted_at, Clock::now()), taken_meanwhile, line.c_str());
-  // Otherwise this test did not test what it is about.
-  EXPECT_GE(taken_meanwhile, 3u) << "the sender did not snapshot during the transfer";
+  // A snapshot is deleted once two newer ones are durable: with fewer taken meanwhile this test
+  // did not test what it is about.
+  EXPECT_GE(taken_meanwhile, 2u) << "the sender did not snapshot during the transfer";
   ASSERT_TRUE(load.WaitForMoreAcks(100, Clock::now() + kLiveness)) << load.last_failure();
   load.Stop();
   const std::vector<uint64_t> acked = load.last_acked();
