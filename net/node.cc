@@ -100,8 +100,8 @@ class Node::Impl : public DriverHost {
     // What a restart loaded, for operators (and the process tests): the snapshot, and how much
     // of the log the replica hands to the state machine again.
     const paxos::DurableState& durable = recovered.value().durable;
-    const paxos::Slot tail = durable.chosen_below - std::min(durable.chosen_below,
-                                                             durable.applied_below);
+    const paxos::Slot tail =
+        durable.chosen_below - std::min(durable.chosen_below, durable.applied_below);
     if (durable.applied_below > 1) {
       LOG(INFO) << "node " << options_.id
                 << ": restored the state machine from the snapshot below slot "

@@ -7,24 +7,32 @@
 //      and ends with the others' state;
 //  (2) every node SIGKILLed while snapshots are being written: each restarts from its newest
 //      committed snapshot, the unfinished one is discarded, nothing acknowledged is lost;
-//  (3) the receiver SIGKILLed in the middle of a throttled transfer: it fetches the snapshot again
-//      after its restart, installs it and catches up;
+//  (3) the receiver SIGKILLed in the middle of a throttled transfer, and the moment its copy is
+//      committed (during the install): it fetches again (or loads the committed copy) after its
+//      restart, and catches up;
+//  (3b) a throttled transfer under load completes although the sender takes several snapshots
+//      meanwhile (it keeps the one being copied);
 //  (4) damaged chunks (--TEST_corrupt_every_nth_chunk) are refused and sent again;
 //  (5) a restart loads the newest snapshot and replays only the log after it; a damaged newest
 //      snapshot falls back to the previous one; with no usable snapshot left the node refuses to
 //      start, saying why;
+//  (5b) a node that fell back never sends its damaged snapshot to a follower;
 //  (6) `ballotctl store verify|dump` list the snapshot files and verify them; a damaged one makes
 //      verify fail.
 //
+// Random kill points come from a seed printed by each test that uses one; set
+// BALLOT_TEST_SEED=<seed> to reuse it (the timing of real processes still varies).
+//
 // "The same state" is checked byte for byte: once the nodes have applied the same slots, each
-// takes a snapshot there (ballotctl snapshot) and the files must be identical (the kv sample,
-// the session table and the membership serialise deterministically).
+// takes a snapshot there (Client::TakeSnapshot, as `ballotctl snapshot` does) and the files must
+// be identical (the kv sample, the session table and the membership serialise deterministically).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -42,10 +50,10 @@
 namespace ballot::cluster_test {
 namespace {
 
+using samples::KvStore;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using samples::KvStore;
 
 constexpr seconds kStartTimeout{30};
 constexpr seconds kLiveness{10};
@@ -63,7 +71,10 @@ constexpr char kUnusable[] = "is unusable, trying an older one";
 constexpr char kTmpDeleted[] = "deleted an unfinished snapshot left by a crash";
 
 uint64_t TestSeed() {
-  static const uint64_t seed = std::random_device()();
+  static const uint64_t seed = [] {
+    const char* given = getenv("BALLOT_TEST_SEED");
+    return given != nullptr ? std::strtoull(given, nullptr, 10) : uint64_t{std::random_device()()};
+  }();
   return seed;
 }
 
@@ -152,7 +163,9 @@ std::string ValueOf(uint64_t counter, size_t bytes) {
   return v;
 }
 
-uint64_t CounterOf(const std::string& value) { return std::stoull(value.substr(0, value.find(':'))); }
+uint64_t CounterOf(const std::string& value) {
+  return std::stoull(value.substr(0, value.find(':')));
+}
 
 // Each worker owns one key, "<prefix><worker>", and puts counter 1, 2, 3, ... into it, one call
 // at a time. An acknowledged put of counter c means the key holds c or a later counter from then
@@ -189,15 +202,16 @@ class KvLoad {
   // Waits until `more` calls beyond those acknowledged now are acknowledged.
   bool WaitForMoreAcks(size_t more, Clock::time_point deadline) const {
     const size_t want = acked() + more;
-    return WaitUntil(deadline, [&] { return acked() >= want; }, milliseconds(5));
+    return WaitUntil(
+        deadline, [&] { return acked() >= want; }, milliseconds(5));
   }
 
  private:
   void Run(size_t w) {
     Client& client = *clients_[w];
     for (uint64_t counter = 1; !stop_; ++counter) {
-      auto r = client.Propose(KvStore::EncodePut(Key(w), ValueOf(counter, value_bytes_)),
-                              kCallTimeout);
+      auto r =
+          client.Propose(KvStore::EncodePut(Key(w), ValueOf(counter, value_bytes_)), kCallTimeout);
       std::lock_guard<std::mutex> lock(mu_);
       if (r.ok() && r.value().outcome.code == StatusCode::kOk) {
         last_acked_[w] = counter;
@@ -233,8 +247,8 @@ void ExpectNothingLost(const ProcessCluster& cluster, const KvLoad& load,
     auto value = KvStore::DecodeGet(r.value().data);
     ASSERT_TRUE(value.ok()) << value.status().ToString();
     if (acked[w] == 0) continue;
-    ASSERT_TRUE(value.value().has_value()) << load.Key(w) << " is absent; counter " << acked[w]
-                                           << " was acknowledged";
+    ASSERT_TRUE(value.value().has_value())
+        << load.Key(w) << " is absent; counter " << acked[w] << " was acknowledged";
     EXPECT_GE(CounterOf(*value.value()), acked[w])
         << load.Key(w) << ": an acknowledged put was lost";
   }
@@ -299,7 +313,8 @@ void Preload(const ProcessCluster& cluster, size_t keys, size_t value_bytes) {
     const paxos::NodeId first = taken.begin()->first;
     const std::string reference = ReadFile(SnapshotPath(cluster, first, *slot));
     if (reference.empty()) {
-      return ::testing::AssertionFailure() << "no snapshot file " << SnapshotPath(cluster, first, *slot);
+      return ::testing::AssertionFailure()
+             << "no snapshot file " << SnapshotPath(cluster, first, *slot);
     }
     for (const auto& [id, below] : taken) {
       const std::string bytes = ReadFile(SnapshotPath(cluster, id, below));
@@ -384,8 +399,8 @@ void TakeDownWhileOthersCompact(ProcessCluster* cluster, const Roles& roles, KvL
     return leader_store_mark() > want && other_newest() > want;
   });
   ASSERT_TRUE(compacted) << "not compacted past slot " << want << ": node " << roles.leader
-                         << "'s store starts at " << leader_store_mark() << ", node "
-                         << roles.other << "'s newest snapshot is below " << other_newest()
+                         << "'s store starts at " << leader_store_mark() << ", node " << roles.other
+                         << "'s newest snapshot is below " << other_newest()
                          << "; load: " << load->acked() << " acked, " << load->failed()
                          << " failed (" << load->last_failure() << ")";
   Status restarted = cluster->Restart(roles.leader, Clock::now() + kStartTimeout);
@@ -432,8 +447,8 @@ void PrintTook(const char* test, Clock::time_point start) {
 TEST(SnapshotTest, FollowerDownWhileOthersCompactRejoinsViaSnapshot) {
   const auto test_start = Clock::now();
   constexpr uint64_t kRetain = 50;
-  ProcessCluster cluster(KvOptions({"--snapshot_every_slots=200", "--log_retain_slots=50",
-                                    "--snapshot_chunk_kb=64"}));
+  ProcessCluster cluster(
+      KvOptions({"--snapshot_every_slots=200", "--log_retain_slots=50", "--snapshot_chunk_kb=64"}));
   const Roles roles = StartCluster(&cluster);
   ASSERT_NE(roles.leader, paxos::kNoNode);
   Preload(cluster, 64, 16 << 10);  // a state of 1 MiB: a transfer of several chunks
@@ -541,8 +556,8 @@ TEST(SnapshotTest, KillDuringSnapshotWriteRestartsFromTheNewestCommittedSnapshot
   paxos::Slot slot = 0;
   EXPECT_TRUE(SameStateEverywhere(cluster, &slot));
   ExpectNothingLost(cluster, load, acked);
-  std::printf("[ snapshot ] %zu puts acknowledged, %zu failed (%s)\n", load.acked(),
-              load.failed(), load.last_failure().c_str());
+  std::printf("[ snapshot ] %zu puts acknowledged, %zu failed (%s)\n", load.acked(), load.failed(),
+              load.last_failure().c_str());
   PrintTook("kill during snapshot write", test_start);
 }
 
@@ -571,8 +586,8 @@ TEST(SnapshotTest, ReceiverKilledDuringTransferAndInstallFetchesAgainAndCatchesU
   TakeDownWhileOthersCompact(&cluster, roles, load.get(), kRetain);
   load->Stop();
   std::vector<uint64_t> acked = load->last_acked();
-  ASSERT_TRUE(ListSnapshots(cluster, node).committed.empty()) << "node " << node
-                                                              << " has a snapshot of its own";
+  ASSERT_TRUE(ListSnapshots(cluster, node).committed.empty())
+      << "node " << node << " has a snapshot of its own";
 
   std::mt19937_64 rng(TestSeed());
   std::printf("[ snapshot ] seed %llu\n", static_cast<unsigned long long>(TestSeed()));
@@ -799,15 +814,15 @@ TEST(SnapshotTest, StoreVerifyAndDumpListSnapshotsAndCatchDamage) {
   std::vector<paxos::Slot> taken;
   for (int i = 0; i < 2; ++i) {
     for (int k = 0; k < 20; ++k) {
-      auto r = admin->Propose(KvStore::EncodePut("k" + std::to_string(k), ValueOf(i, 1000)),
-                              kLiveness);
+      auto r =
+          admin->Propose(KvStore::EncodePut("k" + std::to_string(k), ValueOf(i, 1000)), kLiveness);
       ASSERT_TRUE(r.ok()) << r.status().ToString();
     }
     // Through ballotctl, as an operator would.
     std::string out;
-    const int code = RunCommand(std::string(BALLOTCTL_PATH) + " --cluster=" +
-                                    cluster.cluster_flag() + " snapshot --id=1",
-                                &out);
+    const int code = RunCommand(
+        std::string(BALLOTCTL_PATH) + " --cluster=" + cluster.cluster_flag() + " snapshot --id=1",
+        &out);
     ASSERT_EQ(code, 0) << out;
     // "node 1 snapshot covers slots below N"
     taken.push_back(NumberAfter(out, "slots below"));
@@ -888,8 +903,7 @@ TEST(SnapshotTest, NodeThatFellBackNeverServesItsDamagedSnapshot) {
   Status restarted = cluster.StartNode(roles.follower, Clock::now() + kStartTimeout);
   ASSERT_TRUE(restarted.ok()) << restarted.ToString();
   const auto restarted_at = Clock::now();
-  ASSERT_GE(cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kLiveness),
-            1u)
+  ASSERT_GE(cluster.WaitForLogLines(roles.follower, {kInstalled}, 1, restarted_at + kLiveness), 1u)
       << "node " << roles.follower << " installed no snapshot in " << kLiveness.count()
       << " s; its log has " << cluster.CountLogLines(roles.follower, {"abandoned"})
       << " abandoned transfers; log in " << cluster.LogPath(roles.follower);
@@ -937,7 +951,8 @@ TEST(SnapshotTest, SlowTransferCompletesWhileTheSenderKeepsSnapshotting) {
   const std::string line = cluster.LogLines(roles.follower, {kInstalled}).front();
   const auto sender = static_cast<paxos::NodeId>(NumberAfter(line, "from node"));
   ASSERT_TRUE(taken_before.count(sender)) << line;
-  const size_t taken_meanwhile = cluster.CountLogLines(sender, {"is durable"}) - taken_before[sender];
+  const size_t taken_meanwhile =
+      cluster.CountLogLines(sender, {"is durable"}) - taken_before[sender];
   std::printf(
       "[ snapshot ] follower %u installed a snapshot under load %.0f ms after its restart, "
       "while its sender took %zu snapshots: %s\n",
