@@ -397,7 +397,12 @@ void Driver::BeginSnapshot() {
     Status s = WriteSnapshot(pending.get(), below);
     // The store keeps its log from the previous snapshot on, so that the one before the newest
     // remains a fallback if the newest is ever found damaged.
-    if (s.ok() && previous > 1) s = RaiseStoreMark(previous);
+    // A snapshot a peer is copying from here stays (with the log after it) until the copy
+    // ends: deleted, the peer would start over with a newer one, and a copy that takes longer
+    // than two snapshot intervals would never finish. A later raise catches up.
+    const Slot serving = serving_below_.load();
+    const Slot mark = serving != 0 ? std::min(previous, serving) : previous;
+    if (s.ok() && mark > 1) s = RaiseStoreMark(mark);
     host_->ToDriver([this, below, s] { OnSnapshotSaved(below, s); });
   });
 }
@@ -411,11 +416,6 @@ Status Driver::WriteSnapshot(PendingSnapshot* pending, Slot below) {
 }
 
 Status Driver::RaiseStoreMark(Slot below) {
-  // A snapshot a peer is copying from here stays (with the log after it) until the copy ends:
-  // deleted, the peer would start over with a newer one, and a copy that takes longer than two
-  // snapshot intervals would never finish. A later raise catches up.
-  const Slot serving = serving_below_.load();
-  if (serving != 0) below = std::min(below, serving);
   std::lock_guard<std::mutex> lock(mark_mu_);
   if (below <= store_mark_) return Status::Ok();
   Status s = store_->SaveSnapshot(store::Snapshot{below, {}});

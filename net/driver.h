@@ -312,7 +312,8 @@ class Driver {
   paxos::Slot store_mark_;  // guarded by mark_mu_
   std::atomic<size_t> apply_queue_commands_{0};
   std::atomic<paxos::Slot> applied_below_{1};
-  // The lowest snapshot a peer is copying from here (0: none): RaiseStoreMark keeps it.
+  // The lowest snapshot a peer is copying from here (0: none): a new snapshot of ours does not
+  // raise the store mark past it. (An installed one does: the log below it is of no use.)
   std::atomic<paxos::Slot> serving_below_{0};
   std::atomic<uint64_t> token_{0};
   std::atomic<paxos::NodeId> leader_{paxos::kNoNode};

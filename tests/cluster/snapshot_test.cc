@@ -2,9 +2,9 @@
 // nodes hosting the kv sample on 127.0.0.1, killed with SIGKILL, their data directories and logs
 // inspected from outside.
 //
-//  (1) a follower down while the other two snapshot and compact past its log (and the leader
-//      restarts meanwhile, see TakeDownWhileOthersCompact) rejoins through a snapshot transfer,
-//      and ends with the others' state;
+//  (1) a follower down while the other two snapshot and compact past its log (and restart
+//      meanwhile, see TakeDownWhileOthersCompact) rejoins through a snapshot transfer, and ends
+//      with the others' state;
 //  (2) every node SIGKILLed while snapshots are being written: each restarts from its newest
 //      committed snapshot, the unfinished one is discarded, nothing acknowledged is lost;
 //  (3) the receiver SIGKILLed in the middle of a throttled transfer, and the moment its copy is
@@ -371,13 +371,12 @@ std::vector<paxos::Slot> DurableSnapshots(const ProcessCluster& cluster, paxos::
   return out;
 }
 
-// Kills `follower` and keeps `load` going until the others have compacted everything it lacks:
-// the leader's store and the other node's memory both start above what the follower holds.
-// Then the leader is restarted (SIGKILL) too. Why: a sender keeps the messages for a peer that
-// is down queued (net/transport.h), so after a short downtime the follower could be handed
-// every accept it missed from that queue and never need a snapshot; the restarted leader's
-// queue is gone, and whoever leads next has a new ballot, so the follower can only come back by
-// a snapshot.
+// Kills `follower` and keeps `load` going until the two others have compacted everything it
+// lacks: each one's store starts above what the follower holds. Then they are restarted
+// (SIGKILL), one after the other. Why: a node keeps the messages for a peer that is down queued
+// (net/transport.h), so after a short downtime the follower could be handed every accept it
+// missed from such a queue and never need a snapshot. Restarted, the others have no queue and
+// whoever leads next has a new ballot: the follower can only come back by a snapshot.
 void TakeDownWhileOthersCompact(ProcessCluster* cluster, const Roles& roles, KvLoad* load,
                                 uint64_t retain_slots) {
   auto status = cluster->NodeStatus(roles.follower, kStatusTimeout);
@@ -387,33 +386,32 @@ void TakeDownWhileOthersCompact(ProcessCluster* cluster, const Roles& roles, KvL
   // Memory keeps retain_slots below the newest snapshot; leave a margin for slots the follower
   // may have been told were chosen after the status above.
   const paxos::Slot want = follower_chosen + retain_slots + 64;
-  auto leader_store_mark = [&] {
-    const std::vector<paxos::Slot> durable = DurableSnapshots(*cluster, roles.leader);
+  // A node logs a snapshot durable once it has raised its store mark to the one before.
+  auto store_mark = [&](paxos::NodeId id) {
+    const std::vector<paxos::Slot> durable = DurableSnapshots(*cluster, id);
     return durable.size() >= 2 ? durable[durable.size() - 2] : paxos::Slot{1};
   };
-  auto other_newest = [&] {
-    const std::vector<paxos::Slot> durable = DurableSnapshots(*cluster, roles.other);
-    return durable.empty() ? paxos::Slot{1} : durable.back();
-  };
+  const std::vector<paxos::NodeId> others = {roles.leader, roles.other};
   const bool compacted = WaitUntil(Clock::now() + kSlowTimeout, [&] {
-    return leader_store_mark() > want && other_newest() > want;
+    return store_mark(others[0]) > want && store_mark(others[1]) > want;
   });
-  ASSERT_TRUE(compacted) << "not compacted past slot " << want << ": node " << roles.leader
-                         << "'s store starts at " << leader_store_mark() << ", node " << roles.other
-                         << "'s newest snapshot is below " << other_newest()
+  ASSERT_TRUE(compacted) << "not compacted past slot " << want << ": the stores of nodes "
+                         << others[0] << " and " << others[1] << " start at "
+                         << store_mark(others[0]) << " and " << store_mark(others[1])
                          << "; load: " << load->acked() << " acked, " << load->failed()
                          << " failed (" << load->last_failure() << ")";
-  Status restarted = cluster->Restart(roles.leader, Clock::now() + kStartTimeout);
-  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
-  auto leader = cluster->WaitForLeader(Clock::now() + kStartTimeout);
-  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  for (paxos::NodeId id : others) {
+    Status restarted = cluster->Restart(id, Clock::now() + kStartTimeout);
+    ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+    auto leader = cluster->WaitForLeader(Clock::now() + kStartTimeout);
+    ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  }
   std::printf(
-      "[ snapshot ] follower %u killed at chosen %llu; node %u's store starts at %llu, node "
-      "%u's newest snapshot is below %llu; node %u restarted, node %llu leads\n",
-      roles.follower, static_cast<unsigned long long>(follower_chosen), roles.leader,
-      static_cast<unsigned long long>(leader_store_mark()), roles.other,
-      static_cast<unsigned long long>(other_newest()), roles.leader,
-      static_cast<unsigned long long>(leader.value().first));
+      "[ snapshot ] follower %u killed at chosen %llu; the stores of nodes %u and %u start at "
+      "%llu and %llu; both restarted\n",
+      roles.follower, static_cast<unsigned long long>(follower_chosen), others[0], others[1],
+      static_cast<unsigned long long>(store_mark(others[0])),
+      static_cast<unsigned long long>(store_mark(others[1])));
 }
 
 // Every node's role, leader, chosen and applied positions, for failure messages.
