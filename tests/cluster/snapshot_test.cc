@@ -123,10 +123,11 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Damages a snapshot file in the middle (inside a frame's payload): its size stays the same.
+// Adding (not XOR-ing) keeps a file damaged when it is damaged a second time.
 void DamageFile(const std::string& path) {
   std::string bytes = ReadFile(path);
   ASSERT_GT(bytes.size(), 64u) << path;
-  for (size_t i = 0; i < 8; ++i) bytes[bytes.size() / 2 + i] ^= 0x5A;
+  for (size_t i = 0; i < 8; ++i) bytes[bytes.size() / 2 + i] += 1;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
   ASSERT_TRUE(out.good()) << path;
