@@ -121,6 +121,7 @@ void Driver::Tick() {
   transfer_bytes_this_tick_ = 0;
   replica_->Tick();
   TickTransfer();
+  ExpireServing();
 }
 
 void Driver::Step(const Message& message) {
@@ -396,7 +397,12 @@ void Driver::BeginSnapshot() {
     Status s = WriteSnapshot(pending.get(), below);
     // The store keeps its log from the previous snapshot on, so that the one before the newest
     // remains a fallback if the newest is ever found damaged.
-    if (s.ok() && previous > 1) s = RaiseStoreMark(previous);
+    // A snapshot a peer is copying from here stays (with the log after it) until the copy
+    // ends: deleted, the peer would start over with a newer one, and a copy that takes longer
+    // than two snapshot intervals would never finish. A later raise catches up.
+    const Slot serving = serving_below_.load();
+    const Slot mark = serving != 0 ? std::min(previous, serving) : previous;
+    if (s.ok() && mark > 1) s = RaiseStoreMark(mark);
     host_->ToDriver([this, below, s] { OnSnapshotSaved(below, s); });
   });
 }
@@ -469,6 +475,12 @@ void Driver::OnSnapshotRequest(const Message& m) {
   Result<std::vector<store::SnapshotInfo>> list = snapshots_->List();
   uint64_t total = 0;
   if (list.ok()) {
+    // Only snapshots this node wrote, installed or restored from. A newer file is one that
+    // Recover found damaged and fell back from: served, it would fail the receiver's whole-file
+    // check every time, and the receiver would never get a snapshot.
+    std::erase_if(list.value(), [this](const store::SnapshotInfo& info) {
+      return info.applied_below > newest_snapshot_below_;
+    });
     for (const store::SnapshotInfo& info : list.value()) {
       if (m.round != 0 && info.applied_below == m.round) {
         below = info.applied_below;
@@ -495,6 +507,12 @@ void Driver::OnSnapshotRequest(const Message& m) {
   reply.commit = below != 0 ? offset : 0;
   reply.round = total;
   reply.ok = below != 0 && offset + reply.data.size() >= total;
+  if (below != 0 && !reply.ok) {
+    serving_[m.from] = Serving{below, now_ticks_};
+  } else {
+    serving_.erase(m.from);
+  }
+  UpdateServingBelow();
   reply.checksum = store::Crc32c(reply.data);
   if (options_.TEST_corrupt_every_nth_chunk != 0 && !reply.data.empty() &&
       ++chunks_served_ % options_.TEST_corrupt_every_nth_chunk == 0) {
@@ -502,6 +520,25 @@ void Driver::OnSnapshotRequest(const Message& m) {
   }
   ++counters_.transfer_chunks_sent;
   host_->SendToPeer(std::move(reply));
+}
+
+void Driver::ExpireServing() {
+  // A receiver asks again at least every transfer_retry_ticks while it copies; one silent for
+  // a few of those has stopped (it crashed, or got the snapshot elsewhere).
+  const uint64_t silent_ticks_max = 3 * options_.transfer_retry_ticks;
+  const size_t before = serving_.size();
+  std::erase_if(serving_, [&](const auto& entry) {
+    return now_ticks_ - entry.second.last_request_tick > silent_ticks_max;
+  });
+  if (serving_.size() != before) UpdateServingBelow();
+}
+
+void Driver::UpdateServingBelow() {
+  Slot lowest = 0;
+  for (const auto& [peer, serving] : serving_) {
+    lowest = lowest == 0 ? serving.below : std::min(lowest, serving.below);
+  }
+  serving_below_.store(lowest);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -613,9 +650,10 @@ void Driver::InstallOnApplier(NodeId from, Slot below) {
 }
 
 void Driver::OnInstalled(Slot below, bool installed) {
+  // Verified whole when it was committed: this node may serve it on, installed or not.
+  newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
   if (installed) {
     replica_->InstallSnapshot(below);
-    newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
     ++counters_.snapshots_installed;
     LOG(INFO) << "node " << self_ << ": installed the snapshot below slot " << below
               << " from node " << transfer_.from;

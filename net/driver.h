@@ -215,6 +215,11 @@ class Driver {
     bool request_due = false;      // throttled: ask at the next tick
     std::shared_ptr<store::SnapshotSink> sink;
   };
+  // A snapshot a peer is copying from this node (driver thread).
+  struct Serving {
+    paxos::Slot below = 0;
+    uint64_t last_request_tick = 0;
+  };
   // Leadership waiting for the applier to reach its start slot (applier side).
   struct PendingAnnouncement {
     uint64_t epoch = 0;
@@ -238,6 +243,8 @@ class Driver {
   void StartTransfer(const paxos::SnapshotNeeded& needed);
   void RequestChunk();
   void OnSnapshotRequest(const paxos::Message& m);
+  void ExpireServing();
+  void UpdateServingBelow();
   void OnSnapshotChunk(const paxos::Message& m);
   void OnTransferCommitted(paxos::Slot below, Status status);
   void OnInstalled(paxos::Slot below, bool installed);
@@ -285,6 +292,7 @@ class Driver {
   paxos::Slot newest_snapshot_below_ = 0;  // durable here
   std::vector<std::function<void(Result<paxos::Slot>)>> snapshot_waiters_;
   Transfer transfer_;
+  std::map<paxos::NodeId, Serving> serving_;  // by receiver
   DriverCounters counters_;
 
   // Applier side.
@@ -304,6 +312,9 @@ class Driver {
   paxos::Slot store_mark_;  // guarded by mark_mu_
   std::atomic<size_t> apply_queue_commands_{0};
   std::atomic<paxos::Slot> applied_below_{1};
+  // The lowest snapshot a peer is copying from here (0: none): a new snapshot of ours does not
+  // raise the store mark past it. (An installed one does: the log below it is of no use.)
+  std::atomic<paxos::Slot> serving_below_{0};
   std::atomic<uint64_t> token_{0};
   std::atomic<paxos::NodeId> leader_{paxos::kNoNode};
 };

@@ -100,7 +100,20 @@ class Node::Impl : public DriverHost {
     auto recovered = Driver::Recover(store_.get(), snapshots_.get(), applier.get(), options_.id,
                                      /*host=*/nullptr);
     if (!recovered.ok()) return recovered.status();
+    // What a restart loaded, for operators (and the process tests): the snapshot, and how much
+    // of the log the replica hands to the state machine again.
     const paxos::DurableState& durable = recovered.value().durable;
+    const paxos::Slot tail =
+        durable.chosen_below - std::min(durable.chosen_below, durable.applied_below);
+    if (durable.applied_below > 1) {
+      LOG(INFO) << "node " << options_.id
+                << ": restored the state machine from the snapshot below slot "
+                << durable.applied_below << "; replaying " << tail
+                << " chosen slots after it from the log";
+    } else {
+      LOG(INFO) << "node " << options_.id << ": no snapshot; replaying " << tail
+                << " chosen slots from the log";
+    }
     has_protocol_state_ = durable.promised.raw() != 0 || !durable.entries.empty() ||
                           durable.chosen_below > 1 || durable.applied_below > 1;
     paxos::Options po = options_.paxos;

@@ -157,6 +157,7 @@ bool ProcessCluster::running(paxos::NodeId id) const { return child(id).pid > 0;
 bool ProcessCluster::stopped(paxos::NodeId id) const { return child(id).stopped; }
 int ProcessCluster::starts(paxos::NodeId id) const { return child(id).starts; }
 std::string ProcessCluster::LogPath(paxos::NodeId id) const { return child(id).log_path; }
+std::string ProcessCluster::DataDir(paxos::NodeId id) const { return child(id).data_dir; }
 
 ClientOptions ProcessCluster::client_options() const {
   ClientOptions o;
@@ -185,7 +186,7 @@ void ProcessCluster::AppendToLog(const Child& c, const std::string& line) const 
 Status ProcessCluster::Spawn(Child& c) {
   std::vector<std::string> args = {
       options_.ballotd_path,      "--id=" + std::to_string(c.id), "--cluster=" + cluster_flag_,
-      "--data_dir=" + c.data_dir, "--state_machine=sequence",
+      "--data_dir=" + c.data_dir, "--state_machine=" + options_.state_machine,
   };
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   std::vector<char*> argv;

@@ -44,6 +44,8 @@ struct ProcessClusterOptions {
   std::string ballotd_path;  // required: the ballotd binary
   // Appended to every node's command line, e.g. "--tick_ms=10".
   std::vector<std::string> extra_flags;
+  // --state_machine of every node: sequence | kv | lock.
+  std::string state_machine = "sequence";
   // The attempt timeout of clients from NewClient() and of the harness's own admin client.
   std::chrono::milliseconds attempt_timeout{500};
 };
@@ -126,6 +128,8 @@ class ProcessCluster {
   size_t WaitForLogLines(paxos::NodeId id, const std::vector<std::string>& needles, size_t at_least,
                          Clock::time_point deadline) const;
   std::string LogPath(paxos::NodeId id) const;
+  // The node's --data_dir (it exists once the node has been started).
+  std::string DataDir(paxos::NodeId id) const;
 
   std::vector<paxos::NodeId> ids() const;
   uint16_t port(paxos::NodeId id) const;
