@@ -907,6 +907,12 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
                                  s.message()));
     }
   }
+  if (test_commit_error_ != 0) {  // TEST_FailNextCommit: the append fails before writing
+    const int err = std::exchange(test_commit_error_, 0);
+    const Status s(IsNoSpaceError(err) ? StatusCode::kNoSpace : StatusCode::kIoError,
+                   std::string("journal append: ") + strerror(err));
+    return s.code() == StatusCode::kNoSpace ? NoSpace(s) : Fatal(s);
+  }
   if (Status s = journal_->Append(journal_seq_ + 1, journal_scratch_); !s.ok()) {
     return s.code() == StatusCode::kNoSpace ? NoSpace(s) : Fatal(s);
   }

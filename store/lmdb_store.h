@@ -183,8 +183,9 @@ class LmdbStore final : public Store {
   const std::string& dir() const { return dir_; }
   bool read_only() const { return read_only_; }
 
-  // Test hook: the next commit is aborted instead and reported as failing with `error` (an errno
-  // or LMDB code), as if the disk had failed at that moment.
+  // Test hook: the next commit (with the journal: the next journal append, or the checkpoint
+  // before it) is aborted instead and reported as failing with `error` (an errno or LMDB code),
+  // as if the disk had failed at that moment.
   void TEST_FailNextCommit(int error);
 
  private:

@@ -158,6 +158,9 @@ LmdbOptions CrashOptions(const std::string& dir) {
   LmdbOptions o = testing::SmallOptions(dir);
   o.map_bytes = 512 * 1024;  // small, so the map also grows while being killed
   o.map_bytes_max = 1 * kGiB;
+  // The journal is on by default; a small checkpoint size makes kills land in checkpoints and
+  // journal restarts as well as in appends.
+  o.journal_checkpoint_bytes = 64 * 1024;
   return o;
 }
 
