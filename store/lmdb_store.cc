@@ -862,15 +862,17 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
               << ") into LMDB";
     checkpoint_seq_ = journal_seq_;
   }
+  if (!options.journal) return Status::Ok();
   {
+    // A damaged promise does not stop the store from opening (Load() reports it); a write
+    // that must check a new promise against it is refused instead, as without the journal.
     Txn txn;
     STORE_RETURN_IF_ERROR(BeginRead(&txn));
     std::optional<paxos::Ballot> promised;
-    STORE_RETURN_IF_ERROR(Annotate(ReadMeta(txn.get(), meta_dbi_, kPromisedKey,
-                                            RecordKind::kPromised, DecodeBallot, &promised)));
+    promised_status_ = Annotate(ReadMeta(txn.get(), meta_dbi_, kPromisedKey,
+                                         RecordKind::kPromised, DecodeBallot, &promised));
     promised_ = promised.value_or(paxos::Ballot());
   }
-  if (!options.journal) return Status::Ok();
   Result<std::unique_ptr<Journal>> journal =
       Journal::Open(dir_, 2 * options.journal_checkpoint_bytes);
   if (!journal.ok()) return Annotate(journal.status());
@@ -879,6 +881,7 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
 }
 
 Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
+  if (batch.promised && !promised_status_.ok()) return promised_status_;
   if (batch.promised) {
     CHECK(*batch.promised >= promised_)
         << "promised ballot went backwards: stored " << promised_.round() << "."
@@ -897,8 +900,10 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
   const auto fits = [&] {
     return record_bytes <= journal_->capacity_bytes() - journal_->tail_bytes();
   };
+  bool lmdb_full = false;
   if (journal_->tail_bytes() >= journal_checkpoint_bytes_ || !fits()) {
     Status s = Checkpoint("checkpoint", nullptr, nullptr);
+    lmdb_full = !s.ok();
     // A checkpoint that failed for space leaves everything in the journal: go on while it has room.
     if (!s.ok() && (s.code() != StatusCode::kNoSpace || !fits())) {
       if (s.code() != StatusCode::kNoSpace) return s;
@@ -918,6 +923,10 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
   }
   ++journal_seq_;
   if (batch.promised) promised_ = *batch.promised;
+  if (no_space_ && !lmdb_full) {
+    LOG(WARNING) << "lmdb store " << dir_ << ": space available again, writes resumed";
+    no_space_ = false;
+  }
   if (journal_scratch_.capacity() > kScratchBytesMax) std::string().swap(journal_scratch_);
   return Status::Ok();
 }

@@ -93,7 +93,7 @@ struct LmdbStats {
   size_t map_bytes = 0;      // current map size
   size_t map_bytes_max = 0;  // current limit
   size_t used_bytes = 0;     // high-water mark of pages in use
-  bool no_space = false;     // the last LMDB commit (a write or checkpoint) failed for space
+  bool no_space = false;     // the last write (or the checkpoint before it) failed for space
   bool failed = false;       // a commit failed with an I/O error; writes are refused for good
 };
 
@@ -256,6 +256,7 @@ class LmdbStore final : public Store {
   uint64_t journal_seq_ = 0;     // the last journal record appended (or folded into LMDB)
   uint64_t checkpoint_seq_ = 0;  // LMDB's journal_seq
   paxos::Ballot promised_;       // the newest promise, journaled or in LMDB
+  Status promised_status_;       // non-ok if LMDB's promise could not be read at open
   uint64_t checkpoints_ = 0;
   std::string journal_scratch_;  // batch encoding buffer, reused across writes
 };

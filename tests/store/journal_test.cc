@@ -170,6 +170,7 @@ void Materialize(const Image& image, const std::string& dir) {
 LmdbOptions JournalOptions(const std::string& dir) {
   LmdbOptions o = SmallOptions(dir);
   o.map_bytes = 256 * 1024;
+  o.journal = true;
   o.journal_checkpoint_bytes = 16 * 1024;
   return o;
 }
