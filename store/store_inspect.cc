@@ -405,6 +405,16 @@ Status DumpStore(LmdbStore* store, const DumpOptions& options, std::ostream& out
     if (!file.status.ok()) ++bad_files;
   }
   if (not_listed > 0) out << "... and " << not_listed << " more snapshot files not examined\n";
+  Result<JournalReport> journal = store->InspectJournal();
+  if (!journal.ok()) return journal.status();
+  if (journal.value().exists) {
+    // The slots above are LMDB's; these batches come on top of them at the next open.
+    out << "journal: " << journal.value().pending_records << " records ("
+        << journal.value().pending_bytes << " B) beyond LMDB's checkpoint at seq "
+        << journal.value().checkpoint_seq << ", replayed at the next open";
+    if (!journal.value().status.ok()) out << "; BAD: " << journal.value().status.ToString();
+    out << "\n";
+  }
   if (dumper.bad() > 0 || bad_files > 0) {
     return Status(StatusCode::kCorruption, std::to_string(dumper.bad()) + " bad records and " +
                                                std::to_string(bad_files) +
