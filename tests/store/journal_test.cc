@@ -142,10 +142,14 @@ TEST(ScanJournalTest, GarbageIsNeverACrash) {
     const int flips = 1 + static_cast<int>(rng() % 8);
     for (int i = 0; i < flips; ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng());
     Result<JournalScan> scan = ScanJournal(bytes, rng() % 3);
-    if (!scan.ok()) EXPECT_EQ(scan.status().code(), StatusCode::kCorruption);
+    if (!scan.ok()) {
+      EXPECT_EQ(scan.status().code(), StatusCode::kCorruption);
+    }
     paxos::PersistBatch batch;
     const Status s = DecodeBatchPayload(bytes.substr(rng() % 64, rng() % 512), &batch);
-    if (!s.ok()) EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    if (!s.ok()) {
+      EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    }
   }
 }
 
