@@ -146,8 +146,8 @@ Result<JournalScan> ScanJournal(std::string_view bytes, uint64_t checkpoint_seq)
     if (prev_seq != 0 && record.seq != prev_seq + 1) {
       if (record.seq > scan.last_seq) {
         return Corrupt("record at offset " + std::to_string(pos) + " has seq " +
-                       std::to_string(record.seq) + " but follows seq " +
-                       std::to_string(prev_seq) + ": records are missing");
+                       std::to_string(record.seq) + " but follows seq " + std::to_string(prev_seq) +
+                       ": records are missing");
       }
       break;  // a record of an earlier round, left past the new tail: stale
     }

@@ -53,8 +53,8 @@ struct JournalRecord {
 struct JournalScan {
   std::vector<JournalRecord> records;  // newer than the checkpoint, in order: to replay
   uint64_t stale_records = 0;          // valid records at or below the checkpoint (skipped)
-  uint64_t last_seq = 0;               // the newest seq known: the checkpoint's or the last record's
-  uint64_t end_offset = 0;             // where the chain of consecutive records ends
+  uint64_t last_seq = 0;    // the newest seq known: the checkpoint's or the last record's
+  uint64_t end_offset = 0;  // where the chain of consecutive records ends
   // The chain ended on bytes that are neither zeros (never written) nor a stale record: a record
   // cut by a crash, whose write was never acknowledged. It is discarded.
   bool torn_tail = false;

@@ -1,7 +1,4 @@
 #include "store/lmdb_store.h"
-#include "store/journal.h"
-#include "store/lmdb_txn.h"
-#include "store/sync_dir.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -17,7 +14,10 @@
 #include <map>
 #include <utility>
 
+#include "store/journal.h"
+#include "store/lmdb_txn.h"
 #include "store/status_macros.h"
+#include "store/sync_dir.h"
 
 namespace ballot::store {
 namespace {
@@ -237,7 +237,8 @@ Status OverlayJournal(const std::vector<std::string_view>& payloads, paxos::Dura
     for (paxos::Entry& e : batch.entries) {
       if (e.slot >= state->applied_below) entries[e.slot] = std::move(e);
     }
-    if (batch.chosen_below) state->chosen_below = std::max(state->chosen_below, *batch.chosen_below);
+    if (batch.chosen_below)
+      state->chosen_below = std::max(state->chosen_below, *batch.chosen_below);
   }
   state->entries.clear();
   paxos::Slot expect = state->applied_below;
@@ -837,10 +838,10 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
   journal_seq_ = checkpoint_seq_;
   Result<JournalScan> scan = ScanJournal(bytes, checkpoint_seq_);
   if (!scan.ok()) {
-    return Annotate(Status(StatusCode::kCorruption,
-                           scan.status().message() + " (LMDB's checkpoint is at seq " +
-                               std::to_string(checkpoint_seq_) +
-                               "); refusing to open: see docs/durability.md"));
+    return Annotate(
+        Status(StatusCode::kCorruption, scan.status().message() + " (LMDB's checkpoint is at seq " +
+                                            std::to_string(checkpoint_seq_) +
+                                            "); refusing to open: see docs/durability.md"));
   }
   const JournalScan& js = scan.value();
   if (js.torn_tail) {
@@ -869,8 +870,8 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
     Txn txn;
     STORE_RETURN_IF_ERROR(BeginRead(&txn));
     std::optional<paxos::Ballot> promised;
-    promised_status_ = Annotate(ReadMeta(txn.get(), meta_dbi_, kPromisedKey,
-                                         RecordKind::kPromised, DecodeBallot, &promised));
+    promised_status_ = Annotate(ReadMeta(txn.get(), meta_dbi_, kPromisedKey, RecordKind::kPromised,
+                                         DecodeBallot, &promised));
     promised_ = promised.value_or(paxos::Ballot());
   }
   Result<std::unique_ptr<Journal>> journal =
@@ -884,9 +885,8 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
   if (batch.promised && !promised_status_.ok()) return promised_status_;
   if (batch.promised) {
     CHECK(*batch.promised >= promised_)
-        << "promised ballot went backwards: stored " << promised_.round() << "."
-        << promised_.node() << ", new " << batch.promised->round() << "."
-        << batch.promised->node();
+        << "promised ballot went backwards: stored " << promised_.round() << "." << promised_.node()
+        << ", new " << batch.promised->round() << "." << batch.promised->node();
   }
   for (const paxos::Entry& e : batch.entries) CHECK_GT(e.slot, 0u) << "entry for slot 0";
   if (batch.chosen_below) CHECK_GT(*batch.chosen_below, 0u) << "chosen_below 0";
@@ -907,9 +907,9 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
     // A checkpoint that failed for space leaves everything in the journal: go on while it has room.
     if (!s.ok() && (s.code() != StatusCode::kNoSpace || !fits())) {
       if (s.code() != StatusCode::kNoSpace) return s;
-      return Annotate(Status(StatusCode::kNoSpace,
-                             "write: the journal is full and the checkpoint into LMDB failed: " +
-                                 s.message()));
+      return Annotate(
+          Status(StatusCode::kNoSpace,
+                 "write: the journal is full and the checkpoint into LMDB failed: " + s.message()));
     }
   }
   if (test_commit_error_ != 0) {  // TEST_FailNextCommit: the append fails before writing

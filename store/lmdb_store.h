@@ -85,16 +85,16 @@ struct LmdbOptions {
 };
 
 struct LmdbStats {
-  uint64_t commits = 0;      // durable LMDB write transactions (checkpoints included)
+  uint64_t commits = 0;        // durable LMDB write transactions (checkpoints included)
   uint64_t journal_syncs = 0;  // journal records appended (one fdatasync each)
   uint64_t checkpoints = 0;    // LMDB commits that folded in journaled batches
   size_t journal_bytes = 0;    // journal bytes not yet checkpointed into LMDB
-  uint64_t map_grows = 0;    // times the map was enlarged
-  size_t map_bytes = 0;      // current map size
-  size_t map_bytes_max = 0;  // current limit
-  size_t used_bytes = 0;     // high-water mark of pages in use
-  bool no_space = false;     // the last write (or the checkpoint before it) failed for space
-  bool failed = false;       // a commit failed with an I/O error; writes are refused for good
+  uint64_t map_grows = 0;      // times the map was enlarged
+  size_t map_bytes = 0;        // current map size
+  size_t map_bytes_max = 0;    // current limit
+  size_t used_bytes = 0;       // high-water mark of pages in use
+  bool no_space = false;       // the last write (or the checkpoint before it) failed for space
+  bool failed = false;         // a commit failed with an I/O error; writes are refused for good
 };
 
 // What LmdbStore::Inspect() reports, record by record: first the "meta" database in key order,
@@ -125,8 +125,8 @@ struct JournalReport {
   uint64_t checkpoint_seq = 0;   // LMDB's journal_seq
   uint64_t pending_records = 0;  // newer records (replayed at the next open)
   uint64_t pending_bytes = 0;
-  bool torn_tail = false;        // the chain ends on a cut record (never acknowledged)
-  Status status;                 // kCorruption if recovery would refuse the journal
+  bool torn_tail = false;  // the chain ends on a cut record (never acknowledged)
+  Status status;           // kCorruption if recovery would refuse the journal
 };
 
 class LmdbStore final : public Store {
@@ -250,7 +250,7 @@ class LmdbStore final : public Store {
   uint64_t commits_ = 0;
   uint64_t map_grows_ = 0;
   int test_commit_error_ = 0;
-  std::string scratch_;  // record encoding buffer, reused across writes
+  std::string scratch_;               // record encoding buffer, reused across writes
   std::unique_ptr<Journal> journal_;  // null without options.journal (or read-only)
   size_t journal_checkpoint_bytes_ = 0;
   uint64_t journal_seq_ = 0;     // the last journal record appended (or folded into LMDB)

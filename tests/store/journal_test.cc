@@ -307,12 +307,11 @@ TEST(JournalStoreTest, DamagedRecordBeforeNewerOnesRefusesToOpen) {
   for (paxos::Slot s = 1; s <= 5; ++s) ASSERT_OK(store->Write(EntriesBatch(s, 1, b, s)));
   Image image = Capture(live);
   // Flip a bit in the payload of the second record.
-  const size_t first_bytes = JournalRecordBytes(
-      [&] {
-        std::string p;
-        EncodeBatchPayload(EntriesBatch(1, 1, b, 1), &p);
-        return p.size();
-      }());
+  const size_t first_bytes = JournalRecordBytes([&] {
+    std::string p;
+    EncodeBatchPayload(EntriesBatch(1, 1, b, 1), &p);
+    return p.size();
+  }());
   image.journal[first_bytes + kJournalHeaderBytes + 20] ^= 0x04;
   const std::string crashed = tmp.Sub("crashed");
   Materialize(image, crashed);
@@ -342,8 +341,7 @@ TEST(JournalStoreTest, ReplayDoesNotResurrectEntriesBelowTheSnapshot) {
   for (paxos::Entry& e : EntriesBatch(11, 2, b, 13).entries) late.entries.push_back(e);
   late.chosen_below = 13;
   ASSERT_OK(store->Write(late));
-  EXPECT_EQ(SlotsOf(store->Load().value()),
-            (std::vector<paxos::Slot>{6, 7, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(SlotsOf(store->Load().value()), (std::vector<paxos::Slot>{6, 7, 8, 9, 10, 11, 12}));
   const std::string crashed = tmp.Sub("crashed");
   Materialize(Capture(live), crashed);  // power cut before any checkpoint
   auto recovered = MustOpen(JournalOptions(crashed));
@@ -453,8 +451,8 @@ TEST(JournalPowerLossTest, UnsyncedWritesTornOrDroppedNeverLoseAcknowledgedOnes)
   int checkpoints_crossed = 0;
   for (int step = 1; step <= kSteps; ++step) {
     Model next = model;
-    const paxos::Slot last = model.entries.empty() ? model.applied_below
-                                                   : model.entries.rbegin()->first + 1;
+    const paxos::Slot last =
+        model.entries.empty() ? model.applied_below : model.entries.rbegin()->first + 1;
     if (step % 29 == 0 && model.chosen_below > model.applied_below) {
       Snapshot snap{model.applied_below + 1 + rng() % (model.chosen_below - model.applied_below),
                     "snapshot-" + std::to_string(step)};
@@ -468,7 +466,8 @@ TEST(JournalPowerLossTest, UnsyncedWritesTornOrDroppedNeverLoseAcknowledgedOnes)
       const paxos::Ballot ballot = batch.promised.value_or(model.promised);
       const int count = rng() % 10 == 0 ? 60 : 1 + static_cast<int>(rng() % 6);
       batch.entries = EntriesBatch(last, count, ballot).entries;
-      if (rng() % 2 == 0) batch.chosen_below = model.chosen_below + rng() % (last - model.chosen_below + 1);
+      if (rng() % 2 == 0)
+        batch.chosen_below = model.chosen_below + rng() % (last - model.chosen_below + 1);
       ASSERT_OK(store->Write(batch));
       next.Apply(batch);
     }
@@ -487,9 +486,9 @@ TEST(JournalPowerLossTest, UnsyncedWritesTornOrDroppedNeverLoseAcknowledgedOnes)
     const std::string old_diff = Diff(reopened.value().get(), model);
     if (!old_diff.empty()) {
       const std::string new_diff = Diff(reopened.value().get(), next);
-      ASSERT_TRUE(new_diff.empty()) << "step " << step << ": state matches neither the last "
-                                    << "acknowledged write (" << old_diff << ") nor the next ("
-                                    << new_diff << ")";
+      ASSERT_TRUE(new_diff.empty())
+          << "step " << step << ": state matches neither the last "
+          << "acknowledged write (" << old_diff << ") nor the next (" << new_diff << ")";
       ++found_next;
     }
     const VerifyReport report = VerifyStore(reopened.value().get()).value();
@@ -502,9 +501,9 @@ TEST(JournalPowerLossTest, UnsyncedWritesTornOrDroppedNeverLoseAcknowledgedOnes)
     before = after;
   }
   FLAGS_minloglevel = saved_minloglevel;
-  EXPECT_GT(found_next, 10);             // some cuts kept the whole record
-  EXPECT_LT(found_next, kSteps - 10);    // most did not
-  EXPECT_GT(checkpoints_crossed, 5);     // and cuts fell around checkpoints too
+  EXPECT_GT(found_next, 10);           // some cuts kept the whole record
+  EXPECT_LT(found_next, kSteps - 10);  // most did not
+  EXPECT_GT(checkpoints_crossed, 5);   // and cuts fell around checkpoints too
   RecordProperty("next_state_found", found_next);
 }
 
