@@ -554,6 +554,8 @@ Result<std::unique_ptr<store::Store>> OpenStore(const NodeOptions& options) {
   lo.node_id = options.id;
   lo.map_bytes = options.map_bytes;
   lo.map_bytes_max = options.map_bytes_max;
+  lo.journal = options.store_journal;
+  lo.journal_checkpoint_bytes = options.store_journal_checkpoint_bytes;
   auto store = store::LmdbStore::Open(lo);
   if (!store.ok()) return store.status();
   return std::unique_ptr<store::Store>(std::move(store).value());

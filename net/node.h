@@ -51,6 +51,9 @@ struct NodeOptions {
   DriverOptions driver;
   size_t map_bytes = size_t{64} << 20;
   size_t map_bytes_max = size_t{16} << 30;
+  // The store's write-ahead journal (store/lmdb_store.h LmdbOptions::journal, docs/durability.md).
+  bool store_journal = true;
+  size_t store_journal_checkpoint_bytes = size_t{1} << 20;
   // Keep protocol state in memory instead of LMDB: nothing is durable. Only for measuring what
   // durability and replication cost (ballot-bench's single-node baseline).
   bool in_memory = false;

@@ -1,6 +1,4 @@
 #include "store/lmdb_store.h"
-#include "store/lmdb_txn.h"
-#include "store/sync_dir.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -13,9 +11,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <utility>
 
+#include "store/journal.h"
+#include "store/lmdb_txn.h"
 #include "store/status_macros.h"
+#include "store/sync_dir.h"
 
 namespace ballot::store {
 namespace {
@@ -27,6 +29,7 @@ constexpr std::string_view kPromisedKey = "promised";
 constexpr std::string_view kChosenBelowKey = "chosen_below";
 constexpr std::string_view kSnapshotKey = "snapshot";
 constexpr std::string_view kSnapshotDataKey = "snapshot_data";
+constexpr std::string_view kJournalSeqKey = "journal_seq";
 constexpr char kLockFileName[] = "store.lock";
 
 constexpr unsigned kDbsMax = 2;
@@ -41,6 +44,8 @@ constexpr size_t kGrowSlackBytes = 256 * 1024;
 constexpr size_t kRecordOverheadBytes = 32;
 constexpr size_t kScratchBytesMax = 4 * kMiB;
 constexpr int kBeginAttemptsMax = 3;
+constexpr size_t kJournalCheckpointBytesMin = 16 * 1024;
+constexpr size_t kJournalCheckpointBytesMax = 1 * kGiB;
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view View(const MDB_val& v) {
@@ -129,6 +134,11 @@ Status ValidateOptions(const LmdbOptions& options) {
   if (options.readers_max < 1 || options.readers_max > kReadersMaxLimit) {
     return invalid("readers_max must be in 1.." + std::to_string(kReadersMaxLimit));
   }
+  if (options.journal_checkpoint_bytes < kJournalCheckpointBytesMin ||
+      options.journal_checkpoint_bytes > kJournalCheckpointBytesMax) {
+    return invalid("journal_checkpoint_bytes must be in " + SizeText(kJournalCheckpointBytesMin) +
+                   ".." + SizeText(kJournalCheckpointBytesMax));
+  }
   return Status::Ok();
 }
 
@@ -207,6 +217,44 @@ Status MissingSlot(paxos::Slot slot, paxos::Slot chosen_below, paxos::Slot appli
                  ")");
 }
 
+int PutJournalSeq(MDB_txn* txn, MDB_dbi dbi, uint64_t seq, std::string* scratch) {
+  std::string payload;
+  EncodeSlot(seq, &payload);  // a u64 >= 1, like a slot
+  return PutRecord(txn, dbi, kJournalSeqKey, RecordKind::kJournalSeq, payload, scratch);
+}
+
+// Applies journaled batches to a state loaded from LMDB, exactly as a checkpoint would write
+// them: the promise and chosen_below only grow, entries below the snapshot are skipped.
+Status OverlayJournal(const std::vector<std::string_view>& payloads, paxos::DurableState* state) {
+  std::map<paxos::Slot, paxos::Entry> entries;
+  for (paxos::Entry& e : state->entries) entries.emplace(e.slot, std::move(e));
+  for (std::string_view payload : payloads) {
+    paxos::PersistBatch batch;
+    if (Status s = DecodeBatchPayload(payload, &batch); !s.ok()) {
+      return Corrupt("journal record: " + s.message());
+    }
+    if (batch.promised && *batch.promised > state->promised) state->promised = *batch.promised;
+    for (paxos::Entry& e : batch.entries) {
+      if (e.slot >= state->applied_below) entries[e.slot] = std::move(e);
+    }
+    if (batch.chosen_below)
+      state->chosen_below = std::max(state->chosen_below, *batch.chosen_below);
+  }
+  state->entries.clear();
+  paxos::Slot expect = state->applied_below;
+  for (auto& [slot, e] : entries) {
+    if (slot < state->chosen_below) {
+      if (slot != expect) return MissingSlot(expect, state->chosen_below, state->applied_below);
+      ++expect;
+    }
+    state->entries.push_back(std::move(e));
+  }
+  if (expect < state->chosen_below) {
+    return MissingSlot(expect, state->chosen_below, state->applied_below);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // The outcome of one step of a transaction: an LMDB code (0 = none) and the Status it maps to,
@@ -245,6 +293,17 @@ LmdbStore::LmdbStore(std::string dir, bool read_only)
     : dir_(std::move(dir)), read_only_(read_only) {}
 
 LmdbStore::~LmdbStore() {
+  {
+    // A clean close leaves LMDB complete (the journal all stale), so that tools and older
+    // binaries that read only LMDB see everything. Best effort: the next Open() replays anyway.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (journal_ != nullptr && journal_->tail_bytes() > 0 && fatal_.ok()) {
+      if (Status s = Checkpoint("checkpoint at close", nullptr, nullptr); !s.ok()) {
+        LOG(WARNING) << s.message() << "; the journal will be replayed at the next open";
+      }
+    }
+    journal_.reset();
+  }
   if (env_ != nullptr) mdb_env_close(env_);
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
@@ -297,9 +356,12 @@ Status LmdbStore::OpenWritable(const LmdbOptions& options, bool created_dir) {
     }
   }
   STORE_RETURN_IF_ERROR(Annotate(Preallocate(map_bytes_)));
+  STORE_RETURN_IF_ERROR(RecoverJournal(options));
   LOG(INFO) << "opened lmdb store " << dir_ << " (cluster " << options.cluster_id << ", node "
             << options.node_id << ", map " << SizeText(map_bytes_) << ", max "
-            << SizeText(map_bytes_max_) << ", used " << SizeText(UsedBytes()) << ")";
+            << SizeText(map_bytes_max_) << ", used " << SizeText(UsedBytes()) << ", journal "
+            << (journal_ ? "on, checkpoint every " + SizeText(journal_checkpoint_bytes_) : "off")
+            << ")";
   return Status::Ok();
 }
 
@@ -506,6 +568,7 @@ Status LmdbStore::Write(const paxos::PersistBatch& batch) {
   std::lock_guard<std::mutex> lock(mu_);
   STORE_RETURN_IF_ERROR(CheckWritable());
   if (batch.empty()) return Status::Ok();
+  if (journal_ != nullptr) return WriteJournaled(batch);
   return CommitWithRetry(EstimateBatchBytes(batch), "write",
                          [&](Txn* txn) { return WriteBatchIn(txn, batch); });
 }
@@ -566,6 +629,7 @@ Status LmdbStore::SaveSnapshot(const Snapshot& snapshot) {
   std::lock_guard<std::mutex> lock(mu_);
   STORE_RETURN_IF_ERROR(CheckWritable());
   CHECK_GT(snapshot.applied_below, 0u) << "snapshot applied_below 0";
+  if (journal_ != nullptr) return Checkpoint("save snapshot", nullptr, &snapshot);
   const size_t need = snapshot.data.size() + 4 * (kRecordHeaderBytes + 64);
   return CommitWithRetry(need, "save snapshot",
                          [&](Txn* txn) { return SaveSnapshotIn(txn, snapshot); });
@@ -711,6 +775,218 @@ Status LmdbStore::Fatal(Status status) {
   return fatal_;
 }
 
+// --- Journal ---
+
+Status LmdbStore::ReadJournalSeq(Txn* txn, uint64_t* seq) {
+  *seq = 0;
+  if (!have_dbs_) return Status::Ok();
+  std::optional<paxos::Slot> stored;
+  STORE_RETURN_IF_ERROR(ReadMeta(txn->get(), meta_dbi_, kJournalSeqKey, RecordKind::kJournalSeq,
+                                 DecodeSlot, &stored));
+  *seq = stored.value_or(0);
+  return Status::Ok();
+}
+
+Status LmdbStore::PendingPayloads(uint64_t checkpoint_seq, std::string* bytes,
+                                  std::vector<std::string_view>* payloads) {
+  payloads->clear();
+  if (journal_ != nullptr) {
+    if (journal_->tail_bytes() == 0) return Status::Ok();
+    STORE_RETURN_IF_ERROR(journal_->ReadPending(bytes));
+  } else if (read_only_) {
+    // Inspection: whatever the file holds beyond LMDB's checkpoint.
+    if (Status s = Journal::ReadFile(dir_, bytes); !s.ok()) {
+      return s.code() == StatusCode::kNotFound ? Status::Ok() : s;
+    }
+  } else {
+    return Status::Ok();  // journal off: Open() folded every record into LMDB
+  }
+  Result<JournalScan> scan = ScanJournal(*bytes, checkpoint_seq);
+  if (!scan.ok()) return scan.status();
+  if (journal_ != nullptr && scan.value().last_seq != journal_seq_) {
+    return Corrupt("journal: expected records up to seq " + std::to_string(journal_seq_) +
+                   " since the checkpoint at seq " + std::to_string(checkpoint_seq) +
+                   ", read up to seq " + std::to_string(scan.value().last_seq));
+  }
+  for (const JournalRecord& r : scan.value().records) payloads->push_back(r.payload);
+  return Status::Ok();
+}
+
+LmdbStore::Attempt LmdbStore::ReplayIn(Txn* txn, const std::vector<std::string_view>& payloads) {
+  for (std::string_view payload : payloads) {
+    paxos::PersistBatch batch;
+    if (Status s = DecodeBatchPayload(payload, &batch); !s.ok()) {
+      return Attempt::Of(Corrupt("journal record: " + s.message()));
+    }
+    Attempt a = WriteBatchIn(txn, batch);
+    if (!a.ok()) return a;
+  }
+  return Attempt{};
+}
+
+Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
+  journal_checkpoint_bytes_ = options.journal_checkpoint_bytes;
+  std::string bytes;
+  if (Status s = Journal::ReadFile(dir_, &bytes); !s.ok() && s.code() != StatusCode::kNotFound) {
+    return Annotate(s);
+  }
+  {
+    Txn txn;
+    STORE_RETURN_IF_ERROR(BeginRead(&txn));
+    STORE_RETURN_IF_ERROR(Annotate(ReadJournalSeq(&txn, &checkpoint_seq_)));
+  }
+  journal_seq_ = checkpoint_seq_;
+  Result<JournalScan> scan = ScanJournal(bytes, checkpoint_seq_);
+  if (!scan.ok()) {
+    return Annotate(
+        Status(StatusCode::kCorruption, scan.status().message() + " (LMDB's checkpoint is at seq " +
+                                            std::to_string(checkpoint_seq_) +
+                                            "); refusing to open: see docs/durability.md"));
+  }
+  const JournalScan& js = scan.value();
+  if (js.torn_tail) {
+    LOG(WARNING) << "lmdb store " << dir_ << ": the journal ends in a record cut by a crash at "
+                 << "offset " << js.end_offset << "; it was never acknowledged and is discarded";
+  }
+  if (!js.records.empty()) {
+    std::vector<std::string_view> payloads;
+    for (const JournalRecord& r : js.records) payloads.push_back(r.payload);
+    journal_seq_ = js.last_seq;
+    STORE_RETURN_IF_ERROR(CommitWithRetry(2 * js.end_offset, "journal replay", [&](Txn* txn) {
+      Attempt a = ReplayIn(txn, payloads);
+      if (!a.ok()) return a;
+      const int rc = PutJournalSeq(txn->get(), meta_dbi_, journal_seq_, &scratch_);
+      return rc == MDB_SUCCESS ? Attempt{} : Attempt::Mdb(rc, "writing journal_seq");
+    }));
+    LOG(INFO) << "lmdb store " << dir_ << ": replayed " << js.records.size()
+              << " journal records (seq " << js.records.front().seq << ".." << js.last_seq
+              << ") into LMDB";
+    checkpoint_seq_ = journal_seq_;
+  }
+  if (!options.journal) return Status::Ok();
+  {
+    // A damaged promise does not stop the store from opening (Load() reports it); a write
+    // that must check a new promise against it is refused instead, as without the journal.
+    Txn txn;
+    STORE_RETURN_IF_ERROR(BeginRead(&txn));
+    std::optional<paxos::Ballot> promised;
+    promised_status_ = Annotate(ReadMeta(txn.get(), meta_dbi_, kPromisedKey, RecordKind::kPromised,
+                                         DecodeBallot, &promised));
+    promised_ = promised.value_or(paxos::Ballot());
+  }
+  Result<std::unique_ptr<Journal>> journal =
+      Journal::Open(dir_, 2 * options.journal_checkpoint_bytes);
+  if (!journal.ok()) return Annotate(journal.status());
+  journal_ = std::move(journal).value();
+  return Status::Ok();
+}
+
+Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
+  if (batch.promised && !promised_status_.ok()) return promised_status_;
+  if (batch.promised) {
+    CHECK(*batch.promised >= promised_)
+        << "promised ballot went backwards: stored " << promised_.round() << "." << promised_.node()
+        << ", new " << batch.promised->round() << "." << batch.promised->node();
+  }
+  for (const paxos::Entry& e : batch.entries) CHECK_GT(e.slot, 0u) << "entry for slot 0";
+  if (batch.chosen_below) CHECK_GT(*batch.chosen_below, 0u) << "chosen_below 0";
+  journal_scratch_.clear();
+  EncodeBatchPayload(batch, &journal_scratch_);
+  const size_t record_bytes = JournalRecordBytes(journal_scratch_.size());
+  if (record_bytes > journal_checkpoint_bytes_) {
+    // Too large for the journal: one durable LMDB transaction, journaled batches first.
+    return Checkpoint("write", &batch, nullptr);
+  }
+  const auto fits = [&] {
+    return record_bytes <= journal_->capacity_bytes() - journal_->tail_bytes();
+  };
+  bool lmdb_full = false;
+  if (journal_->tail_bytes() >= journal_checkpoint_bytes_ || !fits()) {
+    Status s = Checkpoint("checkpoint", nullptr, nullptr);
+    lmdb_full = !s.ok();
+    // A checkpoint that failed for space leaves everything in the journal: go on while it has room.
+    if (!s.ok() && (s.code() != StatusCode::kNoSpace || !fits())) {
+      if (s.code() != StatusCode::kNoSpace) return s;
+      return Annotate(
+          Status(StatusCode::kNoSpace,
+                 "write: the journal is full and the checkpoint into LMDB failed: " + s.message()));
+    }
+  }
+  if (test_commit_error_ != 0) {  // TEST_FailNextCommit: the append fails before writing
+    const int err = std::exchange(test_commit_error_, 0);
+    const Status s(IsNoSpaceError(err) ? StatusCode::kNoSpace : StatusCode::kIoError,
+                   std::string("journal append: ") + strerror(err));
+    return s.code() == StatusCode::kNoSpace ? NoSpace(s) : Fatal(s);
+  }
+  if (Status s = journal_->Append(journal_seq_ + 1, journal_scratch_); !s.ok()) {
+    return s.code() == StatusCode::kNoSpace ? NoSpace(s) : Fatal(s);
+  }
+  ++journal_seq_;
+  if (batch.promised) promised_ = *batch.promised;
+  if (no_space_ && !lmdb_full) {
+    LOG(WARNING) << "lmdb store " << dir_ << ": space available again, writes resumed";
+    no_space_ = false;
+  }
+  if (journal_scratch_.capacity() > kScratchBytesMax) std::string().swap(journal_scratch_);
+  return Status::Ok();
+}
+
+Status LmdbStore::Checkpoint(const char* what, const paxos::PersistBatch* batch,
+                             const Snapshot* snapshot) {
+  std::string bytes;
+  std::vector<std::string_view> payloads;
+  if (Status s = PendingPayloads(checkpoint_seq_, &bytes, &payloads); !s.ok()) {
+    return Fatal(s);  // our own synced records no longer read back
+  }
+  size_t need = 2 * bytes.size();
+  if (batch != nullptr) need += EstimateBatchBytes(*batch);
+  if (snapshot != nullptr) need += snapshot->data.size() + 4 * (kRecordHeaderBytes + 64);
+  STORE_RETURN_IF_ERROR(CommitWithRetry(need, what, [&](Txn* txn) {
+    Attempt a = ReplayIn(txn, payloads);
+    if (a.ok() && batch != nullptr) a = WriteBatchIn(txn, *batch);
+    if (a.ok() && snapshot != nullptr) a = SaveSnapshotIn(txn, *snapshot);
+    if (a.ok() && journal_seq_ != checkpoint_seq_) {
+      const int rc = PutJournalSeq(txn->get(), meta_dbi_, journal_seq_, &scratch_);
+      if (rc != MDB_SUCCESS) a = Attempt::Mdb(rc, "writing journal_seq");
+    }
+    return a;
+  }));
+  // LMDB now durably holds everything journaled: the journal may be overwritten.
+  checkpoint_seq_ = journal_seq_;
+  if (journal_ != nullptr) journal_->Restart();
+  if (!payloads.empty()) ++checkpoints_;
+  if (batch != nullptr && batch->promised) promised_ = std::max(promised_, *batch->promised);
+  return Status::Ok();
+}
+
+Result<JournalReport> LmdbStore::InspectJournal() {
+  std::lock_guard<std::mutex> lock(mu_);
+  JournalReport report;
+  std::string bytes;
+  if (Status s = Journal::ReadFile(dir_, &bytes); !s.ok()) {
+    if (s.code() == StatusCode::kNotFound) return report;
+    return Annotate(s);
+  }
+  report.exists = true;
+  report.file_bytes = bytes.size();
+  if (have_dbs_) {
+    Txn txn;
+    STORE_RETURN_IF_ERROR(BeginRead(&txn));
+    STORE_RETURN_IF_ERROR(Annotate(ReadJournalSeq(&txn, &report.checkpoint_seq)));
+  }
+  Result<JournalScan> scan = ScanJournal(bytes, report.checkpoint_seq);
+  if (!scan.ok()) {
+    report.status = Annotate(scan.status());
+    return report;
+  }
+  report.pending_records = scan.value().records.size();
+  for (const JournalRecord& r : scan.value().records) {
+    report.pending_bytes += JournalRecordBytes(r.payload.size());
+  }
+  report.torn_tail = scan.value().torn_tail;
+  return report;
+}
+
 // --- Space ---
 
 size_t LmdbStore::UsedBytes() {
@@ -800,6 +1076,9 @@ LmdbStats LmdbStore::stats() {
   s.used_bytes = env_ != nullptr ? UsedBytes() : 0;
   s.no_space = no_space_;
   s.failed = !fatal_.ok();
+  s.journal_syncs = journal_ ? journal_->syncs() : 0;
+  s.checkpoints = checkpoints_;
+  s.journal_bytes = journal_ ? journal_->tail_bytes() : 0;
   return s;
 }
 
@@ -817,6 +1096,14 @@ Result<paxos::DurableState> LmdbStore::Load() {
   Txn txn;
   STORE_RETURN_IF_ERROR(BeginRead(&txn));
   if (Status s = LoadIn(&txn, &state); !s.ok()) return Annotate(s);
+  // Batches journaled since LMDB's checkpoint come on top, exactly as replay would apply them.
+  uint64_t checkpoint_seq = 0;
+  STORE_RETURN_IF_ERROR(Annotate(ReadJournalSeq(&txn, &checkpoint_seq)));
+  txn.Abort();
+  std::string bytes;
+  std::vector<std::string_view> payloads;
+  STORE_RETURN_IF_ERROR(Annotate(PendingPayloads(checkpoint_seq, &bytes, &payloads)));
+  if (!payloads.empty()) STORE_RETURN_IF_ERROR(Annotate(OverlayJournal(payloads, &state)));
   return state;
 }
 
@@ -966,6 +1253,11 @@ Status LmdbStore::InspectMeta(Txn* txn, RecordVisitor* visitor) {
       s = OpenRecord(RecordKind::kSnapshotMeta, k, record, k, &payload);
       if (s.ok()) s = DecodeSnapshotMeta(payload, &meta);
       if (s.ok()) visitor->OnSnapshot(meta);
+    } else if (k == kJournalSeqKey) {
+      paxos::Slot seq = 0;
+      s = OpenRecord(RecordKind::kJournalSeq, k, record, k, &payload);
+      if (s.ok()) s = DecodeSlot(payload, &seq);
+      if (s.ok()) visitor->OnJournalSeq(seq);
     } else if (k == kSnapshotDataKey) {
       paxos::Slot applied_below = 0;
       std::string data;

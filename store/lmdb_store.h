@@ -6,15 +6,27 @@
 // Every value is a checksummed record (store/record_codec.h); every read verifies it, and a
 // mismatch is reported as kCorruption naming the record ("slot 42"), never treated as absent.
 //
-// Durability. Write() and SaveSnapshot() are each one LMDB write transaction, committed with
-// LMDB's durable sync (fdatasync of the data pages, then an O_DSYNC meta page write) before they
-// return Ok. MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC are never used and Open() refuses an
-// environment that reports any of them. A commit that fails with an I/O error makes the store
-// fatal: that call and every later write return kIoError, because a failed sync must never be
-// retried and then acknowledged. The process should restart and recover from what is on disk.
-// (A commit failing with ENOSPC, EDQUOT or EFBIG is kNoSpace instead, and not fatal: LMDB writes
-// the meta page last, so such a commit left the previous state intact, and a retry rewrites every
-// page of the new transaction rather than trusting pages whose write-back failed.)
+// Durability. With options.journal (the default), Write() appends the batch as one checksummed
+// record to the preallocated journal DIR/journal (store/journal.h) and returns Ok after ONE
+// fdatasync of it. LMDB is written behind the journal: once journal_checkpoint_bytes have been
+// appended, the next Write() first folds every journaled batch into LMDB in one durable LMDB
+// transaction (a checkpoint, which records the last folded sequence number as "journal_seq"),
+// then restarts the journal from its beginning. SaveSnapshot() is such a checkpoint too (the
+// journaled batches, then the snapshot, in one transaction). Open() replays the journal records
+// newer than LMDB's journal_seq into LMDB before anything else: a record cut by a crash at the
+// tail is discarded (it was never acknowledged); a damaged record followed by intact newer ones
+// is corruption and Open() fails. docs/durability.md gives the ordering argument.
+// Without options.journal, Write() and SaveSnapshot() are each one LMDB write transaction.
+// Every LMDB transaction is committed with LMDB's durable sync (fdatasync of the data pages, then
+// an O_DSYNC meta page write) before it returns Ok. MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC
+// are never used and Open() refuses an environment that reports any of them. A commit or journal
+// append that fails with an I/O error makes the store fatal: that call and every later write
+// return kIoError, because a failed sync must never be retried and then acknowledged. The
+// process should restart and recover from what is on disk. (A commit failing with ENOSPC, EDQUOT
+// or EFBIG is kNoSpace instead, and not fatal: LMDB writes the meta page last, so such a commit
+// left the previous state intact, and a retry rewrites every page of the new transaction rather
+// than trusting pages whose write-back failed. With the journal, a checkpoint that fails for
+// space leaves the batches in the journal, and writes go on into the journal until it is full.)
 //
 // Space. The LMDB map starts at options.map_bytes and doubles (up to map_bytes_max) before a
 // write could fill it, or when a write does fill it. data.mdb is preallocated (fallocate) to the
@@ -40,6 +52,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "paxos/ready.h"
 #include "paxos/status.h"
@@ -51,6 +64,8 @@ struct MDB_env;  // lmdb.h; only store/ links LMDB.
 
 namespace ballot::store {
 
+class Journal;  // store/journal.h
+
 inline constexpr size_t kMiB = size_t{1} << 20;
 inline constexpr size_t kGiB = size_t{1} << 30;
 
@@ -61,16 +76,25 @@ struct LmdbOptions {
   size_t map_bytes = 64 * kMiB;            // initial LMDB map size (and data.mdb preallocation)
   size_t map_bytes_max = 16 * kGiB;        // the map never grows beyond this
   unsigned readers_max = 126;              // LMDB reader table slots
+  // Write-ahead journal in front of LMDB: one device flush per Write() instead of two.
+  bool journal = true;
+  // A checkpoint (a durable LMDB commit of the journaled batches) after this many journal bytes.
+  // The journal file is preallocated to twice this. A batch larger than this is committed to
+  // LMDB directly instead.
+  size_t journal_checkpoint_bytes = 1 * kMiB;
 };
 
 struct LmdbStats {
-  uint64_t commits = 0;      // durable write transactions
-  uint64_t map_grows = 0;    // times the map was enlarged
-  size_t map_bytes = 0;      // current map size
-  size_t map_bytes_max = 0;  // current limit
-  size_t used_bytes = 0;     // high-water mark of pages in use
-  bool no_space = false;     // the last write failed with kNoSpace
-  bool failed = false;       // a commit failed with an I/O error; writes are refused for good
+  uint64_t commits = 0;        // durable LMDB write transactions (checkpoints included)
+  uint64_t journal_syncs = 0;  // journal records appended (one fdatasync each)
+  uint64_t checkpoints = 0;    // LMDB commits that folded in journaled batches
+  size_t journal_bytes = 0;    // journal bytes not yet checkpointed into LMDB
+  uint64_t map_grows = 0;      // times the map was enlarged
+  size_t map_bytes = 0;        // current map size
+  size_t map_bytes_max = 0;    // current limit
+  size_t used_bytes = 0;       // high-water mark of pages in use
+  bool no_space = false;       // the last write (or the checkpoint before it) failed for space
+  bool failed = false;         // a commit failed with an I/O error; writes are refused for good
 };
 
 // What LmdbStore::Inspect() reports, record by record: first the "meta" database in key order,
@@ -84,12 +108,25 @@ class RecordVisitor {
   virtual void OnSnapshot(const SnapshotMeta& meta) = 0;
   // The snapshot's data record; `applied_below` is the copy stored inside it.
   virtual void OnSnapshotData(paxos::Slot applied_below, uint64_t data_bytes) = 0;
+  // LMDB's "journal_seq": the last journal record folded into LMDB.
+  virtual void OnJournalSeq(uint64_t /*seq*/) {}
   // `record_bytes` is the size of the stored record (header and payload).
   virtual void OnEntry(const paxos::Entry& entry, size_t record_bytes) = 0;
   // A record that failed its checksum or did not decode, or a key that should not exist.
   // `status` is kCorruption and names the record; `slot` is its slot for a log record whose key
   // is readable, else 0.
   virtual void OnBadRecord(paxos::Slot slot, const Status& status) = 0;
+};
+
+// What InspectJournal() found.
+struct JournalReport {
+  bool exists = false;           // DIR/journal exists
+  size_t file_bytes = 0;         // its size (the preallocation)
+  uint64_t checkpoint_seq = 0;   // LMDB's journal_seq
+  uint64_t pending_records = 0;  // newer records (replayed at the next open)
+  uint64_t pending_bytes = 0;
+  bool torn_tail = false;  // the chain ends on a cut record (never acknowledged)
+  Status status;           // kCorruption if recovery would refuse the journal
 };
 
 class LmdbStore final : public Store {
@@ -134,6 +171,10 @@ class LmdbStore final : public Store {
   // reported to the visitor, not returned. Returns non-ok only if LMDB itself cannot be read.
   Status Inspect(RecordVisitor* visitor);
 
+  // What DIR/journal holds beyond LMDB's checkpoint (see JournalReport). Reads the file; on a
+  // live server the journal may move underneath, so a kCorruption here is worth a second look.
+  Result<JournalReport> InspectJournal();
+
   // Raises (or lowers, down to the current map size) the growth limit. A store refusing writes
   // with kNoSpace because its map is at the limit accepts them again once the limit is raised.
   void SetMapBytesMax(size_t map_bytes_max);
@@ -142,8 +183,9 @@ class LmdbStore final : public Store {
   const std::string& dir() const { return dir_; }
   bool read_only() const { return read_only_; }
 
-  // Test hook: the next commit is aborted instead and reported as failing with `error` (an errno
-  // or LMDB code), as if the disk had failed at that moment.
+  // Test hook: the next commit (with the journal: the next journal append, or the checkpoint
+  // before it) is aborted instead and reported as failing with `error` (an errno or LMDB code),
+  // as if the disk had failed at that moment.
   void TEST_FailNextCommit(int error);
 
  private:
@@ -168,6 +210,18 @@ class LmdbStore final : public Store {
   Attempt Commit(Txn* txn);
   Status NoSpace(Status status);
   Status Fatal(Status status);
+
+  // The journal (store/journal.h).
+  Status RecoverJournal(const LmdbOptions& options);
+  Status WriteJournaled(const paxos::PersistBatch& batch);
+  // One durable LMDB transaction: the journaled batches, then `batch` and/or `snapshot` if given,
+  // then journal_seq. Restarts the journal on success.
+  Status Checkpoint(const char* what, const paxos::PersistBatch* batch, const Snapshot* snapshot);
+  Attempt ReplayIn(Txn* txn, const std::vector<std::string_view>& payloads);
+  Status ReadJournalSeq(Txn* txn, uint64_t* seq);
+  // The payloads of the journal records newer than `checkpoint_seq`, in order; *bytes holds them.
+  Status PendingPayloads(uint64_t checkpoint_seq, std::string* bytes,
+                         std::vector<std::string_view>* payloads);
 
   Status GrowMap(size_t need_bytes, bool map_full);
   Status ResizeMap(size_t map_bytes);
@@ -196,7 +250,15 @@ class LmdbStore final : public Store {
   uint64_t commits_ = 0;
   uint64_t map_grows_ = 0;
   int test_commit_error_ = 0;
-  std::string scratch_;  // record encoding buffer, reused across writes
+  std::string scratch_;               // record encoding buffer, reused across writes
+  std::unique_ptr<Journal> journal_;  // null without options.journal (or read-only)
+  size_t journal_checkpoint_bytes_ = 0;
+  uint64_t journal_seq_ = 0;     // the last journal record appended (or folded into LMDB)
+  uint64_t checkpoint_seq_ = 0;  // LMDB's journal_seq
+  paxos::Ballot promised_;       // the newest promise, journaled or in LMDB
+  Status promised_status_;       // non-ok if LMDB's promise could not be read at open
+  uint64_t checkpoints_ = 0;
+  std::string journal_scratch_;  // batch encoding buffer, reused across writes
 };
 
 // Ok unless `env_flags` (from mdb_env_get_flags) contains MDB_NOSYNC, MDB_NOMETASYNC or

@@ -149,6 +149,8 @@ const char* RecordKindName(RecordKind kind) {
       return "snapshot_data";
     case RecordKind::kEntry:
       return "entry";
+    case RecordKind::kJournalSeq:
+      return "journal_seq";
   }
   return "unknown";
 }
@@ -331,6 +333,74 @@ Status DecodeSnapshotData(std::string_view in, paxos::Slot* applied_below, std::
   STORE_RETURN_IF_ERROR(r.Bytes("snapshot_data", r.remaining(), &rest));
   *applied_below = below;
   data->assign(rest);
+  return Status::Ok();
+}
+
+namespace {
+constexpr uint8_t kBatchFlagPromised = 0x01;
+constexpr uint8_t kBatchFlagChosenBelow = 0x02;
+constexpr uint8_t kBatchFlagsKnown = kBatchFlagPromised | kBatchFlagChosenBelow;
+constexpr size_t kBatchEntryFixedBytes = 8 + 4;  // slot, payload length
+}  // namespace
+
+void EncodeBatchPayload(const paxos::PersistBatch& batch, std::string* out) {
+  CHECK_LE(batch.entries.size(), std::numeric_limits<uint32_t>::max());
+  uint8_t flags = 0;
+  if (batch.promised) flags |= kBatchFlagPromised;
+  if (batch.chosen_below) flags |= kBatchFlagChosenBelow;
+  PutU8(flags, out);
+  if (batch.promised) PutU64(batch.promised->raw(), out);
+  if (batch.chosen_below) PutU64(*batch.chosen_below, out);
+  PutU32(static_cast<uint32_t>(batch.entries.size()), out);
+  for (const paxos::Entry& e : batch.entries) {
+    PutU64(e.slot, out);
+    const size_t length_at = out->size();
+    PutU32(0, out);  // patched below, once the payload's size is known
+    EncodeEntryPayload(e, out);
+    const size_t length = out->size() - length_at - 4;
+    CHECK_LE(length, std::numeric_limits<uint32_t>::max());
+    for (int i = 0; i < 4; ++i) (*out)[length_at + i] = static_cast<char>(length >> (8 * i));
+  }
+}
+
+Status DecodeBatchPayload(std::string_view in, paxos::PersistBatch* batch) {
+  Reader r(in);
+  uint8_t flags = 0;
+  STORE_RETURN_IF_ERROR(r.U8("batch.flags", &flags));
+  if ((flags & ~kBatchFlagsKnown) != 0) {
+    return Corrupt("batch.flags has unknown bits: " + Hex32(flags));
+  }
+  paxos::PersistBatch b;
+  if (flags & kBatchFlagPromised) {
+    uint64_t raw = 0;
+    STORE_RETURN_IF_ERROR(r.U64("batch.promised", &raw));
+    b.promised = paxos::Ballot::FromRaw(raw);
+  }
+  if (flags & kBatchFlagChosenBelow) {
+    uint64_t slot = 0;
+    STORE_RETURN_IF_ERROR(r.U64("batch.chosen_below", &slot));
+    if (slot == 0) return Corrupt("batch.chosen_below is 0");
+    b.chosen_below = slot;
+  }
+  uint32_t count = 0;
+  STORE_RETURN_IF_ERROR(r.U32("batch.entry count", &count));
+  if (count > r.remaining() / kBatchEntryFixedBytes) {
+    return Corrupt("batch claims " + std::to_string(count) + " entries but only " +
+                   std::to_string(r.remaining()) + " bytes remain");
+  }
+  b.entries.resize(count);
+  for (paxos::Entry& e : b.entries) {
+    uint64_t slot = 0;
+    uint32_t length = 0;
+    std::string_view payload;
+    STORE_RETURN_IF_ERROR(r.U64("batch.entry slot", &slot));
+    if (slot == 0) return Corrupt("batch entry for slot 0");
+    STORE_RETURN_IF_ERROR(r.U32("batch.entry length", &length));
+    STORE_RETURN_IF_ERROR(r.Bytes("batch.entry", length, &payload));
+    STORE_RETURN_IF_ERROR(DecodeEntryPayload(slot, payload, &e));
+  }
+  STORE_RETURN_IF_ERROR(r.End("batch"));
+  *batch = std::move(b);
   return Status::Ok();
 }
 

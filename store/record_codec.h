@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "paxos/ready.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
 
@@ -34,6 +35,7 @@ enum class RecordKind : uint8_t {
   kSnapshotMeta = 4,
   kSnapshotData = 5,
   kEntry = 6,
+  kJournalSeq = 7,  // meta "journal_seq": the last journal record folded into LMDB
 };
 const char* RecordKindName(RecordKind kind);
 
@@ -102,6 +104,12 @@ Status DecodeSnapshotMeta(std::string_view in, SnapshotMeta* meta);
 // metadata of another snapshot.
 void EncodeSnapshotData(paxos::Slot applied_below, std::string_view data, std::string* out);
 Status DecodeSnapshotData(std::string_view in, paxos::Slot* applied_below, std::string* data);
+
+// A whole persist batch, as one journal record's payload (store/journal.h):
+//   flags u8 (1 = promised, 2 = chosen_below) | [promised u64] | [chosen_below u64] |
+//   entry count u32 | per entry: slot u64, payload length u32, EncodeEntryPayload bytes
+void EncodeBatchPayload(const paxos::PersistBatch& batch, std::string* out);
+Status DecodeBatchPayload(std::string_view in, paxos::PersistBatch* batch);
 
 // Upper bound of EncodeEntryPayload's output size, without encoding.
 size_t EntryPayloadBytes(const paxos::Entry& entry);

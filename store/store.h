@@ -28,7 +28,9 @@ class Store {
 
   // Writes the batch atomically and durably. On error nothing of the batch is visible, and the
   // caller must not acknowledge anything that depends on it: kNoSpace when the disk or map is
-  // full, kIoError when a write or sync failed.
+  // full, kIoError when a write or sync failed. (After kIoError the bytes may still have reached
+  // the disk: a restart may find the whole batch, never a part of it. That is safe, since it was
+  // never acknowledged.)
   virtual Status Write(const paxos::PersistBatch& batch) = 0;
 
   // Everything written so far. kCorruption if a record fails its checksum or an invariant.

@@ -59,6 +59,9 @@ struct VerifyReport {
   uint64_t problems_total = 0;
   std::vector<SnapshotFileReport> snapshot_files;  // a damaged one is also a problem
   uint64_t snapshot_files_not_listed = 0;
+  // DIR/journal (journal records beyond LMDB's checkpoint are replayed at the next open; a
+  // journal that recovery would refuse is a problem). nullopt until examined.
+  std::optional<JournalReport> journal;
 
   bool ok() const { return problems_total == 0; }
 };
@@ -70,7 +73,9 @@ struct VerifyReport {
 //   - no entry below applied_below survives (the snapshot covers those);
 //   - no entry at or above chosen_below was accepted at a ballot above the promise;
 //   - the snapshot's two records agree;
-//   - every snapshot file in DIR/snapshots passes its checksums and holds the slot its name says.
+//   - every snapshot file in DIR/snapshots passes its checksums and holds the slot its name says;
+//   - DIR/journal, if present, passes the recovery rules of store/journal.h (a torn tail is not
+//     a problem: it is a write that was never acknowledged).
 // Returns an error only if the store cannot be read at all; problems go into the report.
 Result<VerifyReport> VerifyStore(LmdbStore* store);
 

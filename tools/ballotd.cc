@@ -69,6 +69,11 @@ DEFINE_uint64(TEST_corrupt_every_nth_chunk, 0,
               "tests only: damage every Nth snapshot chunk this node sends (0: never)");
 DEFINE_uint64(map_mb, 64, "initial LMDB map size in MiB (grows as needed)");
 DEFINE_uint64(map_mb_max, 16384, "largest LMDB map size in MiB");
+DEFINE_bool(store_journal, true,
+            "write-ahead journal in front of LMDB: one device flush per persist batch "
+            "(docs/durability.md); false = every batch is a durable LMDB commit");
+DEFINE_uint64(store_journal_checkpoint_kb, 1024,
+              "fold the journal into LMDB (one durable commit) after this many KiB");
 
 namespace ballot::tools {
 namespace {
@@ -125,6 +130,8 @@ NodeOptions OptionsFromFlags() {
   if (Status d = o.driver.Validate(); !d.ok()) UsageError(d.message());
   o.map_bytes = FLAGS_map_mb << 20;
   o.map_bytes_max = FLAGS_map_mb_max << 20;
+  o.store_journal = FLAGS_store_journal;
+  o.store_journal_checkpoint_bytes = FLAGS_store_journal_checkpoint_kb << 10;
   // Validate the protocol options up front so a bad combination is a usage error.
   paxos::Options check = o.paxos;
   check.id = o.id;

@@ -172,5 +172,28 @@ TEST(LmdbSpaceTest, DiskFullIsNoSpaceAndWritesResumeWhenSpaceReturns) {
   ExpectSlots(store.get(), acked + 100);
 }
 
+TEST(LmdbSpaceTest, JournalThatCannotBePreallocatedIsNoSpaceAtOpen) {
+  TempDir tmp;
+  LmdbOptions o = SmallOptions(tmp.path());
+  if (!o.journal) GTEST_SKIP() << "journal off";
+  o.map_bytes = 256 * 1024;
+  o.journal_checkpoint_bytes = 256 * 1024;  // a 512 KiB journal file
+  {
+    FileSizeLimit limit(384 * 1024);  // room for data.mdb, not for the journal
+    Result<std::unique_ptr<LmdbStore>> r = LmdbStore::Open(o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kNoSpace) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("cannot preallocate"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("journal"), std::string::npos) << r.status().message();
+  }
+  // Once there is room, the same directory opens and works.
+  auto store = std::move(LmdbStore::Open(o)).value();
+  ASSERT_OK(store->Write(BigBatch(1, 100)));
+  store.reset();
+  store = std::move(LmdbStore::Open(o)).value();
+  ExpectSlots(store.get(), 1);
+}
+
 }  // namespace
 }  // namespace ballot::store

@@ -48,6 +48,11 @@ inline LmdbOptions SmallOptions(const std::string& dir, uint64_t cluster = 7, ui
   o.node_id = node;
   o.map_bytes = 1 * kMiB;
   o.map_bytes_max = 256 * kMiB;
+  // The store tests run twice (tests/store/CMakeLists.txt): with the journal (the default) and,
+  // as "nojournal.*", with BALLOT_TEST_STORE_JOURNAL=0 (every write an LMDB commit).
+  const char* journal = getenv("BALLOT_TEST_STORE_JOURNAL");
+  o.journal = journal == nullptr || std::string(journal) != "0";
+  o.journal_checkpoint_bytes = 64 * 1024;  // small: checkpoints happen in short tests too
   return o;
 }
 
