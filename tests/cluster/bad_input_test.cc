@@ -44,7 +44,10 @@ std::string LengthPrefix(uint32_t length) {
 }
 
 std::string HelloFrame(uint64_t cluster_id) {
-  auto frame = net::EncodeHello({.cluster_id = cluster_id, .node_id = net::kClientNodeId});
+  net::Hello hello;
+  hello.cluster_id = cluster_id;
+  hello.node_id = net::kClientNodeId;
+  auto frame = net::EncodeHello(hello);
   CHECK(frame.ok()) << frame.status().ToString();
   return frame.value();
 }
