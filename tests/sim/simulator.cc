@@ -70,8 +70,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   static constexpr size_t kSmall[] = {1, 2, 3, 8};
   o.heartbeat_ticks = rng->Pick(kHeartbeatTicks);
   o.election_ticks = rng->Pick(kElectionTicks);
-  o.lease_ticks = static_cast<uint32_t>(rng->Uniform(o.heartbeat_ticks + 1, 6));
-  o.lease_margin_ticks = 1;
+  // At least 3: the leader's lease is lease_ticks - LeaseMarginTicks() (2 at the default drift).
+  o.lease_ticks = static_cast<uint32_t>(rng->Uniform(std::max<uint32_t>(o.heartbeat_ticks + 1, 3), 6));
   o.check_quorum_ticks = static_cast<uint32_t>(rng->Uniform(o.lease_ticks, o.election_ticks));
   o.accept_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
   o.catchup_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
