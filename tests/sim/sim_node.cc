@@ -210,6 +210,9 @@ ClientTag SimNode::Remember(Endpoint from, const ClientRequest& r) {
 
 Time SimNode::DrawSyncLatency() {
   Rng& rng = host_->rng();
+  if (host_->now() < disk_hung_until_ms_) {
+    return disk_hung_until_ms_ - host_->now() + rng.Uniform(0, disk_.latency_max_ms);
+  }
   if (rng.Chance(disk_.stall)) {
     const Time stall = rng.Uniform(disk_.stall_min_ms, disk_.stall_max_ms);
     host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " fsync stalls for " +

@@ -112,7 +112,9 @@ TEST_P(Teeth, SimulatorCatchesPlantedBug) {
 INSTANTIATE_TEST_SUITE_P(Plants, Teeth,
                          ::testing::Values("ack_before_durable", "ignore_accepted",
                                            "forget_promise", "apply_out_of_order",
-                                           "lease_from_ack"),
+                                           "lease_from_ack", "lease_to_lower_ballot",
+                                           "announce_older_epoch", "no_persist_stall_stepdown",
+                                           "clock_drift_beyond_bound"),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
