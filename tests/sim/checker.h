@@ -80,6 +80,7 @@ class Checker {
   // promise an acceptor reports, or the ballot of a leader's message (the core's own rule, see
   // Replica::NoteEpochSeen).
   void OnEpochSeen(paxos::NodeId n, paxos::Ballot epoch);
+  paxos::Ballot epoch_seen(paxos::NodeId n) const { return epoch_seen_.at(n); }
   // Node n told its state machine and callbacks that it leads `epoch`, with its state applied
   // below `applied_below`: every command acknowledged so far must be in that state.
   void OnAnnounced(paxos::NodeId n, uint64_t epoch, paxos::Slot applied_below);

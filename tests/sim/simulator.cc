@@ -24,6 +24,10 @@ namespace {
 constexpr uint64_t kEventsMax = 50'000'000;
 // In runs with snapshots, how often nodes capture their state machine and compact.
 constexpr uint64_t kSnapshotEveryTicks = 50;
+// In runs with drifting clocks, how often a node's clock changes its rate (per tick of its own):
+// often enough that a leader elected while its clock ran fast (fast clocks time out first)
+// may run slow later.
+constexpr double kClockRateChangePerTick = 1.0 / 50;
 
 // How often and how hard the chaos phase hits, drawn once per seed.
 struct ChaosProfile {
@@ -69,32 +73,40 @@ struct ChaosProfile {
   }
 };
 
-// A node's clock: its k-th tick comes at (phase_us + k * period_us) / 1000 virtual ms. Periods
-// differ per node by up to the drift bound (Options::max_clock_drift_ppm) either way; the
-// planted clock_drift_beyond_bound makes them differ far beyond it.
+// A node's clock: from tick index base_index (at base_us virtual microseconds) on, a tick
+// every period_us. Periods differ per node by up to the drift bound
+// (Options::max_clock_drift_ppm) either way, and in runs with drift each node's rate changes
+// now and then (a VM's clock is not steady either); the planted clock_drift_beyond_bound makes
+// them differ far beyond the bound.
 struct NodeClock {
-  uint64_t phase_us = 0;
+  uint64_t base_us = 0;
+  uint64_t base_index = 0;
   uint64_t period_us = kTickMs * 1000;
   uint64_t last_index = 0;  // the last tick index the node processed (or caught up to)
   bool paused = false;
   uint64_t missed_ticks = 0;  // ticks that came while paused
-  Time TickMs(uint64_t index) const { return (phase_us + index * period_us) / 1000; }
+  uint64_t TickUs(uint64_t index) const {
+    CHECK_GE(index, base_index) << "a tick before the clock's last rate change";
+    return base_us + (index - base_index) * period_us;
+  }
+  Time TickMs(uint64_t index) const { return TickUs(index) / 1000; }
+  // From tick `index` (not yet past) on, ticks come every `period` us.
+  void SetRate(uint64_t index, uint64_t period) {
+    base_us = TickUs(index);
+    base_index = index;
+    period_us = period;
+  }
 };
 
-NodeClock DrawClock(Rng* rng, const paxos::Options& o, bool beyond_bound) {
-  NodeClock c;
-  c.phase_us = rng->Uniform(0, kTickMs * 1000 - 1);
-  const int64_t nominal = kTickMs * 1000;
-  int64_t ppm = 0;
+uint64_t DrawPeriodUs(Rng* rng, const paxos::Options& o, bool beyond_bound) {
+  const uint64_t nominal = kTickMs * 1000;
   if (beyond_bound) {
-    // 20% to 45% fast or slow: a broken clock, or a configured bound far too small.
-    ppm = static_cast<int64_t>(rng->Uniform(200'000, 450'000)) * (rng->Chance(0.5) ? 1 : -1);
-  } else {
-    const int64_t bound = o.max_clock_drift_ppm;
-    ppm = static_cast<int64_t>(rng->Uniform(0, 2 * bound)) - bound;
+    // A broken clock, or a configured bound far too small: 2-3.3x fast or 1.5-2x slow.
+    return rng->Chance(0.5) ? rng->Uniform(nominal * 3 / 10, nominal / 2)
+                            : rng->Uniform(nominal * 3 / 2, nominal * 2);
   }
-  c.period_us = static_cast<uint64_t>(nominal + nominal * ppm / 1'000'000);
-  return c;
+  const uint64_t spread = nominal * o.max_clock_drift_ppm / 1'000'000;
+  return rng->Uniform(nominal - spread, nominal + spread);
 }
 
 // The core's options for a run: half the seeds use the defaults, half use tight bounds and
@@ -209,6 +221,8 @@ class Simulator final : public NodeHost, public ClientHost {
   bool HoldForPausedNode(Event& e);
   void Resume(paxos::NodeId id);
   void NoteEpochSeen(paxos::NodeId to, const paxos::Message& m);
+  // The acceptor's lease rules, judged from outside (see the definition).
+  void CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m, paxos::Ballot promised_before);
   void CheckLeases(paxos::NodeId changed);
   void CheckAllLeases() {
     for (paxos::NodeId id = 1; id <= nodes_.size(); ++id) CheckLeases(id);
@@ -241,6 +255,9 @@ class Simulator final : public NodeHost, public ClientHost {
   std::vector<NodeClock> clocks_;                // by node id
   std::vector<std::vector<Event>> paused_inputs_;  // by node id: held while it is paused
   uint32_t election_ticks_ = 0;
+  paxos::Options clock_base_options_;
+  bool drifting_clocks_ = false;
+  uint32_t lease_ticks_ = 0;
   Time disk_hang_end_ms_ = 0;  // the latest end of a disk hang
   Time end_ms_ = 0;            // the run stops here at the latest
   struct LeaseView {             // per node, as of its last input
@@ -249,6 +266,12 @@ class Simulator final : public NodeHost, public ClientHost {
     paxos::Ballot usable_epoch;  // zero unless it is a usable leader
   };
   std::vector<LeaseView> lease_views_;  // by node id
+  struct Granted {                  // per acceptor: the leases it granted, as seen from outside
+    paxos::Ballot holder;           // the highest ballot it followed (across restarts)
+    uint64_t until_index = 0;       // its clock's tick index at which every grant has run out
+    paxos::Ballot incarnation_max;  // the highest ballot it followed in this incarnation
+  };
+  std::vector<Granted> granted_;  // by node id
   std::vector<Event> heap_;
   Time now_ = 0;
   uint64_t next_seq_ = 0;
@@ -267,7 +290,8 @@ Simulator::Simulator(const SimConfig& config)
       network_(config.nodes, &rng_),
       clocks_(config.nodes + 1),
       paused_inputs_(config.nodes + 1),
-      lease_views_(config.nodes + 1) {
+      lease_views_(config.nodes + 1),
+      granted_(config.nodes + 1) {
   CHECK(config.nodes >= 1 && config.nodes <= kNodesMax);
   stats_.seed = config.seed;
   checker_.TEST_SetObserver(config.observer);
@@ -285,6 +309,14 @@ void Simulator::Setup() {
   std::string options;
   paxos::Options base = DrawOptions(&rng_, config_.nodes, &options);
   base.planted = config_.planted;
+  if (config_.planted.clock_drift_beyond_bound) {
+    // The longest lease the options allow, so that clocks beyond the bound show at once: the
+    // acceptors' lease and the followers' election timeout then protect the leader's lease by
+    // only a little more than the drift margin.
+    base.lease_ticks = base.election_ticks - 1;
+    base.check_quorum_ticks = std::max(base.check_quorum_ticks, base.lease_ticks);
+    options += "; lease_ticks=" + std::to_string(base.lease_ticks) + " (clocks beyond the bound)";
+  }
   CHECK(base.members.size() == static_cast<size_t>(config_.nodes));
   trace_.Log(0, options);
   // In 40% of runs nodes take snapshots (by slots and bytes as drawn, and at random points),
@@ -302,16 +334,16 @@ void Simulator::Setup() {
   // Clocks: in half the runs every node ticks at exactly the nominal rate; in the other half
   // each runs fast or slow within the drift bound (or far beyond it, planted).
   const bool drift = config_.planted.clock_drift_beyond_bound || rng_.Chance(0.5);
+  clock_base_options_ = base;
+  drifting_clocks_ = drift;
   election_ticks_ = base.election_ticks;
+  lease_ticks_ = base.lease_ticks;
   std::ostringstream clocks;
   clocks << "tick periods (us):";
   for (auto& n : nodes_) {
     NodeClock& c = clocks_[n->id()];
-    if (drift) {
-      c = DrawClock(&rng_, base, config_.planted.clock_drift_beyond_bound);
-    } else {
-      c.phase_us = rng_.Uniform(0, kTickMs - 1) * 1000;  // each its own phase
-    }
+    c.base_us = rng_.Uniform(0, kTickMs - 1) * 1000;  // each its own phase
+    if (drift) c.period_us = DrawPeriodUs(&rng_, base, config_.planted.clock_drift_beyond_bound);
     clocks << " " << c.period_us;
     n->Start();
     Push(c.TickMs(0), EventKind::kNodeTick, n->id(), 0);
@@ -405,6 +437,41 @@ void Simulator::Resume(paxos::NodeId id) {
   }
 }
 
+// "A lease belongs to a ballot: an acceptor that granted a lease to ballot b refuses to promise
+// any other node's ballot until it expires, and never hands it back to a lower ballot"
+// (DESIGN.md). An acceptor grants a lease when it takes a heartbeat or accept of a leader
+// (it then follows that leader). Judged in the acceptor's own clock ticks: its replica counts
+// no more ticks than its clock (a pause's catch-up is capped), so the acceptor's own lease is
+// never shorter than this one. Across a restart the grants stay: the post-restart lease must
+// cover them. Within one incarnation a grant never goes to a lower ballot.
+void Simulator::CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m,
+                                 paxos::Ballot promised_before) {
+  const paxos::ReplicaStatus st = node(to).status();
+  const uint64_t index = clocks_[to].last_index;
+  Granted& g = granted_[to];
+  if (m.type == paxos::MessageType::kHeartbeat || m.type == paxos::MessageType::kAccept) {
+    if (st.role != paxos::Role::kFollower || st.leader != m.from || st.leader_epoch != m.ballot) {
+      return;  // refused: nothing granted
+    }
+    if (m.ballot < g.incarnation_max) {
+      checker_.Fail("node " + std::to_string(to) + " granted a lease to " +
+                    paxos::ToString(m.ballot) + " after granting one to the newer " +
+                    paxos::ToString(g.incarnation_max));
+      return;
+    }
+    g.incarnation_max = m.ballot;
+    g.holder = std::max(g.holder, m.ballot);
+    g.until_index = std::max(g.until_index, index + lease_ticks_);
+    return;
+  }
+  if (m.type != paxos::MessageType::kPrepare) return;
+  if (!(st.promised == m.ballot && promised_before < m.ballot)) return;  // nothing promised
+  if (g.holder.IsZero() || g.holder.node() == m.ballot.node() || index >= g.until_index) return;
+  checker_.Fail("node " + std::to_string(to) + " promised " + paxos::ToString(m.ballot) +
+                " at its tick " + std::to_string(index) + " while the lease it granted to " +
+                paxos::ToString(g.holder) + " runs until tick " + std::to_string(g.until_index));
+}
+
 // The core's own rule for "seen" (Replica::NoteEpochSeen), fed to the checker.
 void Simulator::NoteEpochSeen(paxos::NodeId to, const paxos::Message& m) {
   checker_.OnEpochSeen(to, m.promised);
@@ -428,8 +495,10 @@ void Simulator::NoteEpochSeen(paxos::NodeId to, const paxos::Message& m) {
 void Simulator::CheckLeases(paxos::NodeId changed) {
   const SimNode& n = node(changed);
   LeaseView& v = lease_views_.at(changed);
-  v = LeaseView{};
-  if (n.up()) {
+  // A paused node has not changed since its last input: keep its view (its clock may have
+  // changed rate since, so the view is not recomputed from it).
+  if (!clocks_[changed].paused) v = LeaseView{};
+  if (n.up() && !clocks_[changed].paused) {
     const paxos::ReplicaStatus s = n.status();
     if (s.lease_held) {
       const NodeClock& c = clocks_[changed];
@@ -471,6 +540,14 @@ void Simulator::DispatchEvent(Event& e) {
         node(e.target).Tick();
         c.last_index = e.arg;
       }
+      if (drifting_clocks_ && rng_.Chance(kClockRateChangePerTick)) {
+        c.SetRate(e.arg + 1, DrawPeriodUs(&rng_, clock_base_options_,
+                                          config_.planted.clock_drift_beyond_bound));
+        if (trace_.verbose()) {
+          trace_.Log(now_, "node " + std::to_string(e.target) + " clock: a tick every " +
+                               std::to_string(c.period_us) + " us");
+        }
+      }
       Push(c.TickMs(e.arg + 1), EventKind::kNodeTick, e.target, e.arg + 1);
       break;
     }
@@ -491,7 +568,10 @@ void Simulator::DispatchEvent(Event& e) {
       node(e.target).OnBackgroundDone(e.arg);
       break;
     case EventKind::kRestart:
-      if (!node(e.target).up()) node(e.target).Start();
+      if (!node(e.target).up()) {
+        granted_[e.target].incarnation_max = paxos::Ballot();
+        node(e.target).Start();
+      }
       break;
     case EventKind::kChaos:
       if (phase_ != Phase::kChaos) break;
@@ -519,7 +599,17 @@ void Simulator::Deliver(const Envelope& envelope) {
     trace_.Fold({0xDE1, HashMessage(*m)});
     if (IsNode(envelope.to)) {
       NoteEpochSeen(envelope.to, *m);
+      const paxos::Ballot promised_before = node(envelope.to).status().promised;
       node(envelope.to).OnPeerMessage(*m);
+      if (node(envelope.to).up()) {
+        CheckLeaseGrants(envelope.to, *m, promised_before);
+        const paxos::Ballot usable = node(envelope.to).usable_epoch();
+        if (!usable.IsZero() && usable < checker_.epoch_seen(envelope.to)) {
+          checker_.Fail("node " + std::to_string(envelope.to) + " still leads epoch " +
+                        paxos::ToString(usable) + " after it saw the newer epoch " +
+                        paxos::ToString(checker_.epoch_seen(envelope.to)));
+        }
+      }
     }
   } else if (const auto* r = std::get_if<ClientRequest>(&envelope.payload)) {
     trace_.Fold({0xDE2, envelope.to, r->client_id, r->op_id});
@@ -639,7 +729,10 @@ void Simulator::Heal() {
   for (auto& n : nodes_) {
     n->set_disk(DiskConfig::Calm());  // a hung disk stays hung (HangDiskUntil)
     Resume(n->id());
-    if (!n->up()) n->Start();
+    if (!n->up()) {
+      granted_[n->id()].incarnation_max = paxos::Ballot();
+      n->Start();
+    }
   }
   for (auto& c : clients_) c->Drain(1);
   Push(now_, EventKind::kMonitor, 0);
