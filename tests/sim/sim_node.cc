@@ -363,6 +363,13 @@ void SimNode::OnSnapshotTaken(paxos::Slot applied_below) {
 
 void SimNode::OnSnapshotRestored(paxos::NodeId source, paxos::Slot applied_below) {
   const Checker::FreshMap* fresh = host_->SnapshotFresh(source, applied_below);
+  // A snapshot received from a peer but not installed (the log got this node there first)
+  // stays in the store, and a restart restores it as its own: look it up at every node. Any
+  // node's snapshot below the same slot holds the same commands (that is what the checker's
+  // agreement checks guarantee), so any record of it will do.
+  for (paxos::NodeId n = 1; fresh == nullptr && n <= kNodesMax; ++n) {
+    fresh = host_->SnapshotFresh(n, applied_below);
+  }
   if (fresh == nullptr) {
     host_->checker().Fail("node " + std::to_string(id_) + " restored a snapshot below " +
                           std::to_string(applied_below) + " from node " + std::to_string(source) +

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -102,6 +103,10 @@ struct Plant {
   const char* name;
   int nodes;  // 0: alternate 3 and 5
 };
+
+void PrintTo(const Plant& p, std::ostream* os) {
+  *os << p.name << (p.nodes == 0 ? " (3 and 5 nodes)" : " (5 nodes)");
+}
 
 class Teeth : public ::testing::TestWithParam<Plant> {};
 
