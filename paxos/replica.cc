@@ -383,7 +383,12 @@ void Replica::TickFollower() {
 }
 
 void Replica::TickCandidate() {
-  if (now_ >= election_deadline_) BecomePreCandidate();  // split vote or lost messages: retry
+  if (now_ < election_deadline_) return;
+  if (PersistStalled() && !options_.planted.no_persist_stall_stepdown) {
+    BecomeFollower(Ballot(), kNoNode);  // as in TickFollower: no campaign on a hung disk
+    return;
+  }
+  BecomePreCandidate();  // split vote or lost messages: retry
 }
 
 void Replica::TickLeader() {
