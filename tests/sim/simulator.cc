@@ -125,7 +125,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   o.heartbeat_ticks = rng->Pick(kHeartbeatTicks);
   o.election_ticks = rng->Pick(kElectionTicks);
   // At least 3: the leader's lease is lease_ticks - LeaseMarginTicks() (2 at the default drift).
-  o.lease_ticks = static_cast<uint32_t>(rng->Uniform(std::max<uint32_t>(o.heartbeat_ticks + 1, 3), 6));
+  o.lease_ticks =
+      static_cast<uint32_t>(rng->Uniform(std::max<uint32_t>(o.heartbeat_ticks + 1, 3), 6));
   o.check_quorum_ticks = static_cast<uint32_t>(rng->Uniform(o.lease_ticks, o.election_ticks));
   o.accept_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
   o.catchup_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
@@ -507,7 +508,9 @@ void Simulator::CheckLeases(paxos::NodeId changed) {
     }
     v.usable_epoch = n.usable_epoch();
   }
-  auto holds = [this](const LeaseView& x) { return !x.lease_epoch.IsZero() && now_ < x.lease_end_ms; };
+  auto holds = [this](const LeaseView& x) {
+    return !x.lease_epoch.IsZero() && now_ < x.lease_end_ms;
+  };
   if (!holds(v) && v.usable_epoch.IsZero()) return;
   for (paxos::NodeId other = 1; other <= nodes_.size(); ++other) {
     const LeaseView& o = lease_views_[other];
