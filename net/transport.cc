@@ -1004,7 +1004,7 @@ PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& op
   t.heartbeat_ticks = options.heartbeat_ticks;
   t.election_ticks = options.election_ticks;
   t.lease_ticks = options.lease_ticks;
-  t.lease_margin_ticks = options.lease_margin_ticks;
+  t.max_clock_drift_ppm = options.max_clock_drift_ppm;
   return t;
 }
 

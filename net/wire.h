@@ -33,7 +33,7 @@ struct PeerTiming {
   uint32_t heartbeat_ticks = 0;
   uint32_t election_ticks = 0;  // a follower's election timeout is drawn from [E, 2E) ticks
   uint32_t lease_ticks = 0;
-  uint32_t lease_margin_ticks = 0;  // the clock drift bound (to become max_clock_drift_ppm)
+  uint32_t max_clock_drift_ppm = 0;  // the clock drift bound the lease margin is derived from
 
   friend bool operator==(const PeerTiming&, const PeerTiming&) = default;
 };
@@ -52,7 +52,7 @@ inline std::vector<TimingValue> TimingFields(const PeerTiming& t) {
       {"heartbeat_ticks", t.heartbeat_ticks},
       {"election_ticks", t.election_ticks},
       {"lease_ticks", t.lease_ticks},
-      {"lease_margin_ticks", t.lease_margin_ticks},
+      {"max_clock_drift_ppm", t.max_clock_drift_ppm},
   };
 }
 

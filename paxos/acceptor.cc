@@ -6,15 +6,23 @@
 
 namespace ballot::paxos {
 
-Acceptor::Acceptor(SlotLog* log, Ballot promised, uint64_t lease_ticks, uint64_t now)
-    : log_(log), lease_ticks_(lease_ticks), promised_(promised) {
+Acceptor::Acceptor(SlotLog* log, Ballot promised, uint64_t lease_ticks, uint64_t now,
+                   bool lease_to_lower_ballot)
+    : log_(log),
+      lease_ticks_(lease_ticks),
+      lease_to_lower_ballot_(lease_to_lower_ballot),
+      promised_(promised) {
   // Whatever lease this acceptor granted before a restart, it may still be running at the old
-  // leader, so honour one full lease period for nobody.
-  lease_until_ = now + lease_ticks_;
+  // leader, so honour one full lease period for nobody. A grant during it does not end it: the
+  // lost lease may belong to a higher ballot than the one heard now.
+  anonymous_until_ticks_ = now + lease_ticks_;
+  lease_until_ticks_ = anonymous_until_ticks_;
 }
 
 bool Acceptor::LeaseBlocks(NodeId candidate, uint64_t now) const {
-  return now < lease_until_ && lease_holder_ != candidate;
+  if (now < anonymous_until_ticks_ && !lease_to_lower_ballot_) return true;
+  if (now >= lease_until_ticks_) return false;
+  return lease_ballot_.IsZero() || lease_ballot_.node() != candidate;
 }
 
 Acceptor::Verdict Acceptor::CheckPromise(Ballot b, uint64_t now) const {
@@ -76,9 +84,23 @@ void Acceptor::LearnChosen(const Entry& chosen) {
   log_->Write(e);
 }
 
-void Acceptor::GrantLease(Ballot leader, uint64_t now) {
-  lease_holder_ = leader.node();
-  lease_until_ = std::max(lease_until_, now + lease_ticks_);
+bool Acceptor::GrantLease(Ballot leader, uint64_t now) {
+  if (leader < promised_) return false;
+  if (lease_to_lower_ballot_) {
+    // BUG, planted for tests: the holder is replaced without raising the promise, so a stale
+    // leader whose ballot still equals the promise takes over a newer ballot's lease.
+    lease_ballot_ = leader;
+    lease_until_ticks_ = std::max(lease_until_ticks_, now + lease_ticks_);
+    return true;
+  }
+  // Implicit promise: from now on lower ballots are stale here, so the lease (which only ever
+  // goes to a ballot >= the promise) can never move down.
+  promised_ = leader;
+  CHECK(leader >= lease_ballot_) << "a lease must never move to a lower ballot: "
+                                 << ToString(leader) << " < " << ToString(lease_ballot_);
+  lease_ballot_ = leader;
+  lease_until_ticks_ = std::max(lease_until_ticks_, now + lease_ticks_);
+  return true;
 }
 
 }  // namespace ballot::paxos

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <set>
+#include <string>
 
 namespace ballot::paxos {
 
 namespace {
+// 5%: far beyond any working clock (quartz is within ~100 ppm).
+constexpr uint32_t kClockDriftPpmMax = 50'000;
 Status Invalid(const std::string& why) { return Status(StatusCode::kInvalidArgument, why); }
 }  // namespace
 
@@ -24,8 +27,14 @@ Status Options::Validate() const {
   if (election_ticks <= heartbeat_ticks) {
     return Invalid("election tick must be greater than heartbeat tick");
   }
-  if (lease_ticks <= lease_margin_ticks) {
-    return Invalid("lease ticks must be greater than the lease margin");
+  if (max_clock_drift_ppm > kClockDriftPpmMax) {
+    return Invalid("max clock drift ppm must be at most " + std::to_string(kClockDriftPpmMax) +
+                   " (a clock that far off is broken, not drifting)");
+  }
+  if (lease_ticks <= LeaseMarginTicks()) {
+    return Invalid("lease ticks must be greater than the lease margin (" +
+                   std::to_string(LeaseMarginTicks()) +
+                   " ticks from max_clock_drift_ppm), or the leader never holds a lease");
   }
   if (lease_ticks >= election_ticks) {
     // Otherwise acceptors still hold a dead leader's lease when followers time out, and every
@@ -34,6 +43,10 @@ Status Options::Validate() const {
   }
   if (check_quorum_ticks < lease_ticks) {
     return Invalid("check quorum ticks must be at least lease ticks");
+  }
+  if (persist_stall_ticks_max <= election_ticks) {
+    // Otherwise one slow sync deposes a healthy leader.
+    return Invalid("persist stall ticks max must be greater than election ticks");
   }
   if (accept_retry_ticks == 0 || catchup_retry_ticks == 0) {
     return Invalid("retry ticks must be at least 1");
@@ -48,6 +61,12 @@ Status Options::Validate() const {
     return Invalid("batch bytes max must not exceed message bytes max");
   }
   return Status::Ok();
+}
+
+uint32_t Options::LeaseMarginTicks() const {
+  // Integer ceil, so that rounding can never eat the drift part; the 1 is the tick granularity.
+  const uint64_t drift = (2 * uint64_t{max_clock_drift_ppm} * lease_ticks + 999'999) / 1'000'000;
+  return static_cast<uint32_t>(1 + drift);
 }
 
 }  // namespace ballot::paxos

@@ -20,6 +20,12 @@ struct PlantedBugs {
   bool forget_promise_on_restart = false;   // promised ballot is not persisted
   bool apply_out_of_order = false;          // learner applies chosen slots past a gap
   bool lease_from_ack_time = false;         // leader times its lease from the ack, not the send
+  bool lease_to_lower_ballot = false;       // a late heartbeat of a lower ballot takes the lease
+  bool announce_older_epoch = false;        // a leader that saw a newer epoch still becomes usable
+  bool no_persist_stall_stepdown = false;   // a leader whose disk hangs keeps leading
+  // Not a core bug: the simulator runs nodes' clocks faster and slower than
+  // Options::max_clock_drift_ppm allows (the core ignores this field).
+  bool clock_drift_beyond_bound = false;
 };
 
 struct Options {
@@ -32,10 +38,25 @@ struct Options {
   uint32_t heartbeat_ticks = 1;
   uint32_t election_ticks = 10;
   // Acceptors that heard from the leader refuse to promise to anyone else for lease_ticks. The
-  // leader counts its own lease from when it sent the heartbeat, minus lease_margin_ticks for
-  // clock drift, and serves reads locally while it holds.
+  // leader counts its own lease from when it SENT the heartbeat (acceptors start theirs on
+  // arrival, which is later), shortened by LeaseMarginTicks(), and serves reads locally while it
+  // holds.
   uint32_t lease_ticks = 6;
-  uint32_t lease_margin_ticks = 1;
+  // The bound on how far any two nodes' tick rates may differ from the nominal one, in parts per
+  // million (1000 = 0.1%: quartz oscillators are within ~100 ppm; the rest is headroom for VM
+  // clocks). The leader's lease is shortened by LeaseMarginTicks() =
+  //   1 + ceil(2 * max_clock_drift_ppm * 1e-6 * lease_ticks)
+  // ticks: the 1 covers the acceptor counting its lease in whole ticks (its current tick began
+  // up to a tick before the heartbeat arrived), the rest covers the leader's clock running slow
+  // while the acceptor's runs fast, each by at most the bound. Leases are only as safe as this
+  // bound: nodes whose clocks drift further may serve stale lease reads. Every node of a cluster
+  // must use the same value (and the same lease_ticks and tick length).
+  uint32_t max_clock_drift_ppm = 1000;
+  // A leader whose storage has not completed a persist batch for more than this many ticks
+  // (300 = 3 s at 10 ms ticks) steps down and stops heartbeating so that others can elect a
+  // leader whose disk works; while its persist stays stuck it does not run for election
+  // either. A follower's stuck disk holds nobody up: its votes are simply missing.
+  uint32_t persist_stall_ticks_max = 300;
   // A leader that has not heard from a majority for this long steps down.
   uint32_t check_quorum_ticks = 10;
   // Accepts not acknowledged by a majority after this long are sent again.
@@ -69,6 +90,8 @@ struct Options {
   // Checks the configuration; the message names the offending field and why.
   Status Validate() const;
   size_t QuorumSize() const { return members.size() / 2 + 1; }
+  // How much shorter the leader's lease is than the acceptors' (see max_clock_drift_ppm).
+  uint32_t LeaseMarginTicks() const;
 };
 
 }  // namespace ballot::paxos

@@ -48,7 +48,7 @@ Replica::Replica(Options options, DurableState durable)
     : options_(std::move(options)),
       prng_(options_.seed ^ (0x5851F42D4C957F2Dull * options_.id)),
       acceptor_(RestoreLog(&log_, durable), PromisedAfterRestart(options_, durable),
-                options_.lease_ticks, /*now=*/0),
+                options_.lease_ticks, /*now=*/0, options_.planted.lease_to_lower_ballot),
       learner_(&log_, durable.chosen_below, durable.applied_below, options_.planted),
       proposer_(options_) {
   Status s = options_.Validate();
@@ -57,6 +57,7 @@ Replica::Replica(Options options, DurableState durable)
     if (n != options_.id) peers_.push_back(n);
   }
   max_round_seen_ = acceptor_.promised().round();
+  highest_epoch_seen_ = acceptor_.promised();
   persisted_promised_ = acceptor_.promised();
   persisted_chosen_below_ = learner_.chosen_below();
   acked_round_.assign(kNodeIdMax + 1, 0);
@@ -69,6 +70,7 @@ Replica::Replica(Options options, DurableState durable)
 
 void Replica::Tick() {
   ++now_;
+  if (persist_outstanding_) ++persist_stalled_ticks_;
   switch (role_) {
     case Role::kFollower: TickFollower(); break;
     case Role::kPreCandidate:
@@ -84,6 +86,7 @@ void Replica::Step(const Message& m) {
     return;
   }
   max_round_seen_ = std::max({max_round_seen_, m.ballot.round(), m.promised.round()});
+  NoteEpochSeen(m);
   switch (m.type) {
     case MessageType::kPreVote: OnPreVote(m); break;
     case MessageType::kPreVoteReply: OnPreVoteReply(m); break;
@@ -99,6 +102,32 @@ void Replica::Step(const Message& m) {
     case MessageType::kSnapshotRequest:  // the runtime's, not ours
     case MessageType::kSnapshotChunk: ++counters_.messages_dropped; break;
   }
+  if (role_ == Role::kLeader && NewerEpochSeen() && !options_.planted.announce_older_epoch) {
+    // A newer leadership exists (or is being established): ours is over, even if a delayed
+    // reply could still complete its recovery.
+    StepDown();
+  }
+}
+
+void Replica::NoteEpochSeen(const Message& m) {
+  // Ballots that prove an epoch was promised by some acceptor or is led by some node: the
+  // promise an acceptor reports, and the ballot of a leader's messages (or of the leader a
+  // catch-up peer follows). A pre-vote's or a Prepare's ballot is only a candidate's wish; a
+  // candidate that wins shows up through them.
+  highest_epoch_seen_ = std::max(highest_epoch_seen_, m.promised);
+  switch (m.type) {
+    case MessageType::kAccept:
+    case MessageType::kHeartbeat:
+    case MessageType::kCatchupRequest:
+    case MessageType::kCatchupReply:
+      highest_epoch_seen_ = std::max(highest_epoch_seen_, m.ballot);
+      break;
+    default: break;
+  }
+}
+
+bool Replica::NewerEpochSeen() const {
+  return std::max(highest_epoch_seen_, acceptor_.promised()) > leader_epoch_;
 }
 
 ProposeResult Replica::Propose(Command command) {
@@ -200,6 +229,7 @@ void Replica::ReleaseHeld() {
 void Replica::Advance() {
   CHECK(persist_outstanding_) << "Advance() without an outstanding persist batch";
   persist_outstanding_ = false;
+  persist_stalled_ticks_ = 0;
   log_.MarkDurable(outstanding_versions_);
   outstanding_versions_.clear();
   std::vector<Message> self = std::exchange(self_after_persist_, {});
@@ -337,15 +367,41 @@ void Replica::StepDown() {
 // ---------------------------------------------------------------------------------------------
 // Timers
 
+bool Replica::PersistStalled() const {
+  return persist_stalled_ticks_ > options_.persist_stall_ticks_max;
+}
+
 void Replica::TickFollower() {
-  if (now_ >= election_deadline_) BecomePreCandidate();
+  if (now_ < election_deadline_) return;
+  if (PersistStalled() && !options_.planted.no_persist_stall_stepdown) {
+    // A node whose disk hangs could not keep a promise or an accept anyway; leading would stall
+    // the group again. Wait (and let the others elect) until the disk completes.
+    ResetElectionTimer();
+    return;
+  }
+  BecomePreCandidate();
 }
 
 void Replica::TickCandidate() {
-  if (now_ >= election_deadline_) BecomePreCandidate();  // split vote or lost messages: retry
+  if (now_ < election_deadline_) return;
+  if (PersistStalled() && !options_.planted.no_persist_stall_stepdown) {
+    BecomeFollower(Ballot(), kNoNode);  // as in TickFollower: no campaign on a hung disk
+    return;
+  }
+  BecomePreCandidate();  // split vote or lost messages: retry
 }
 
 void Replica::TickLeader() {
+  if (PersistStalled() && !options_.planted.no_persist_stall_stepdown) {
+    // Gray failure: heartbeats without progress would keep everyone else from electing a leader
+    // whose disk works. Step down and stay silent.
+    StepDown();
+    return;
+  }
+  if (NewerEpochSeen() && !options_.planted.announce_older_epoch) {
+    StepDown();  // e.g. our own vote, delivered at Advance(), made us leader after a newer epoch
+    return;
+  }
   if (now_ >= next_heartbeat_) SendHeartbeats();
   size_t heard = 1;
   for (NodeId n : peers_) {
@@ -373,7 +429,9 @@ void Replica::SendHeartbeats() {
   while (round_sent_at_.size() > kRoundsRemembered) round_sent_at_.erase(round_sent_at_.begin());
   next_heartbeat_ = now_ + options_.heartbeat_ticks;
   heartbeat_wanted_ = false;
-  acceptor_.GrantLease(leader_epoch_, now_);  // our own acceptor is part of the lease majority
+  // Our own acceptor is part of the lease majority. (Should it have promised a newer ballot, it
+  // refuses, and the next Step or Tick steps us down.)
+  (void)acceptor_.GrantLease(leader_epoch_, now_);
   Message m;
   m.type = MessageType::kHeartbeat;
   m.ballot = leader_epoch_;
@@ -435,6 +493,8 @@ void Replica::OnChosen(const std::vector<Slot>& slots) {
 void Replica::CheckLeadershipUsable() {
   if (role_ != Role::kLeader || leadership_usable_) return;
   if (learner_.chosen_below() <= leader_start_slot_) return;
+  // Never announce an epoch lower than one this node has seen (Step then steps down).
+  if (NewerEpochSeen() && !options_.planted.announce_older_epoch) return;
   leadership_usable_ = true;
   out_.events.push_back(
       {LeadershipEvent::Kind::kBecameLeader, leader_epoch_, leader_start_slot_});
@@ -457,7 +517,7 @@ void Replica::UpdateLease() {
   // Acceptors started their lease when the heartbeat arrived, which is no earlier than when we
   // sent it; so timing ours from the send (minus a drift margin) keeps it inside theirs.
   uint64_t start = options_.planted.lease_from_ack_time ? now_ : it->second;
-  lease_until_ = std::max(lease_until_, start + options_.lease_ticks - options_.lease_margin_ticks);
+  lease_until_ = std::max(lease_until_, start + options_.lease_ticks - options_.LeaseMarginTicks());
 }
 
 void Replica::ResolveReads() {
@@ -555,7 +615,7 @@ bool Replica::AcceptLeader(const Message& m) {
   leader_epoch_ = m.ballot;
   leader_ = m.from;
   ResetElectionTimer();
-  acceptor_.GrantLease(m.ballot, now_);
+  CHECK(acceptor_.GrantLease(m.ballot, now_)) << "the ballot was checked against the promise";
   return true;
 }
 
@@ -719,6 +779,7 @@ ReplicaStatus Replica::status() const {
   s.chosen_below = learner_.chosen_below();
   s.applied_below = learner_.applied_below();
   s.lease_held = LeaseHeld();
+  s.lease_until_ticks = LeaseHeld() ? lease_until_ : 0;
   s.now_ticks = now_;
   return s;
 }

@@ -52,6 +52,7 @@ struct ReplicaStatus {
   Slot chosen_below = 1;
   Slot applied_below = 1;    // handed out in Ready::apply
   bool lease_held = false;   // leader only: may serve lease reads now
+  uint64_t lease_until_ticks = 0;  // while lease_held: the tick at which it ends (exclusive)
   uint64_t now_ticks = 0;
 };
 
@@ -124,6 +125,11 @@ class Replica {
   void TickFollower();
   void TickCandidate();
   void TickLeader();
+  // The persist batch handed out has been outstanding for more than persist_stall_ticks_max.
+  bool PersistStalled() const;
+  // Epochs: what this node has seen of newer leaderships (see NoteEpochSeen).
+  void NoteEpochSeen(const Message& m);
+  bool NewerEpochSeen() const;
 
   void OnPreVote(const Message& m);
   void OnPreVoteReply(const Message& m);
@@ -182,6 +188,9 @@ class Replica {
   uint64_t now_ = 0;
   uint64_t election_deadline_ = 0;
   uint64_t max_round_seen_ = 0;
+  // The highest epoch some acceptor promised or some leader used, as seen here: a leader never
+  // becomes usable (announces) below it, so announcements never go backwards at a node.
+  Ballot highest_epoch_seen_;
 
   // Catch-up.
   Slot leader_commit_ = 1;
@@ -215,6 +224,7 @@ class Replica {
   Ballot persisted_promised_;
   Slot persisted_chosen_below_ = 1;
   bool persist_outstanding_ = false;
+  uint64_t persist_stalled_ticks_ = 0;  // ticks the outstanding batch has waited so far
   WrittenVersions outstanding_versions_;
   std::vector<Message> held_;                // wait for everything written so far to be synced
   std::vector<Message> self_after_persist_;  // our own votes, delivered at Advance()

@@ -41,6 +41,12 @@ DEFINE_uint32(election_ticks, 10,
               "a follower that hears no leader for a random time in [E, 2E) ticks runs for "
               "election");
 DEFINE_uint32(lease_ticks, 6, "leader lease granted by acceptors, in ticks (< election_ticks)");
+DEFINE_uint32(max_clock_drift_ppm, 1000,
+              "the most two nodes' clocks may drift apart, in parts per million; the leader "
+              "ends its lease 1 + ceil(2 * drift * lease_ticks) ticks early for it");
+DEFINE_uint32(persist_stall_ticks_max, 300,
+              "a leader whose disk has not completed a sync for this many ticks steps down "
+              "(> election_ticks)");
 DEFINE_uint32(batch_commands_max, 512, "commands per slot at most");
 DEFINE_uint32(window_slots_max, 64, "slots in flight (proposed, not yet chosen) at most");
 DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (then Overloaded)");
@@ -110,6 +116,8 @@ NodeOptions OptionsFromFlags() {
   o.paxos.heartbeat_ticks = FLAGS_heartbeat_ticks;
   o.paxos.election_ticks = FLAGS_election_ticks;
   o.paxos.lease_ticks = FLAGS_lease_ticks;
+  o.paxos.max_clock_drift_ppm = FLAGS_max_clock_drift_ppm;
+  o.paxos.persist_stall_ticks_max = FLAGS_persist_stall_ticks_max;
   o.paxos.batch_commands_max = FLAGS_batch_commands_max;
   o.paxos.window_slots_max = FLAGS_window_slots_max;
   o.paxos.pending_commands_max = FLAGS_pending_commands_max;

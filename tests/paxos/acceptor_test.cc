@@ -75,10 +75,66 @@ TEST_F(AcceptorTest, LeaseIsExtendedByLaterGrantsAndNeverShortened) {
 
 TEST_F(AcceptorTest, EqualBallotIsPromisedEvenUnderAnotherNodesLease) {
   // Re-promising the ballot already promised grants nothing new, so the lease does not apply.
-  ASSERT_EQ(acceptor_.Prepare(Ballot(4, 2), kAfterRestartLease), Verdict::kOk);
-  acceptor_.GrantLease(Ballot(4, 1), 30);
+  // (Node 1 leases (4,1); an accept of (4,2) - its leader won phase 1 elsewhere - raises the
+  // promise without a lease of its own here.)
+  ASSERT_TRUE(acceptor_.GrantLease(Ballot(4, 1), 30));
+  ASSERT_EQ(acceptor_.Accept(Ballot(4, 2), 1, Cmds(Ballot(4, 2), {"x"})), Verdict::kOk);
   EXPECT_EQ(acceptor_.Prepare(Ballot(4, 2), 31), Verdict::kOk);
   EXPECT_EQ(acceptor_.Prepare(Ballot(5, 2), 31), Verdict::kLeased);
+}
+
+// Issue 12 item 1, exactly as reported: an old leader's late heartbeat must not take over the
+// lease of a newer ballot, or the old leader's node can be promised a still newer ballot while
+// the newer leader counts this acceptor in its lease (a stale lease read).
+TEST(AcceptorLeaseBallotTest, ALateHeartbeatOfALowerBallotDoesNotTakeOverTheLease) {
+  SlotLog log;
+  Acceptor acceptor(&log, Ballot(1, 1), kLeaseTicks, /*now=*/0);
+  ASSERT_TRUE(acceptor.GrantLease(Ballot(2, 2), 10));
+  EXPECT_EQ(acceptor.promised(), Ballot(2, 2)) << "a heartbeat of (2,2) is an implicit promise";
+  EXPECT_FALSE(acceptor.GrantLease(Ballot(1, 1), 11)) << "(1,1) is below the promise now";
+  EXPECT_EQ(acceptor.lease_ballot(), Ballot(2, 2));
+  for (uint64_t now = 12; now < 10 + kLeaseTicks; ++now) {
+    EXPECT_EQ(acceptor.Prepare(Ballot(3, 1), now), Verdict::kLeased) << "now=" << now;
+    EXPECT_TRUE(acceptor.LeaseBlocks(1, now));
+  }
+  EXPECT_EQ(acceptor.promised(), Ballot(2, 2));
+  EXPECT_EQ(acceptor.Prepare(Ballot(3, 1), 10 + kLeaseTicks), Verdict::kOk) << "lease over";
+}
+
+// The same sequence against the old rule (planted for the simulator's teeth tests): the late
+// (1,1) heartbeat takes the lease over and (3,1) is promised under (2,2)'s running lease. This
+// is what the test above failed on before the fix.
+TEST(AcceptorLeaseBallotTest, TheOldRuleLetsALateHeartbeatTakeOverTheLease) {
+  SlotLog log;
+  Acceptor acceptor(&log, Ballot(1, 1), kLeaseTicks, /*now=*/0, /*lease_to_lower_ballot=*/true);
+  acceptor.GrantLease(Ballot(2, 2), 10);
+  acceptor.GrantLease(Ballot(1, 1), 11);
+  EXPECT_EQ(acceptor.Prepare(Ballot(3, 1), 12), Verdict::kOk);
+}
+
+TEST(AcceptorLeaseBallotTest, TheLeaseMovesUpToAHigherBallotOfAnotherNode) {
+  // A leader that completed phase 1 has a majority's promises, so some acceptor of the old
+  // lease majority already let that lease go; its accepts and heartbeats take the lease here.
+  SlotLog log;
+  Acceptor acceptor(&log, Ballot(1, 1), kLeaseTicks, /*now=*/0);
+  ASSERT_TRUE(acceptor.GrantLease(Ballot(1, 1), 10));
+  ASSERT_TRUE(acceptor.GrantLease(Ballot(2, 2), 11));
+  EXPECT_EQ(acceptor.lease_ballot(), Ballot(2, 2));
+  EXPECT_EQ(acceptor.Prepare(Ballot(3, 1), 12), Verdict::kLeased);
+  EXPECT_EQ(acceptor.Prepare(Ballot(3, 2), 12), Verdict::kOk) << "the holder's own node";
+}
+
+TEST(AcceptorRestartTest, AGrantDuringTheRestartLeaseDoesNotEndItForThatNode) {
+  // Before the crash this acceptor may have leased (5,2); after the restart its promise reads
+  // back lower and a stale (1,1) heartbeat is granted - but node 1 must still wait out the
+  // anonymous lease, which covers the lost (5,2) lease.
+  SlotLog log;
+  Acceptor acceptor(&log, Ballot(1, 1), kLeaseTicks, /*now=*/0);
+  ASSERT_TRUE(acceptor.GrantLease(Ballot(1, 1), 1));
+  for (uint64_t now = 1; now < kLeaseTicks; ++now) {
+    EXPECT_EQ(acceptor.Prepare(Ballot(6, 1), now), Verdict::kLeased) << "now=" << now;
+  }
+  EXPECT_EQ(acceptor.Prepare(Ballot(6, 1), kLeaseTicks), Verdict::kOk);
 }
 
 TEST(AcceptorRestartTest, RestartLeaseBlocksEveryoneForLeaseTicks) {

@@ -67,6 +67,8 @@ struct Node {
   std::vector<ReadFailure> failed_reads;
   std::vector<Command> dropped;
   Slot compacted_below = 1;  // slots below this were dropped by CompactBelow
+  bool disk_hung = false;
+  std::optional<Ready> stuck;  // the persist batch (and what waits on it) of a hung disk
 };
 
 class Cluster {
@@ -117,13 +119,35 @@ class Cluster {
     }
   }
 
+  // The disk of `id` stops completing syncs: its next persist batch stays outstanding (nothing
+  // durable, nothing sent after it) until UnhangDisk.
+  void HangDisk(NodeId id) { node(id).disk_hung = true; }
+  void UnhangDisk(NodeId id) {
+    Node& n = node(id);
+    n.disk_hung = false;
+    if (!n.stuck) return;
+    Ready rd = std::move(*n.stuck);
+    n.stuck.reset();
+    Record(&n, *rd.persist);
+    CheckAfterPersist(n, rd);
+    for (Message& m : rd.send_after_persist) Send(std::move(m));
+    n.replica->Advance();
+    Process(id);
+  }
+
   // Carries out one Ready: checks it, sends, persists; Advance() only if `advance` (a test that
   // holds a sync outstanding calls Replica::Advance itself later).
   void Carry(NodeId id, Ready rd, bool advance) {
     Node& n = node(id);
     CheckBeforePersist(n, rd);
     for (Message& m : rd.send_now) Send(std::move(m));
-    if (rd.persist) {
+    if (rd.persist && n.disk_hung) {
+      Ready stuck;
+      stuck.persist = std::move(rd.persist);
+      stuck.send_after_persist = std::move(rd.send_after_persist);
+      n.stuck = std::move(stuck);
+      rd.send_after_persist.clear();
+    } else if (rd.persist) {
       Record(&n, *rd.persist);
       CheckAfterPersist(n, rd);
       for (Message& m : rd.send_after_persist) Send(std::move(m));
@@ -733,7 +757,7 @@ TEST(ReplicaReadTest, WithoutALeaseAReadWaitsForAQuorumRound) {
   Cluster c(3, 10);
   const NodeId leader = c.TickUntilLeader(60);
   ASSERT_NE(leader, kNoNode);
-  // Lose heartbeat replies long enough for the lease (6 - 1 ticks) to run out, but not long
+  // Lose heartbeat replies long enough for the lease (6 - 2 ticks) to run out, but not long
   // enough for check-quorum (10 ticks) to depose the leader.
   c.SetDropRule([](const Message& m) { return m.type == MessageType::kHeartbeatReply; });
   ASSERT_TRUE(c.Ticks(6));
@@ -1237,12 +1261,22 @@ TEST(ReplicaOptionsTest, ValidateRejectsBadConfigsWithMessages) {
          o->election_ticks = 10;
        },
        "election tick must be greater than heartbeat tick"},
-      {"lease <= margin",
+      {"lease <= margin", [](Options* o) { o->lease_ticks = 2; },
+       "lease ticks must be greater than the lease margin (2 ticks"},
+      {"drift eats the lease",
        [](Options* o) {
-         o->lease_ticks = 1;
-         o->lease_margin_ticks = 1;
+         o->lease_ticks = 9;
+         o->election_ticks = 20;
+         o->check_quorum_ticks = 20;
+         o->max_clock_drift_ppm = 50'000;  // margin 1 + ceil(0.9) = 2: still fine
+         EXPECT_TRUE(o->Validate().ok());
+         o->lease_ticks = 2;
        },
        "lease ticks must be greater than the lease margin"},
+      {"absurd drift", [](Options* o) { o->max_clock_drift_ppm = 50'001; },
+       "max clock drift ppm must be at most 50000"},
+      {"persist stall <= election", [](Options* o) { o->persist_stall_ticks_max = 10; },
+       "persist stall ticks max must be greater than election ticks"},
       {"lease >= election", [](Options* o) { o->lease_ticks = 10; },
        "lease ticks must be less than election ticks"},
       {"check quorum < lease", [](Options* o) { o->check_quorum_ticks = 5; },
@@ -1270,6 +1304,178 @@ TEST(ReplicaOptionsTest, ValidateRejectsBadConfigsWithMessages) {
     EXPECT_FALSE(created.ok()) << k.what;
     EXPECT_EQ(created.status().message(), s.message()) << k.what;
   }
+}
+
+// Issue 12 item 3: the margin is derived from the drift bound, always at least one tick for the
+// acceptors' tick granularity plus a ceil of the drift part, so rounding cannot eat it.
+TEST(ReplicaOptionsTest, LeaseMarginFollowsTheClockDriftBound) {
+  struct Case {
+    uint32_t ppm;
+    uint32_t lease_ticks;
+    uint32_t margin;
+  };
+  for (const Case& k : std::vector<Case>{{0, 6, 1},
+                                         {1, 6, 2},
+                                         {1000, 6, 2},
+                                         {50'000, 6, 2},
+                                         {50'000, 20, 3},
+                                         {1000, 500, 2},
+                                         {1000, 501, 3}}) {
+    Options o = BaseOptions(1, 3, 1);
+    o.max_clock_drift_ppm = k.ppm;
+    o.lease_ticks = k.lease_ticks;
+    EXPECT_EQ(o.LeaseMarginTicks(), k.margin) << k.ppm << " ppm, lease " << k.lease_ticks;
+  }
+}
+
+TEST(ReplicaReadTest, TheLeadersLeaseRunsFromTheSendMinusTheDriftMargin) {
+  Cluster c(3, 9);
+  const NodeId leader = c.TickUntilLeader(60);
+  ASSERT_NE(leader, kNoNode);
+  ASSERT_TRUE(c.Ticks(2));
+  // In this harness replies arrive within the tick of the send, so the lease runs until the
+  // last send + lease_ticks - margin, i.e. lease_ticks - margin ticks after "now".
+  const ReplicaStatus s = c.r(leader).status();
+  ASSERT_TRUE(s.lease_held);
+  const Options defaults;
+  EXPECT_EQ(s.lease_until_ticks, s.now_ticks + defaults.lease_ticks - defaults.LeaseMarginTicks());
+}
+
+// ----------------------------------------------------------------------------------------------
+// Issue 12 item 4: a node never announces an epoch lower than one it has seen.
+
+// Drives one replica by hand: every Ready is carried out at once (persist is instant).
+struct HandDriven {
+  explicit HandDriven(Options o) : r(std::move(o), DurableState{}) {}
+  void Drain() {
+    for (int i = 0; r.HasReady() && i < 100; ++i) {
+      Ready rd = r.TakeReady();
+      for (Message& m : rd.send_now) out.push_back(std::move(m));
+      for (Message& m : rd.send_after_persist) out.push_back(std::move(m));
+      for (auto& e : rd.events) events.push_back(e);
+      if (rd.persist) r.Advance();
+    }
+  }
+  const Message* Find(MessageType type, NodeId to) const {
+    for (const Message& m : out) {
+      if (m.type == type && m.to == to) return &m;
+    }
+    return nullptr;
+  }
+  Replica r;
+  std::vector<Message> out;
+  std::vector<LeadershipEvent> events;
+};
+
+// Node 1 wins phase 1 with its own promise and node 2's, then node 3's (delayed) refusal shows
+// that node 3 promised a newer ballot; a delayed Accepted from node 2 then completes node 1's
+// recovery. Announcing now would announce an epoch lower than one node 1 has seen.
+void NoAnnouncementBelowASeenEpoch(PlantedBugs planted) {
+  Options o = BaseOptions(1, 3, 5);
+  o.planted = planted;
+  HandDriven h(o);
+  for (int t = 0; t < 60 && h.Find(MessageType::kPreVote, 2) == nullptr; ++t) {
+    h.r.Tick();
+    h.Drain();
+  }
+  const Message* prevote = h.Find(MessageType::kPreVote, 2);
+  ASSERT_NE(prevote, nullptr);
+  Message yes{.type = MessageType::kPreVoteReply, .from = 2, .to = 1, .ballot = prevote->ballot};
+  yes.ok = true;
+  h.r.Step(yes);
+  h.Drain();
+  const Message* prepare = h.Find(MessageType::kPrepare, 2);
+  ASSERT_NE(prepare, nullptr);
+  const Ballot mine = prepare->ballot;
+  Message promise{.type = MessageType::kPromise, .from = 2, .to = 1, .ballot = mine,
+                  .promised = mine, .commit = 1};
+  promise.ok = true;
+  h.r.Step(promise);
+  h.Drain();
+  ASSERT_TRUE(h.r.IsLeader());
+  ASSERT_TRUE(h.r.UsableEpoch().IsZero()) << "recovery is not chosen yet";
+  const Message* accept = h.Find(MessageType::kAccept, 2);
+  ASSERT_NE(accept, nullptr);
+  ASSERT_FALSE(accept->entries.empty());
+
+  const Ballot newer(mine.round() + 1, 3);
+  Message refusal{.type = MessageType::kPromise, .from = 3, .to = 1, .ballot = mine,
+                  .promised = newer, .commit = 1};
+  h.r.Step(refusal);
+  h.Drain();
+  Message accepted{.type = MessageType::kAccepted, .from = 2, .to = 1, .ballot = mine,
+                   .promised = mine};
+  accepted.ok = true;
+  for (const Entry& e : accept->entries) accepted.slots.push_back(e.slot);
+  h.r.Step(accepted);
+  h.Drain();
+  for (const LeadershipEvent& e : h.events) {
+    EXPECT_FALSE(e.kind == LeadershipEvent::Kind::kBecameLeader && e.epoch < newer)
+        << "announced " << ToString(e.epoch) << " after seeing " << ToString(newer);
+  }
+  EXPECT_TRUE(h.r.UsableEpoch().IsZero()) << "usable below a seen epoch";
+  EXPECT_FALSE(h.r.IsLeader()) << "a leader that saw a newer epoch steps down";
+}
+
+TEST(ReplicaEpochTest, ALeaderThatSawANewerEpochNeverAnnouncesItsOwn) {
+  NoAnnouncementBelowASeenEpoch(PlantedBugs{});
+}
+
+TEST(ReplicaTeethTest, AnnouncingAnOlderEpochIsCaught) {
+  PlantedBugs bug;
+  bug.announce_older_epoch = true;
+  auto failures = CaptureFailures([&] { NoAnnouncementBelowASeenEpoch(bug); });
+  EXPECT_TRUE(AnyContains(failures, "after seeing")) << failures.size();
+}
+
+// ----------------------------------------------------------------------------------------------
+// Issue 12 item 6: a leader whose disk hangs steps down and lets the others elect.
+
+void AHungLeaderDiskDoesNotStallTheGroup(PlantedBugs planted) {
+  Cluster c(3, 21, [planted](Options* o) {
+    o->planted = planted;
+    o->persist_stall_ticks_max = 40;
+  });
+  const NodeId old_leader = c.TickUntilLeader(60);
+  ASSERT_NE(old_leader, kNoNode);
+  c.HangDisk(old_leader);
+  ASSERT_EQ(c.r(old_leader).Propose(Cmd(1, 1, "stuck")).kind, ProposeResult::Kind::kOk);
+  ASSERT_TRUE(c.Ticks(40));
+  ASSERT_TRUE(c.r(old_leader).IsLeader()) << "not before persist_stall_ticks_max";
+  const NodeId next = c.TickUntilLeader(60, old_leader);
+  EXPECT_NE(next, kNoNode) << "nobody replaced the leader whose disk hangs";
+  EXPECT_FALSE(c.r(old_leader).IsLeader());
+  if (next == kNoNode) return;
+  // It stays silent while its disk hangs: no heartbeats, and no campaign.
+  const size_t sent_before = c.log().size();
+  ASSERT_TRUE(c.Ticks(100));
+  for (size_t i = sent_before; i < c.log().size(); ++i) {
+    const Message& m = c.log()[i];
+    EXPECT_FALSE(m.from == old_leader &&
+                 (m.type == MessageType::kHeartbeat || m.type == MessageType::kPreVote ||
+                  m.type == MessageType::kPrepare))
+        << ToString(m);
+  }
+  EXPECT_TRUE(c.r(next).IsLeader()) << "the new leader keeps leading";
+  ASSERT_EQ(c.r(next).Propose(Cmd(2, 1, "after")).kind, ProposeResult::Kind::kOk);
+  ASSERT_TRUE(c.Ticks(5));
+  // "stuck" was accepted by both followers, so the new leader recovered it.
+  EXPECT_EQ(c.AppliedPayloads(next), std::vector<std::string>({"stuck", "after"}));
+  // Once the disk completes, the old leader catches up like any follower.
+  c.UnhangDisk(old_leader);
+  ASSERT_TRUE(c.TickUntilApplied({1, 2, 3}, c.r(next).status().chosen_below, 60));
+  c.ExpectAgreement();
+}
+
+TEST(ReplicaPersistStallTest, ALeaderWhoseDiskHangsStepsDownAndOthersElect) {
+  AHungLeaderDiskDoesNotStallTheGroup(PlantedBugs{});
+}
+
+TEST(ReplicaTeethTest, AHungLeaderDiskIsCaught) {
+  PlantedBugs bug;
+  bug.no_persist_stall_stepdown = true;
+  auto failures = CaptureFailures([&] { AHungLeaderDiskDoesNotStallTheGroup(bug); });
+  EXPECT_TRUE(AnyContains(failures, "nobody replaced the leader")) << failures.size();
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -31,7 +31,10 @@ std::string OpString(const AckedOp& op) {
 }  // namespace
 
 Checker::Checker(int nodes)
-    : nodes_(nodes), quorum_(static_cast<size_t>(nodes) / 2 + 1), fresh_(nodes + 1) {
+    : nodes_(nodes),
+      quorum_(static_cast<size_t>(nodes) / 2 + 1),
+      fresh_(nodes + 1),
+      epoch_seen_(nodes + 1) {
   chosen_.resize(1);  // slot 0 is never used
 }
 
@@ -39,7 +42,12 @@ void Checker::Fail(const std::string& what) {
   if (violation_.empty()) violation_ = what;
 }
 
-void Checker::OnNodeStart(paxos::NodeId n, FreshMap fresh) { fresh_.at(n) = std::move(fresh); }
+void Checker::OnNodeStart(paxos::NodeId n, FreshMap fresh) {
+  fresh_.at(n) = std::move(fresh);
+  // A restart forgets what was seen (but for the durable promise, which it may not exceed
+  // anyway); also reset on a snapshot restore, which only makes the check weaker, never wrong.
+  epoch_seen_.at(n) = paxos::Ballot();
+}
 
 void Checker::OnDurable(paxos::NodeId n, const paxos::PersistBatch& batch) {
   for (const paxos::Entry& e : batch.entries) {
@@ -132,7 +140,17 @@ void Checker::OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e
     Fail(os.str());
     return;
   }
+  if (e.epoch < epoch_seen_.at(n)) {
+    os << "node " << n << " announced epoch " << paxos::ToString(e.epoch)
+       << " after it had seen the newer epoch " << paxos::ToString(epoch_seen_.at(n));
+    Fail(os.str());
+    return;
+  }
   leader_starts_.push_back(LeaderStart{n, e.epoch.raw(), e.start_slot});
+}
+
+void Checker::OnEpochSeen(paxos::NodeId n, paxos::Ballot epoch) {
+  epoch_seen_.at(n) = std::max(epoch_seen_.at(n), epoch);
 }
 
 void Checker::OnAnnounced(paxos::NodeId n, uint64_t epoch, paxos::Slot applied_below) {

@@ -4,7 +4,8 @@
 //       every replica's applied entries and by acceptor quorums (a majority durably accepted the
 //       same (slot, ballot)); any disagreement is a violation;
 //   (b) at most one kBecameLeader per epoch; leader_start entries have strictly increasing
-//       epochs in slot order; a new leader's start slot holds its leader_start entry;
+//       epochs in slot order; a new leader's start slot holds its leader_start entry; a node
+//       never becomes leader of an epoch lower than one it has seen in this incarnation;
 //   (c) each replica applies contiguously (the caller checks continuity) the oracle's values;
 //   (d) every acknowledged command is applied exactly once at each replica, with the outcome
 //       the client got;
@@ -75,6 +76,11 @@ class Checker {
   // Node n's applier passed a command to the state machine (a non-duplicate Reply).
   void OnFreshReply(paxos::NodeId n, const Reply& r);
   void OnLeadershipEvent(paxos::NodeId n, const paxos::LeadershipEvent& e);
+  // A message delivered to node n showed that `epoch` was promised or led somewhere: the
+  // promise an acceptor reports, or the ballot of a leader's message (the core's own rule, see
+  // Replica::NoteEpochSeen).
+  void OnEpochSeen(paxos::NodeId n, paxos::Ballot epoch);
+  paxos::Ballot epoch_seen(paxos::NodeId n) const { return epoch_seen_.at(n); }
   // Node n told its state machine and callbacks that it leads `epoch`, with its state applied
   // below `applied_below`: every command acknowledged so far must be in that state.
   void OnAnnounced(paxos::NodeId n, uint64_t epoch, paxos::Slot applied_below);
@@ -140,6 +146,7 @@ class Checker {
   std::vector<FreshMap> fresh_;  // per node (index n): this incarnation
   std::map<SessionKey, FirstApply> first_apply_;
   std::map<uint64_t, paxos::NodeId> epochs_led_;
+  std::vector<paxos::Ballot> epoch_seen_;  // per node (index n): this incarnation
   std::vector<LeaderStart> leader_starts_;
   std::vector<AckedOp> acked_;
   CheckerObserver* observer_ = nullptr;  // test hook

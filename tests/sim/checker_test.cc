@@ -128,6 +128,26 @@ TEST(Checker, EpochLedTwice) {
   EXPECT_TRUE(c.failed());
 }
 
+TEST(Checker, NoAnnouncementBelowAnEpochTheNodeHasSeen) {
+  Checker c(3);
+  c.OnEpochSeen(2, Ballot(4, 3));
+  c.OnLeadershipEvent(2, {paxos::LeadershipEvent::Kind::kBecameLeader, Ballot(5, 2), 10});
+  EXPECT_FALSE(c.failed()) << c.violation();
+  c.OnEpochSeen(1, Ballot(6, 3));
+  c.OnLeadershipEvent(1, {paxos::LeadershipEvent::Kind::kBecameLeader, Ballot(6, 1), 20});
+  EXPECT_TRUE(c.failed());
+  EXPECT_NE(c.violation().find("after it had seen the newer epoch"), std::string::npos)
+      << c.violation();
+}
+
+TEST(Checker, ARestartForgetsWhatWasSeen) {
+  Checker c(3);
+  c.OnEpochSeen(1, Ballot(6, 3));
+  c.OnNodeStart(1);
+  c.OnLeadershipEvent(1, {paxos::LeadershipEvent::Kind::kBecameLeader, Ballot(6, 1), 20});
+  EXPECT_FALSE(c.failed()) << c.violation();
+}
+
 TEST(Checker, LeaderOfSomeoneElsesEpoch) {
   Checker c(3);
   c.OnLeadershipEvent(1, {paxos::LeadershipEvent::Kind::kBecameLeader, Ballot(3, 2), 10});

@@ -38,9 +38,9 @@ uint64_t Network::LinkBit(paxos::NodeId from, paxos::NodeId to) {
   return uint64_t{1} << ((from - 1) * 8 + (to - 1));
 }
 
-bool Network::AddCut(uint64_t links, Time until) {
+bool Network::AddCut(uint64_t links, Time until, bool hold) {
   if (cuts_.size() >= kCutsMax || links == 0) return false;
-  cuts_.push_back(Cut{links, until});
+  cuts_.push_back(Cut{links, until, hold});
   return true;
 }
 
@@ -132,9 +132,23 @@ Time Network::DrawDelay() {
   return rng_->Uniform(config_.delay_min_ms, config_.delay_max_ms);
 }
 
-Fate Network::Route(Endpoint from, Endpoint to) {
+Fate Network::Route(Endpoint from, Endpoint to, Time now) {
   Fate f;
-  if (Blocked(from, to) || rng_->Chance(config_.drop)) return f;
+  Time held_until = 0;
+  if (IsNode(from) && IsNode(to)) {
+    const uint64_t bit = LinkBit(from, to);
+    for (const Cut& c : cuts_) {
+      if (!(c.links & bit)) continue;
+      if (!c.hold) return f;  // dropped, whatever other cuts do
+      held_until = std::max(held_until, c.until);
+    }
+  }
+  if (held_until > now) {
+    f.copies = 1;  // queued on a stalled connection: neither lost nor duplicated
+    f.delay_ms[0] = held_until - now + DrawDelay();
+    return f;
+  }
+  if (rng_->Chance(config_.drop)) return f;
   f.copies = rng_->Chance(config_.duplicate) ? 2 : 1;
   for (int i = 0; i < f.copies; ++i) f.delay_ms[i] = DrawDelay();
   return f;

@@ -89,10 +89,12 @@ class Network {
 
   // Partitions. A cut blocks a set of directed node-to-node links until `until`. Cuts overlap;
   // at most kCutsMax are active (further ones are refused). Clients are never cut off, only
-  // subject to drops and delays.
+  // subject to drops and delays. A holding cut loses nothing: like a connection that stalls and
+  // reconnects with its queue kept, it delivers everything sent across it late, after `until`
+  // (far beyond the election timeout, when newer leaders may exist).
   static constexpr size_t kCutsMax = 4;
   static uint64_t LinkBit(paxos::NodeId from, paxos::NodeId to);
-  bool AddCut(uint64_t links, Time until);
+  bool AddCut(uint64_t links, Time until, bool hold = false);
   void ExpireCuts(Time now);
   void ClearCuts() { cuts_.clear(); }
   bool Blocked(Endpoint from, Endpoint to) const;
@@ -103,12 +105,13 @@ class Network {
   // Cuts `node` off: both ways, or (at random) only its sending or only its receiving side.
   uint64_t IsolateCut(paxos::NodeId node, std::string* description);
 
-  Fate Route(Endpoint from, Endpoint to);
+  Fate Route(Endpoint from, Endpoint to, Time now);
 
  private:
   struct Cut {
     uint64_t links;
     Time until;
+    bool hold;
   };
   Time DrawDelay();
 

@@ -210,6 +210,9 @@ ClientTag SimNode::Remember(Endpoint from, const ClientRequest& r) {
 
 Time SimNode::DrawSyncLatency() {
   Rng& rng = host_->rng();
+  if (host_->now() < disk_hung_until_ms_) {
+    return disk_hung_until_ms_ - host_->now() + rng.Uniform(0, disk_.latency_max_ms);
+  }
   if (rng.Chance(disk_.stall)) {
     const Time stall = rng.Uniform(disk_.stall_min_ms, disk_.stall_max_ms);
     host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " fsync stalls for " +
@@ -360,6 +363,13 @@ void SimNode::OnSnapshotTaken(paxos::Slot applied_below) {
 
 void SimNode::OnSnapshotRestored(paxos::NodeId source, paxos::Slot applied_below) {
   const Checker::FreshMap* fresh = host_->SnapshotFresh(source, applied_below);
+  // A snapshot received from a peer but not installed (the log got this node there first)
+  // stays in the store, and a restart restores it as its own: look it up at every node. Any
+  // node's snapshot below the same slot holds the same commands (that is what the checker's
+  // agreement checks guarantee), so any record of it will do.
+  for (paxos::NodeId n = 1; fresh == nullptr && n <= kNodesMax; ++n) {
+    fresh = host_->SnapshotFresh(n, applied_below);
+  }
   if (fresh == nullptr) {
     host_->checker().Fail("node " + std::to_string(id_) + " restored a snapshot below " +
                           std::to_string(applied_below) + " from node " + std::to_string(source) +

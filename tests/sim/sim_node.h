@@ -80,6 +80,10 @@ class SimNode final : public DriverHost {
   bool up() const { return driver_ != nullptr; }
   uint64_t incarnation() const { return incarnation_; }
   void set_disk(const DiskConfig& disk) { disk_ = disk; }
+  // The disk hangs (a gray failure): every sync issued before `until` completes only after it.
+  // A crash does not end it (the disk is the same), nor does the heal.
+  void HangDiskUntil(Time until) { disk_hung_until_ms_ = until; }
+  Time disk_hung_until() const { return disk_hung_until_ms_; }
   void set_snapshots(const SnapshotConfig& config) { snapshots_config_ = config; }
 
   // Boots a fresh Driver from what the stores synced: the newest snapshot plus the log.
@@ -146,6 +150,7 @@ class SimNode final : public DriverHost {
   const uint64_t run_seed_;
   NodeHost* const host_;
   DiskConfig disk_;
+  Time disk_hung_until_ms_ = 0;
   SnapshotConfig snapshots_config_ = SnapshotConfig::Off();
 
   // Survives crashes: the disk.

@@ -24,6 +24,10 @@ namespace {
 constexpr uint64_t kEventsMax = 50'000'000;
 // In runs with snapshots, how often nodes capture their state machine and compact.
 constexpr uint64_t kSnapshotEveryTicks = 50;
+// In runs with drifting clocks, how often a node's clock changes its rate (per tick of its own):
+// often enough that a leader elected while its clock ran fast (fast clocks time out first)
+// may run slow later.
+constexpr double kClockRateChangePerTick = 1.0 / 50;
 
 // How often and how hard the chaos phase hits, drawn once per seed.
 struct ChaosProfile {
@@ -35,25 +39,75 @@ struct ChaosProfile {
   uint64_t restart_max_ticks = 300;
   uint64_t cut_min_ticks = 20;
   uint64_t cut_max_ticks = 400;
+  double hold_cuts = 0;       // share of cuts that hold messages and deliver them late
+  double pause_per_tick = 0;  // a process pause: the node stops, then resumes its stale view
+  uint64_t pause_min_ticks = 2;
+  uint64_t pause_max_ticks = 300;
+  double hang_per_tick = 0;  // a disk that stops completing syncs (one node at a time)
+  uint64_t hang_min_ticks = 400;
+  uint64_t hang_max_ticks = 2500;  // may outlast the heal: a gray failure is not a crash
 
   static ChaosProfile Draw(Rng* rng, int nodes) {
     static constexpr double kCrashes[] = {0, 1.0 / 1000, 1.0 / 300, 1.0 / 100};
     static constexpr double kPartitions[] = {0, 1.0 / 800, 1.0 / 300, 1.0 / 100};
+    static constexpr double kHoldCuts[] = {0, 0.3, 0.7};
+    static constexpr double kPauses[] = {0, 0, 1.0 / 1000, 1.0 / 200};
     ChaosProfile p;
     p.crash_per_tick = rng->Pick(kCrashes);
     p.partition_per_tick = rng->Pick(kPartitions);
     p.reconfigure_per_tick = rng->Chance(0.5) ? 1.0 / 500 : 0;
     // Mostly a minority at a time; sometimes anything goes, even every node.
     p.down_max = rng->Chance(0.7) ? (nodes - 1) / 2 : nodes;
+    p.hold_cuts = rng->Pick(kHoldCuts);
+    p.pause_per_tick = rng->Pick(kPauses);
+    p.hang_per_tick = rng->Chance(0.25) ? 1.0 / 1000 : 0;
     return p;
   }
   std::string ToString() const {
     std::ostringstream os;
     os << "crash/tick=" << crash_per_tick << " partition/tick=" << partition_per_tick
-       << " reconfigure/tick=" << reconfigure_per_tick << " down_max=" << down_max;
+       << " reconfigure/tick=" << reconfigure_per_tick << " down_max=" << down_max
+       << " hold_cuts=" << hold_cuts << " pause/tick=" << pause_per_tick
+       << " disk_hang/tick=" << hang_per_tick;
     return os.str();
   }
 };
+
+// A node's clock: from tick index base_index (at base_us virtual microseconds) on, a tick
+// every period_us. Periods differ per node by up to the drift bound
+// (Options::max_clock_drift_ppm) either way, and in runs with drift each node's rate changes
+// now and then (a VM's clock is not steady either); the planted clock_drift_beyond_bound makes
+// them differ far beyond the bound.
+struct NodeClock {
+  uint64_t base_us = 0;
+  uint64_t base_index = 0;
+  uint64_t period_us = kTickMs * 1000;
+  uint64_t last_index = 0;  // the last tick index the node processed (or caught up to)
+  bool paused = false;
+  uint64_t missed_ticks = 0;  // ticks that came while paused
+  uint64_t TickUs(uint64_t index) const {
+    CHECK_GE(index, base_index) << "a tick before the clock's last rate change";
+    return base_us + (index - base_index) * period_us;
+  }
+  Time TickMs(uint64_t index) const { return TickUs(index) / 1000; }
+  // From tick `index` (not yet past) on, ticks come every `period` us.
+  void SetRate(uint64_t index, uint64_t period) {
+    base_us = TickUs(index);
+    base_index = index;
+    period_us = period;
+  }
+};
+
+uint64_t DrawPeriodUs(Rng* rng, const paxos::Options& o, bool beyond_bound) {
+  const uint64_t nominal = kTickMs * 1000;
+  if (beyond_bound) {
+    // A broken clock, or a configured bound far too small: 2-3.3x fast or 1.5-2x slow.
+    return rng->Chance(0.5) ? rng->Uniform(nominal * 3 / 10, nominal / 2)
+                            : rng->Uniform(nominal * 3 / 2, nominal * 2);
+  }
+  const uint64_t spread = nominal * o.max_clock_drift_ppm / 1'000'000;
+  return rng->Uniform(nominal - spread, nominal + spread);
+}
 
 // The core's options for a run: half the seeds use the defaults, half use tight bounds and
 // varied timing so that windows fill, queues overflow (kOverloaded), catch-up and accepts are
@@ -70,8 +124,9 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   static constexpr size_t kSmall[] = {1, 2, 3, 8};
   o.heartbeat_ticks = rng->Pick(kHeartbeatTicks);
   o.election_ticks = rng->Pick(kElectionTicks);
-  o.lease_ticks = static_cast<uint32_t>(rng->Uniform(o.heartbeat_ticks + 1, 6));
-  o.lease_margin_ticks = 1;
+  // At least 3: the leader's lease is lease_ticks - LeaseMarginTicks() (2 at the default drift).
+  o.lease_ticks =
+      static_cast<uint32_t>(rng->Uniform(std::max<uint32_t>(o.heartbeat_ticks + 1, 3), 6));
   o.check_quorum_ticks = static_cast<uint32_t>(rng->Uniform(o.lease_ticks, o.election_ticks));
   o.accept_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
   o.catchup_retry_ticks = static_cast<uint32_t>(rng->Uniform(1, 5));
@@ -83,6 +138,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
   o.catchup_entries_max = rng->Pick(kSmall);
   o.accept_entries_max = rng->Pick(kSmall);
   o.pace_proposals_by_sync = rng->Chance(0.5);
+  static constexpr uint32_t kPersistStallTicksMax[] = {50, 100, 300};
+  o.persist_stall_ticks_max = rng->Pick(kPersistStallTicksMax);
   std::ostringstream os;
   os << "tight options: heartbeat=" << o.heartbeat_ticks << " election=" << o.election_ticks
      << " lease=" << o.lease_ticks << " check_quorum=" << o.check_quorum_ticks
@@ -91,7 +148,8 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
      << "B window=" << o.window_slots_max << " pending=" << o.pending_commands_max
      << " reads=" << o.reads_pending_max << " catchup=" << o.catchup_entries_max
      << " accept_entries=" << o.accept_entries_max
-     << " pace_by_sync=" << o.pace_proposals_by_sync;
+     << " pace_by_sync=" << o.pace_proposals_by_sync
+     << " persist_stall_max=" << o.persist_stall_ticks_max;
   *description = os.str();
   return o;
 }
@@ -137,6 +195,7 @@ class Simulator final : public NodeHost, public ClientHost {
     kHeal,
     kMonitor,
     kSnapshot,
+    kResume,
   };
   enum class Phase { kChaos, kLiveness, kConverge, kDone };
   struct Event {
@@ -144,7 +203,7 @@ class Simulator final : public NodeHost, public ClientHost {
     uint64_t seq = 0;
     EventKind kind = EventKind::kMonitor;
     uint32_t target = 0;  // node id or client index
-    uint64_t arg = 0;     // kSyncDone: incarnation
+    uint64_t arg = 0;     // kSyncDone: incarnation; kNodeTick: tick index
     Envelope envelope;    // kDeliver
   };
   struct Later {  // heap order: earliest first, ties by insertion
@@ -159,6 +218,12 @@ class Simulator final : public NodeHost, public ClientHost {
   void Dispatch(Event& e);
   void DispatchEvent(Event& e);
   void Deliver(const Envelope& envelope);
+  // True if `e` is an input to a paused node: it is kept and handled at the resume.
+  bool HoldForPausedNode(Event& e);
+  void Resume(paxos::NodeId id);
+  void NoteEpochSeen(paxos::NodeId to, const paxos::Message& m);
+  // The acceptor's lease rules, judged from outside (see the definition).
+  void CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m, paxos::Ballot promised_before);
   void CheckLeases(paxos::NodeId changed);
   void CheckAllLeases() {
     for (paxos::NodeId id = 1; id <= nodes_.size(); ++id) CheckLeases(id);
@@ -170,6 +235,8 @@ class Simulator final : public NodeHost, public ClientHost {
   paxos::NodeId PickVictim();
   void MaybeCrash();
   void MaybePartition();
+  void MaybePause();
+  void MaybeHangDisk();
   void Heal();
   void Snapshots();
   void Monitor();
@@ -186,11 +253,26 @@ class Simulator final : public NodeHost, public ClientHost {
   ChaosProfile chaos_;
   std::vector<std::unique_ptr<SimNode>> nodes_;  // node id i at index i - 1
   std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<NodeClock> clocks_;                // by node id
+  std::vector<std::vector<Event>> paused_inputs_;  // by node id: held while it is paused
+  uint32_t election_ticks_ = 0;
+  paxos::Options clock_base_options_;
+  bool drifting_clocks_ = false;
+  uint32_t lease_ticks_ = 0;
+  Time disk_hang_end_ms_ = 0;  // the latest end of a disk hang
+  Time end_ms_ = 0;            // the run stops here at the latest
   struct LeaseView {             // per node, as of its last input
     paxos::Ballot lease_epoch;   // zero unless it holds a leader lease
+    Time lease_end_ms = 0;       // virtual time at which its clock reaches the lease's end
     paxos::Ballot usable_epoch;  // zero unless it is a usable leader
   };
   std::vector<LeaseView> lease_views_;  // by node id
+  struct Granted {                  // per acceptor: the leases it granted, as seen from outside
+    paxos::Ballot holder;           // the highest ballot it followed (across restarts)
+    uint64_t until_index = 0;       // its clock's tick index at which every grant has run out
+    paxos::Ballot incarnation_max;  // the highest ballot it followed in this incarnation
+  };
+  std::vector<Granted> granted_;  // by node id
   std::vector<Event> heap_;
   Time now_ = 0;
   uint64_t next_seq_ = 0;
@@ -207,7 +289,10 @@ Simulator::Simulator(const SimConfig& config)
       trace_(config.verbose, config.log),
       checker_(config.nodes),
       network_(config.nodes, &rng_),
-      lease_views_(config.nodes + 1) {
+      clocks_(config.nodes + 1),
+      paused_inputs_(config.nodes + 1),
+      lease_views_(config.nodes + 1),
+      granted_(config.nodes + 1) {
   CHECK(config.nodes >= 1 && config.nodes <= kNodesMax);
   stats_.seed = config.seed;
   checker_.TEST_SetObserver(config.observer);
@@ -225,6 +310,14 @@ void Simulator::Setup() {
   std::string options;
   paxos::Options base = DrawOptions(&rng_, config_.nodes, &options);
   base.planted = config_.planted;
+  if (config_.planted.clock_drift_beyond_bound) {
+    // The longest lease the options allow, so that clocks beyond the bound show at once: the
+    // acceptors' lease and the followers' election timeout then protect the leader's lease by
+    // only a little more than the drift margin.
+    base.lease_ticks = base.election_ticks - 1;
+    base.check_quorum_ticks = std::max(base.check_quorum_ticks, base.lease_ticks);
+    options += "; lease_ticks=" + std::to_string(base.lease_ticks) + " (clocks beyond the bound)";
+  }
   CHECK(base.members.size() == static_cast<size_t>(config_.nodes));
   trace_.Log(0, options);
   // In 40% of runs nodes take snapshots (by slots and bytes as drawn, and at random points),
@@ -239,10 +332,24 @@ void Simulator::Setup() {
   }
   for (int i = 0; i < clients; ++i)
     clients_.push_back(std::make_unique<Client>(i, config_.nodes, this));
+  // Clocks: in half the runs every node ticks at exactly the nominal rate; in the other half
+  // each runs fast or slow within the drift bound (or far beyond it, planted).
+  const bool drift = config_.planted.clock_drift_beyond_bound || rng_.Chance(0.5);
+  clock_base_options_ = base;
+  drifting_clocks_ = drift;
+  election_ticks_ = base.election_ticks;
+  lease_ticks_ = base.lease_ticks;
+  std::ostringstream clocks;
+  clocks << "tick periods (us):";
   for (auto& n : nodes_) {
+    NodeClock& c = clocks_[n->id()];
+    c.base_us = rng_.Uniform(0, kTickMs - 1) * 1000;  // each its own phase
+    if (drift) c.period_us = DrawPeriodUs(&rng_, base, config_.planted.clock_drift_beyond_bound);
+    clocks << " " << c.period_us;
     n->Start();
-    Push(rng_.Uniform(0, kTickMs - 1), EventKind::kNodeTick, n->id());  // each its own phase
+    Push(c.TickMs(0), EventKind::kNodeTick, n->id(), 0);
   }
+  trace_.Log(0, clocks.str());
   for (int i = 0; i < clients; ++i) Push(rng_.Uniform(0, kTickMs - 1), EventKind::kClientTick, i);
   Push(0, EventKind::kChaos, 0);
   Push(chaos_end_ms_, EventKind::kHeal, 0);
@@ -263,7 +370,7 @@ Simulator::Event Simulator::Pop() {
 
 void Simulator::Send(Envelope envelope) {
   ++stats_.messages_sent;
-  const Fate fate = network_.Route(envelope.from, envelope.to);
+  const Fate fate = network_.Route(envelope.from, envelope.to, now_);
   trace_.Fold({0x5E4D, envelope.from, envelope.to, static_cast<uint64_t>(fate.copies),
                fate.delay_ms[0], fate.delay_ms[1]});
   for (int i = 0; i < fate.copies; ++i) {
@@ -281,44 +388,145 @@ void Simulator::ScheduleBackground(paxos::NodeId node, uint64_t incarnation, Tim
 }
 
 void Simulator::Dispatch(Event& e) {
+  if (HoldForPausedNode(e)) return;
   DispatchEvent(e);
   if (e.kind == EventKind::kDeliver && IsNode(e.envelope.to)) CheckLeases(e.envelope.to);
   if (e.kind == EventKind::kNodeTick || e.kind == EventKind::kSyncDone ||
       e.kind == EventKind::kBackgroundDone || e.kind == EventKind::kRestart) {
     CheckLeases(e.target);
   }
-  if (e.kind == EventKind::kChaos || e.kind == EventKind::kHeal) CheckAllLeases();  // crashes
+  if (e.kind == EventKind::kChaos || e.kind == EventKind::kHeal || e.kind == EventKind::kResume) {
+    CheckAllLeases();  // crashes, resumes
+  }
+}
+
+bool Simulator::HoldForPausedNode(Event& e) {
+  paxos::NodeId id = 0;
+  switch (e.kind) {
+    case EventKind::kDeliver:
+      if (!IsNode(e.envelope.to)) return false;
+      id = e.envelope.to;
+      break;
+    case EventKind::kSyncDone:
+    case EventKind::kBackgroundDone: id = e.target; break;
+    default: return false;
+  }
+  if (!clocks_[id].paused) return false;
+  paused_inputs_[id].push_back(std::move(e));
+  return true;
+}
+
+// What the real server does after a pause (net/node.cc CatchUpTicks): feed the ticks that
+// elapsed (capped at a few election timeouts, after which every lease and timer has run out),
+// then handle the input that waited, in order.
+void Simulator::Resume(paxos::NodeId id) {
+  NodeClock& c = clocks_[id];
+  if (!c.paused) return;
+  c.paused = false;
+  const uint64_t cap = uint64_t{4} * election_ticks_ + 4;
+  trace_.Log(now_, "node " + std::to_string(id) + " resumes after " +
+                       std::to_string(c.missed_ticks) + " ticks");
+  trace_.Fold({0x9E5, id, c.missed_ticks});
+  for (uint64_t i = 0; i < std::min(c.missed_ticks, cap); ++i) node(id).Tick();
+  c.last_index += c.missed_ticks;
+  c.missed_ticks = 0;
+  CheckLeases(id);
+  std::vector<Event> inputs = std::exchange(paused_inputs_[id], {});
+  for (Event& e : inputs) {
+    if (checker_.failed()) return;
+    Dispatch(e);
+  }
+}
+
+// "A lease belongs to a ballot: an acceptor that granted a lease to ballot b refuses to promise
+// any other node's ballot until it expires, and never hands it back to a lower ballot"
+// (DESIGN.md). An acceptor grants a lease when it takes a heartbeat or accept of a leader
+// (it then follows that leader). Judged in the acceptor's own clock ticks: its replica counts
+// no more ticks than its clock (a pause's catch-up is capped), so the acceptor's own lease is
+// never shorter than this one. Across a restart the grants stay: the post-restart lease must
+// cover them. Within one incarnation a grant never goes to a lower ballot.
+void Simulator::CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m,
+                                 paxos::Ballot promised_before) {
+  const paxos::ReplicaStatus st = node(to).status();
+  const uint64_t index = clocks_[to].last_index;
+  Granted& g = granted_[to];
+  if (m.type == paxos::MessageType::kHeartbeat || m.type == paxos::MessageType::kAccept) {
+    if (st.role != paxos::Role::kFollower || st.leader != m.from || st.leader_epoch != m.ballot) {
+      return;  // refused: nothing granted
+    }
+    if (m.ballot < g.incarnation_max) {
+      checker_.Fail("node " + std::to_string(to) + " granted a lease to " +
+                    paxos::ToString(m.ballot) + " after granting one to the newer " +
+                    paxos::ToString(g.incarnation_max));
+      return;
+    }
+    g.incarnation_max = m.ballot;
+    g.holder = std::max(g.holder, m.ballot);
+    g.until_index = std::max(g.until_index, index + lease_ticks_);
+    return;
+  }
+  if (m.type != paxos::MessageType::kPrepare) return;
+  if (!(st.promised == m.ballot && promised_before < m.ballot)) return;  // nothing promised
+  if (g.holder.IsZero() || g.holder.node() == m.ballot.node() || index >= g.until_index) return;
+  checker_.Fail("node " + std::to_string(to) + " promised " + paxos::ToString(m.ballot) +
+                " at its tick " + std::to_string(index) + " while the lease it granted to " +
+                paxos::ToString(g.holder) + " runs until tick " + std::to_string(g.until_index));
+}
+
+// The core's own rule for "seen" (Replica::NoteEpochSeen), fed to the checker.
+void Simulator::NoteEpochSeen(paxos::NodeId to, const paxos::Message& m) {
+  checker_.OnEpochSeen(to, m.promised);
+  switch (m.type) {
+    case paxos::MessageType::kAccept:
+    case paxos::MessageType::kHeartbeat:
+    case paxos::MessageType::kCatchupRequest:
+    case paxos::MessageType::kCatchupReply: checker_.OnEpochSeen(to, m.ballot); break;
+    default: break;
+  }
 }
 
 // A leader's lease must end before any newer leader becomes usable: acceptors grant a lease
 // from when a heartbeat arrives, which is no earlier than when the leader sent it, and a new
-// leader needs a promise from some acceptor in the lease's majority. (Only clocks that run at
-// one rate make this hold; the simulator's do.) Checked after every input to `changed`, against
-// the other nodes' views cached after their own last input.
+// leader needs a promise from some acceptor in the lease's majority. Clocks run at different
+// rates, so the lease is judged in virtual (real) time: it ends when the holder's own clock
+// reaches the lease's last tick, whatever inputs the holder has or has not handled by then
+// (a paused node's clock keeps running). The core's drift margin must make this hold for every
+// rate within Options::max_clock_drift_ppm. Checked after every input to `changed`, against the
+// other nodes' views cached after their own last input.
 void Simulator::CheckLeases(paxos::NodeId changed) {
   const SimNode& n = node(changed);
   LeaseView& v = lease_views_.at(changed);
-  v = LeaseView{};
-  if (n.up()) {
+  // A paused node has not changed since its last input: keep its view (its clock may have
+  // changed rate since, so the view is not recomputed from it).
+  if (!clocks_[changed].paused) v = LeaseView{};
+  if (n.up() && !clocks_[changed].paused) {
     const paxos::ReplicaStatus s = n.status();
-    v.lease_epoch = s.lease_held ? s.leader_epoch : paxos::Ballot();
+    if (s.lease_held) {
+      const NodeClock& c = clocks_[changed];
+      v.lease_epoch = s.leader_epoch;
+      v.lease_end_ms = c.TickMs(c.last_index + (s.lease_until_ticks - s.now_ticks));
+    }
     v.usable_epoch = n.usable_epoch();
   }
-  if (v.lease_epoch.IsZero() && v.usable_epoch.IsZero()) return;
+  auto holds = [this](const LeaseView& x) {
+    return !x.lease_epoch.IsZero() && now_ < x.lease_end_ms;
+  };
+  if (!holds(v) && v.usable_epoch.IsZero()) return;
   for (paxos::NodeId other = 1; other <= nodes_.size(); ++other) {
     const LeaseView& o = lease_views_[other];
     paxos::NodeId holder = 0, newer = 0;
-    if (!v.lease_epoch.IsZero() && o.usable_epoch > v.lease_epoch) {
+    if (holds(v) && o.usable_epoch > v.lease_epoch) {
       holder = changed;
       newer = other;
-    } else if (!o.lease_epoch.IsZero() && v.usable_epoch > o.lease_epoch) {
+    } else if (holds(o) && v.usable_epoch > o.lease_epoch) {
       holder = other;
       newer = changed;
     } else {
       continue;
     }
     checker_.Fail("node " + std::to_string(holder) + " holds a leader lease for " +
-                  paxos::ToString(lease_views_[holder].lease_epoch) + " while node " +
+                  paxos::ToString(lease_views_[holder].lease_epoch) + " (until " +
+                  std::to_string(lease_views_[holder].lease_end_ms) + " ms) while node " +
                   std::to_string(newer) + " leads the newer epoch " +
                   paxos::ToString(lease_views_[newer].usable_epoch));
     return;
@@ -327,9 +535,27 @@ void Simulator::CheckLeases(paxos::NodeId changed) {
 
 void Simulator::DispatchEvent(Event& e) {
   switch (e.kind) {
-    case EventKind::kNodeTick:
-      node(e.target).Tick();
-      Push(now_ + kTickMs, EventKind::kNodeTick, e.target);
+    case EventKind::kNodeTick: {
+      NodeClock& c = clocks_[e.target];
+      if (c.paused) {
+        ++c.missed_ticks;
+      } else {
+        node(e.target).Tick();
+        c.last_index = e.arg;
+      }
+      if (drifting_clocks_ && rng_.Chance(kClockRateChangePerTick)) {
+        c.SetRate(e.arg + 1, DrawPeriodUs(&rng_, clock_base_options_,
+                                          config_.planted.clock_drift_beyond_bound));
+        if (trace_.verbose()) {
+          trace_.Log(now_, "node " + std::to_string(e.target) + " clock: a tick every " +
+                               std::to_string(c.period_us) + " us");
+        }
+      }
+      Push(c.TickMs(e.arg + 1), EventKind::kNodeTick, e.target, e.arg + 1);
+      break;
+    }
+    case EventKind::kResume:
+      Resume(e.target);
       break;
     case EventKind::kClientTick:
       clients_.at(e.target)->Tick();
@@ -345,7 +571,10 @@ void Simulator::DispatchEvent(Event& e) {
       node(e.target).OnBackgroundDone(e.arg);
       break;
     case EventKind::kRestart:
-      if (!node(e.target).up()) node(e.target).Start();
+      if (!node(e.target).up()) {
+        granted_[e.target].incarnation_max = paxos::Ballot();
+        node(e.target).Start();
+      }
       break;
     case EventKind::kChaos:
       if (phase_ != Phase::kChaos) break;
@@ -371,7 +600,20 @@ void Simulator::Deliver(const Envelope& envelope) {
   if (trace_.verbose()) LogDelivery(envelope);
   if (const auto* m = std::get_if<paxos::Message>(&envelope.payload)) {
     trace_.Fold({0xDE1, HashMessage(*m)});
-    if (IsNode(envelope.to)) node(envelope.to).OnPeerMessage(*m);
+    if (IsNode(envelope.to)) {
+      NoteEpochSeen(envelope.to, *m);
+      const paxos::Ballot promised_before = node(envelope.to).status().promised;
+      node(envelope.to).OnPeerMessage(*m);
+      if (node(envelope.to).up()) {
+        CheckLeaseGrants(envelope.to, *m, promised_before);
+        const paxos::Ballot usable = node(envelope.to).usable_epoch();
+        if (!usable.IsZero() && usable < checker_.epoch_seen(envelope.to)) {
+          checker_.Fail("node " + std::to_string(envelope.to) + " still leads epoch " +
+                        paxos::ToString(usable) + " after it saw the newer epoch " +
+                        paxos::ToString(checker_.epoch_seen(envelope.to)));
+        }
+      }
+    }
   } else if (const auto* r = std::get_if<ClientRequest>(&envelope.payload)) {
     trace_.Fold({0xDE2, envelope.to, r->client_id, r->op_id});
     if (IsNode(envelope.to)) node(envelope.to).OnClientRequest(envelope.from, *r);
@@ -413,6 +655,8 @@ void Simulator::ChaosStep() {
   network_.ExpireCuts(now_);
   MaybeCrash();
   MaybePartition();
+  MaybePause();
+  MaybeHangDisk();
   if (rng_.Chance(chaos_.reconfigure_per_tick)) {
     network_.Configure(NetworkConfig::Draw(&rng_));
     trace_.Log(now_, "network now " + network_.config().ToString());
@@ -432,7 +676,7 @@ paxos::NodeId Simulator::PickVictim() {
 void Simulator::MaybeCrash() {
   if (!rng_.Chance(chaos_.crash_per_tick)) return;
   SimNode& victim = node(PickVictim());
-  if (!victim.up() || NodesDown() >= chaos_.down_max) return;
+  if (!victim.up() || clocks_[victim.id()].paused || NodesDown() >= chaos_.down_max) return;
   ++stats_.crashes;
   victim.Crash();
   const uint64_t down_ticks = rng_.Uniform(chaos_.restart_min_ticks, chaos_.restart_max_ticks);
@@ -445,10 +689,38 @@ void Simulator::MaybePartition() {
   const uint64_t links =
       rng_.Chance(0.3) ? network_.IsolateCut(PickVictim(), &what) : network_.DrawCut(&what);
   const uint64_t ticks = rng_.Uniform(chaos_.cut_min_ticks, chaos_.cut_max_ticks);
-  if (!network_.AddCut(links, now_ + ticks * kTickMs)) return;
+  const bool hold = rng_.Chance(chaos_.hold_cuts);
+  if (!network_.AddCut(links, now_ + ticks * kTickMs, hold)) return;
   ++stats_.partitions;
-  trace_.Fold({0xC07, links, ticks});
-  trace_.Log(now_, "partition " + what + " for " + std::to_string(ticks) + " ticks");
+  trace_.Fold({0xC07, links, ticks, hold});
+  trace_.Log(now_, "partition " + what + " for " + std::to_string(ticks) + " ticks" +
+                       (hold ? " (holding: delivered late)" : ""));
+}
+
+void Simulator::MaybePause() {
+  if (!rng_.Chance(chaos_.pause_per_tick)) return;
+  const paxos::NodeId id = PickVictim();
+  NodeClock& c = clocks_[id];
+  if (!node(id).up() || c.paused) return;
+  const uint64_t ticks = rng_.Uniform(chaos_.pause_min_ticks, chaos_.pause_max_ticks);
+  c.paused = true;
+  trace_.Fold({0x9A05, id, ticks});
+  trace_.Log(now_, "node " + std::to_string(id) + " PAUSES for " + std::to_string(ticks) +
+                       " ticks");
+  Push(now_ + ticks * kTickMs, EventKind::kResume, id);
+}
+
+void Simulator::MaybeHangDisk() {
+  if (!rng_.Chance(chaos_.hang_per_tick) || now_ < disk_hang_end_ms_) return;
+  SimNode& victim = node(PickVictim());
+  const uint64_t ticks = rng_.Uniform(chaos_.hang_min_ticks, chaos_.hang_max_ticks);
+  disk_hang_end_ms_ = now_ + ticks * kTickMs;
+  victim.HangDiskUntil(disk_hang_end_ms_);
+  // Convergence waits for the disk; give the run room to see it.
+  end_ms_ = std::max(end_ms_, disk_hang_end_ms_ + (config_.converge_ticks + 10) * kTickMs);
+  trace_.Fold({0xD15C, victim.id(), ticks});
+  trace_.Log(now_, "node " + std::to_string(victim.id()) + " DISK HANGS for " +
+                       std::to_string(ticks) + " ticks");
 }
 
 void Simulator::Heal() {
@@ -458,8 +730,12 @@ void Simulator::Heal() {
   network_.ClearCuts();
   network_.Configure(NetworkConfig::Calm());
   for (auto& n : nodes_) {
-    n->set_disk(DiskConfig::Calm());
-    if (!n->up()) n->Start();
+    n->set_disk(DiskConfig::Calm());  // a hung disk stays hung (HangDiskUntil)
+    Resume(n->id());
+    if (!n->up()) {
+      granted_[n->id()].incarnation_max = paxos::Ballot();
+      n->Start();
+    }
   }
   for (auto& c : clients_) c->Drain(1);
   Push(now_, EventKind::kMonitor, 0);
@@ -468,7 +744,7 @@ void Simulator::Heal() {
 void Simulator::Snapshots() {
   // Snapshots at random points, on top of the drawn slot and byte triggers.
   for (auto& n : nodes_) {
-    if (rng_.Chance(0.3)) n->RequestSnapshot();
+    if (rng_.Chance(0.3) && !clocks_[n->id()].paused) n->RequestSnapshot();
   }
   CheckAllLeases();
 }
@@ -492,12 +768,15 @@ void Simulator::Monitor() {
     }
     return;
   }
+  // A disk that still hangs holds its node's applying back; convergence is due once it works.
+  const Time from_ms = std::max(phase_start_ms_, disk_hang_end_ms_);
+  const Time converge_elapsed_ms = now_ > from_ms ? now_ - from_ms : 0;
   std::string why;
   if (Converged(&why)) {
     stats_.converge_ticks = elapsed_ms / kTickMs;
     trace_.Log(now_, "converged after " + std::to_string(elapsed_ms / kTickMs) + " ticks");
     phase_ = Phase::kDone;
-  } else if (elapsed_ms > config_.converge_ticks * kTickMs) {
+  } else if (converge_elapsed_ms > config_.converge_ticks * kTickMs) {
     liveness_failure_ = "replicas did not converge within " +
                         std::to_string(config_.converge_ticks) + " ticks: " + why + "; " +
                         DescribeState();
@@ -526,6 +805,7 @@ std::string Simulator::DescribeState() const {
       continue;
     }
     const paxos::ReplicaStatus s = n->status();
+    if (n->disk_hung_until() > now_) os << " disk-hung";
     os << " " << paxos::RoleName(s.role) << " promised " << paxos::ToString(s.promised)
        << " leader " << s.leader << " usable " << s.leader_usable << " chosen_below "
        << s.chosen_below << " applied_below " << n->applied_below() << "] ";
@@ -535,13 +815,12 @@ std::string Simulator::DescribeState() const {
 }
 
 SimResult Simulator::Run() {
+  end_ms_ = chaos_end_ms_ + (config_.liveness_ticks + config_.converge_ticks + 10) * kTickMs;
   Setup();
-  const Time end_ms =
-      chaos_end_ms_ + (config_.liveness_ticks + config_.converge_ticks + 10) * kTickMs;
   uint64_t events = 0;
   for (; events < kEventsMax && !heap_.empty(); ++events) {
     Event e = Pop();
-    if (e.at > end_ms) break;
+    if (e.at > end_ms_) break;
     now_ = e.at;
     Dispatch(e);
     if (checker_.failed() || phase_ == Phase::kDone || !liveness_failure_.empty()) break;
@@ -614,6 +893,14 @@ bool SetPlant(std::string_view name, paxos::PlantedBugs* planted) {
     planted->apply_out_of_order = true;
   } else if (name == "lease_from_ack") {
     planted->lease_from_ack_time = true;
+  } else if (name == "lease_to_lower_ballot") {
+    planted->lease_to_lower_ballot = true;
+  } else if (name == "announce_older_epoch") {
+    planted->announce_older_epoch = true;
+  } else if (name == "no_persist_stall_stepdown") {
+    planted->no_persist_stall_stepdown = true;
+  } else if (name == "clock_drift_beyond_bound") {
+    planted->clock_drift_beyond_bound = true;
   } else {
     return false;
   }
@@ -632,6 +919,10 @@ std::string PlantNames(const paxos::PlantedBugs& p) {
   add(p.forget_promise_on_restart, "forget_promise");
   add(p.apply_out_of_order, "apply_out_of_order");
   add(p.lease_from_ack_time, "lease_from_ack");
+  add(p.lease_to_lower_ballot, "lease_to_lower_ballot");
+  add(p.announce_older_epoch, "announce_older_epoch");
+  add(p.no_persist_stall_stepdown, "no_persist_stall_stepdown");
+  add(p.clock_drift_beyond_bound, "clock_drift_beyond_bound");
   return out;
 }
 

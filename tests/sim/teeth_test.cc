@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -27,23 +28,24 @@ struct Hunt {
   std::string what;
 };
 
-SimConfig ConfigForRun(const paxos::PlantedBugs& planted, uint64_t run) {
+// nodes 0: alternate 3 and 5 nodes (seed = run / 2 + 1); else that many nodes (seed = run + 1).
+SimConfig ConfigForRun(const paxos::PlantedBugs& planted, int nodes, uint64_t run) {
   SimConfig config;
   config.planted = planted;
-  config.nodes = run % 2 == 0 ? 3 : 5;
-  config.seed = run / 2 + 1;
+  config.nodes = nodes != 0 ? nodes : run % 2 == 0 ? 3 : 5;
+  config.seed = nodes != 0 ? run + 1 : run / 2 + 1;
   return config;
 }
 
 // Child: one line per seed ("run <i>") before running it, then "caught <i> <violation>" or
 // "missed". Never returns.
-[[noreturn]] void HuntInChild(const paxos::PlantedBugs& planted, int fd) {
+[[noreturn]] void HuntInChild(const paxos::PlantedBugs& planted, int nodes, int fd) {
   InstallCheckFailureReporter();
   FILE* out = fdopen(fd, "w");
   for (uint64_t run = 0; run < kSeedsMax; ++run) {
     std::fprintf(out, "run %llu\n", static_cast<unsigned long long>(run));
     std::fflush(out);
-    const SimResult r = RunSimulation(ConfigForRun(planted, run));
+    const SimResult r = RunSimulation(ConfigForRun(planted, nodes, run));
     if (r.ok()) continue;
     std::string what = r.violation;
     for (char& c : what) c = c == '\n' ? ' ' : c;
@@ -56,7 +58,7 @@ SimConfig ConfigForRun(const paxos::PlantedBugs& planted, uint64_t run) {
   _exit(0);
 }
 
-Hunt HuntFor(const paxos::PlantedBugs& planted) {
+Hunt HuntFor(const paxos::PlantedBugs& planted, int nodes) {
   int fds[2];
   CHECK_EQ(pipe(fds), 0);
   std::fflush(stdout);
@@ -64,7 +66,7 @@ Hunt HuntFor(const paxos::PlantedBugs& planted) {
   CHECK_GE(pid, 0);
   if (pid == 0) {
     close(fds[0]);
-    HuntInChild(planted, fds[1]);
+    HuntInChild(planted, nodes, fds[1]);
   }
   close(fds[1]);
   std::string text;
@@ -93,27 +95,43 @@ Hunt HuntFor(const paxos::PlantedBugs& planted) {
     hunt.what = "the core crashed on a CHECK";
   }
   hunt.runs = last_run + 1;
-  hunt.replay = ReplayCommand(ConfigForRun(planted, last_run));
+  hunt.replay = ReplayCommand(ConfigForRun(planted, nodes, last_run));
   return hunt;
 }
 
-class Teeth : public ::testing::TestWithParam<const char*> {};
+struct Plant {
+  const char* name;
+  int nodes;  // 0: alternate 3 and 5
+};
+
+void PrintTo(const Plant& p, std::ostream* os) {
+  *os << p.name << (p.nodes == 0 ? " (3 and 5 nodes)" : " (5 nodes)");
+}
+
+class Teeth : public ::testing::TestWithParam<Plant> {};
 
 TEST_P(Teeth, SimulatorCatchesPlantedBug) {
   paxos::PlantedBugs planted;
-  ASSERT_TRUE(SetPlant(GetParam(), &planted));
-  const Hunt hunt = HuntFor(planted);
-  ASSERT_TRUE(hunt.caught) << "planted bug " << GetParam() << " survived " << kSeedsMax << " seeds";
-  std::printf("teeth: %s caught after %llu seeds%s: %s\n  replay: %s\n", GetParam(),
+  ASSERT_TRUE(SetPlant(GetParam().name, &planted));
+  const Hunt hunt = HuntFor(planted, GetParam().nodes);
+  ASSERT_TRUE(hunt.caught) << "planted bug " << GetParam().name << " survived " << kSeedsMax
+                           << " seeds";
+  std::printf("teeth: %s caught after %llu seeds%s: %s\n  replay: %s\n", GetParam().name,
               static_cast<unsigned long long>(hunt.runs), hunt.by_check ? " (core CHECK)" : "",
               hunt.what.c_str(), hunt.replay.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Plants, Teeth,
-                         ::testing::Values("ack_before_durable", "ignore_accepted",
-                                           "forget_promise", "apply_out_of_order",
-                                           "lease_from_ack"),
-                         [](const auto& info) { return std::string(info.param); });
+// announce_older_epoch needs two candidates of one round and a third acceptor that promised the
+// higher one and refused the lower one, while the lower one still wins a majority: only
+// groups of 5 have room for that, so it hunts over 5-node seeds only.
+INSTANTIATE_TEST_SUITE_P(
+    Plants, Teeth,
+    ::testing::Values(Plant{"ack_before_durable", 0}, Plant{"ignore_accepted", 0},
+                      Plant{"forget_promise", 0}, Plant{"apply_out_of_order", 0},
+                      Plant{"lease_from_ack", 0}, Plant{"lease_to_lower_ballot", 0},
+                      Plant{"announce_older_epoch", 5}, Plant{"no_persist_stall_stepdown", 0},
+                      Plant{"clock_drift_beyond_bound", 0}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace ballot::sim
