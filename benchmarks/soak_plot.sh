@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Plots a soak CSV (benchmarks/soak.sh: t_s, rssN_mb..., diskN_mb...) as a PNG: RSS of each
+# node (left axis) and its data directory size (right axis) against time.
+#
+#   benchmarks/soak_plot.sh soak.csv soak.png ["title"]
+set -euo pipefail
+csv="$1"
+png="$2"
+title="${3:-Soak: RSS and data directory size per node}"
+if ! command -v gnuplot >/dev/null; then
+  apt-get install -y gnuplot-nox >/dev/null
+fi
+nodes=$(head -1 "$csv" | tr ',' '\n' | grep -c '^rss')
+plots=""
+for ((i = 1; i <= nodes; i++)); do
+  plots+="'$csv' using (\$1/60):$((1 + i)) with lines lw 2 title 'node $i RSS', "
+done
+for ((i = 1; i <= nodes; i++)); do
+  plots+="'$csv' using (\$1/60):$((1 + nodes + i)) axes x1y2 with lines lw 2 dt 2 title 'node $i data dir', "
+done
+gnuplot <<EOF
+set terminal pngcairo size 1100,600 font ",11" noenhanced
+set output '$png'
+set datafile separator ','
+set key autotitle columnhead
+set title "$title"
+set xlabel 'minutes under load'
+set ylabel 'RSS (MiB)'
+set y2label 'data directory (MiB)'
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set grid
+set key top left
+plot ${plots%, }
+EOF
+echo "wrote $png"
