@@ -95,13 +95,13 @@ rss_mb() {
 # Disk space a directory takes, in MiB (allocated blocks, as `du` counts them).
 disk_mb() { du -sk "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1024}'; }
 
-# The time of a glog line (I1203 07:30:12.345678 ...) matching REGEX in a node log, as seconds
-# since the epoch (the first match after line FROM_LINE, default 0).
+# The time of a glog line matching REGEX in a node log, as seconds since the epoch (the first
+# match after line FROM_LINE, default 0). glog writes I20261203 07:30:12.345678 (local time) or,
+# in older versions, I1203 07:30:12.345678.
 log_time() {
-  local log="$1" regex="$2" from="${3:-0}" year
-  year="$(date +%Y)"
+  local log="$1" regex="$2" from="${3:-0}"
   tail -n +"$((from + 1))" "$log" | grep -m1 -E "$regex" |
-    awk -v y="$year" '{m = substr($1, 2, 2); d = substr($1, 4, 2);
-                       printf "%s-%s-%s %s\n", y, m, d, $2}' |
-    { read -r stamp && date -d "$stamp" +%s.%N; }
+    awk -v y="$(date +%Y)" '{s = substr($1, 2); if (length(s) == 4) s = y s;
+                             printf "%s-%s-%s %s\n", substr(s, 1, 4), substr(s, 5, 2), substr(s, 7, 2), $2}' |
+    { read -r stamp && date -d "$stamp" +%s.%N; } || true
 }
