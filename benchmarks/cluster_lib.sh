@@ -92,6 +92,12 @@ rss_mb() {
     "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# RssAnon of a pid in MiB: the heap, without the LMDB file pages mapped in (0 if it is gone).
+anon_mb() {
+  awk '/^RssAnon:/ {printf "%.1f", $2 / 1024; found = 1} END {if (!found) printf "0"}' \
+    "/proc/$1/status" 2>/dev/null || echo 0
+}
+
 # Disk space a directory takes, in MiB (allocated blocks, as `du` counts them).
 disk_mb() { du -sk "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1024}'; }
 

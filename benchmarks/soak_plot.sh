@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Plots a soak CSV (benchmarks/soak.sh: t_s, rssN_mb..., diskN_mb...) as a PNG: RSS of each
-# node (left axis) and its data directory size (right axis) against time.
+# Plots a soak CSV (benchmarks/soak.sh: t_s, rssN_mb..., diskN_mb..., [anonN_mb...]) as a PNG:
+# RSS of each node and, if sampled, its anonymous part (left axis) and its data directory size
+# (right axis) against time.
 #
 #   benchmarks/soak_plot.sh soak.csv soak.png ["title"]
 set -euo pipefail
@@ -18,6 +19,11 @@ done
 for ((i = 1; i <= nodes; i++)); do
   plots+="'$csv' using (\$1/60):$((1 + nodes + i)) axes x1y2 with lines lw 2 dt 2 title 'node $i data dir', "
 done
+if head -1 "$csv" | grep -q anon1_mb; then
+  for ((i = 1; i <= nodes; i++)); do
+    plots+="'$csv' using (\$1/60):$((1 + 2 * nodes + i)) with lines lw 1 dt 3 title 'node $i anon RSS', "
+  done
+fi
 gnuplot <<EOF
 set terminal pngcairo size 1100,600 font ",11" noenhanced
 set output '$png'
