@@ -86,6 +86,7 @@ for ((r = 1; r <= RESTARTS; r++)); do
   snap="$(ls "$WORK/node$f/snapshots" 2>/dev/null | grep -E '^snap-[0-9]+\.snap$' | sort -t- -k2 -n | tail -1 || true)"
   snap_below="${snap#snap-}"
   snap_below="${snap_below%.snap}"
+  [[ -n "$snap_below" ]] && snap_below=$((10#$snap_below))
   snap_mb="$( [[ -n "$snap" ]] && du -sk "$WORK/node$f/snapshots/$snap" | awk '{printf "%.1f", $1 / 1024}' || echo 0)"
   line="$(wc -l <"$WORK/node$f.log")"
   cluster_start_node "$f"

@@ -65,13 +65,12 @@ fill_start=$SECONDS
   --kv_keys="$KEYS" --clients="$CLIENTS" --duration_s="$FILL_S" --warmup_s=0 \
   >"$OUT/fill.out" 2>"$OUT/fill.log" &
 bench_pid=$!
-declare -A done_client
-while ((${#done_client[@]} < CLIENTS)); do
+written=0  # clients 0 .. written-1 have written their last key
+while ((written < CLIENTS)); do
   kill -0 "$bench_pid" 2>/dev/null || { echo "the fill ended before every key was written: raise FILL_S" >&2; exit 1; }
   sleep 5
-  for ((c = 0; c < CLIENTS; c++)); do
-    [[ -n "${done_client[$c]:-}" ]] && continue
-    ctl --timeout_ms=5000 kv get "k$c.$((KEYS - 1))" >/dev/null 2>&1 && done_client[$c]=1 || break
+  while ((written < CLIENTS)) && ctl --timeout_ms=5000 kv get "k$written.$((KEYS - 1))" >/dev/null 2>&1; do
+    written=$((written + 1))
   done
 done
 kill "$bench_pid" 2>/dev/null || true
@@ -99,7 +98,8 @@ for ((k = 1; k <= SNAPSHOTS; k++)); do
   reply="$(ctl --timeout_ms=600000 snapshot --id="$node" 2>&1 || true)"
   t2="$(date +%s.%N)"
   below="$(echo "$reply" | awk '/covers slots below/ {print $NF}')"
-  mb="$(du -sk "$WORK/node$node/snapshots/snap-$below.snap" 2>/dev/null | awk '{printf "%.1f", $1 / 1024}')"
+  mb="$(du -sk "$WORK/node$node/snapshots/snap-$(printf %020d "${below:-0}").snap" 2>/dev/null |
+    awk '{printf "%.1f", $1 / 1024}' || true)"
   awk -v k="$k" -v n="$node" -v r="$role" -v a="$t1" -v b="$t2" -v c="${below:-failed}" -v m="${mb:-0}" \
     'BEGIN {printf "%d,%s,%s,%.3f,%.3f,%.2f,%s,%s\n", k, n, r, a, b, b - a, c, m}' |
     tee -a "$OUT/snapshots.csv"
@@ -120,12 +120,13 @@ awk -F, 'NR == FNR {if (FNR > 1) {s[++n] = $4; e[n] = $5}; next}
    print cls "," $0}' "$OUT/snapshots.csv" "$OUT/seconds.csv" >"$OUT/classified.csv"
 summ() {
   local cls="$1"
-  grep "^$cls," "$OUT/classified.csv" | awk -F, -v c="$cls" '{p99[NR] = $7; ops += $4; if ($8 > mx) mx = $8}
-    END {if (NR == 0) {print c ": no seconds"; exit}
-         n = asort(p99)
-         med = (n % 2) ? p99[(n + 1) / 2] : (p99[n / 2] + p99[n / 2 + 1]) / 2
-         printf "%-8s seconds=%d ops/s=%.0f per-second p99: median %.1f ms, worst %.1f ms; max latency %.1f ms\n",
-                c, n, ops / n, med / 1000, p99[n] / 1000, mx / 1000}'
+  # Rows: class,unix_s,second,ops,errors,p50_us,p99_us,max_us; sorted by p99 for the median.
+  grep "^$cls," "$OUT/classified.csv" | sort -t, -k7,7n | awk -F, -v c="$cls" \
+    '{p99[NR] = $7; ops += $4; if ($8 > mx) mx = $8}
+     END {if (NR == 0) {print c ": no seconds"; exit}
+          n = NR; med = (n % 2) ? p99[(n + 1) / 2] : (p99[n / 2] + p99[n / 2 + 1]) / 2
+          printf "%-8s seconds=%d ops/s=%.0f per-second p99: median %.1f ms, worst %.1f ms; max latency %.1f ms\n",
+                 c, n, ops / n, med / 1000, p99[n] / 1000, mx / 1000}'
 }
 {
   summ without
