@@ -98,6 +98,15 @@ anon_mb() {
     "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# LMDB pages in use in a node's data directory, in MiB: the high-water mark minus the free list
+# (mdb_stat from lmdb-utils; empty if it is missing). The file itself is the preallocated map.
+lmdb_live_mb() {
+  command -v mdb_stat >/dev/null || return 0
+  mdb_stat -ef "$1" 2>/dev/null |
+    awk '/Page size:/ {ps = $NF} /Number of pages used:/ {used = $NF} /Free pages:/ {free = $NF}
+         END {if (ps) printf "%.1f", (used - free) * ps / 1048576}'
+}
+
 # Disk space a directory takes, in MiB (allocated blocks, as `du` counts them).
 disk_mb() { du -sk "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1024}'; }
 

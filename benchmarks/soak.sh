@@ -59,13 +59,16 @@ echo "cluster $CLUSTER, leader $leader, data in $WORK"
 bench_pid=$!
 
 # One row a second while the load runs: seconds since the load started, then per node RSS,
-# data directory size and anonymous RSS (RSS without LMDB's file pages: the heap) in MiB.
+# data directory size, anonymous RSS (RSS without LMDB's file pages: the heap) and the LMDB
+# pages in use (high-water mark minus free pages; the data directory is the preallocated map)
+# in MiB.
 csv="$OUT/soak.csv"
 {
   printf "t_s"
   for ((id = 1; id <= NODES; id++)); do printf ",rss%d_mb" "$id"; done
   for ((id = 1; id <= NODES; id++)); do printf ",disk%d_mb" "$id"; done
   for ((id = 1; id <= NODES; id++)); do printf ",anon%d_mb" "$id"; done
+  for ((id = 1; id <= NODES; id++)); do printf ",lmdb%d_mb" "$id"; done
   printf "\n"
 } >"$csv"
 start="$(date +%s.%N)"
@@ -76,6 +79,7 @@ while kill -0 "$bench_pid" 2>/dev/null; do
   for ((id = 1; id <= NODES; id++)); do row+=",$(rss_mb "${NODE_PID[$id]}")"; done
   for ((id = 1; id <= NODES; id++)); do row+=",$(disk_mb "$WORK/node$id")"; done
   for ((id = 1; id <= NODES; id++)); do row+=",$(anon_mb "${NODE_PID[$id]}")"; done
+  for ((id = 1; id <= NODES; id++)); do row+=",$(lmdb_live_mb "$WORK/node$id")"; done
   echo "$row" >>"$csv"
   # Sleep to the next whole second since the start, so sampling does not drift.
   sleep "$(awk -v n="$next" -v s="$start" -v t="$(date +%s.%N)" \
@@ -95,7 +99,7 @@ awk -F, -v nodes="$NODES" 'NR == 1 {for (i = 2; i <= NF; i++) name[i] = $i; next
   {t[NR] = $1; for (i = 2; i <= NF; i++) v[NR, i] = $i; n = NR}
   END {
     printf "%-10s %10s %14s %14s %14s\n", "series", "first", "max 1st third", "max 2nd third", "max 3rd third"
-    for (i = 2; i <= 3 * nodes + 1; i++) {
+    for (i = 2; i <= 4 * nodes + 1; i++) {
       m1 = m2 = m3 = 0
       for (r = 2; r <= n; r++) {
         third = (r - 2) * 3 / (n - 1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Plots a soak CSV (benchmarks/soak.sh: t_s, rssN_mb..., diskN_mb..., [anonN_mb...]) as a PNG:
-# RSS of each node and, if sampled, its anonymous part (left axis) and its data directory size
-# (right axis) against time.
+# Plots a soak CSV (benchmarks/soak.sh: t_s, rssN_mb..., diskN_mb..., [anonN_mb...,
+# lmdbN_mb...]) as a PNG: RSS of each node and, if sampled, its anonymous part (left axis), its
+# data directory size and, if sampled, the LMDB pages in use (right axis) against time.
 #
 #   benchmarks/soak_plot.sh soak.csv soak.png ["title"]
 set -euo pipefail
@@ -22,6 +22,11 @@ done
 if head -1 "$csv" | grep -q anon1_mb; then
   for ((i = 1; i <= nodes; i++)); do
     plots+="'$csv' using (\$1/60):$((1 + 2 * nodes + i)) with lines lw 1 dt 3 title 'node $i anon RSS', "
+  done
+fi
+if head -1 "$csv" | grep -q lmdb1_mb; then
+  for ((i = 1; i <= nodes; i++)); do
+    plots+="'$csv' using (\$1/60):$((1 + 3 * nodes + i)) axes x1y2 with lines lw 1 dt 4 title 'node $i LMDB pages in use', "
   done
 fi
 gnuplot <<EOF
