@@ -46,6 +46,7 @@ stop_load() {
 cleanup() {
   stop_load
   cluster_stop_all
+  save_node_events "$OUT"
   [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT

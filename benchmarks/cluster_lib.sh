@@ -56,6 +56,17 @@ cluster_stop_all() {
   for id in "${!NODE_PID[@]}"; do cluster_kill_node "$id"; done
 }
 
+# Copies each node's log without the connection chatter (leadership, snapshots, compaction,
+# transfers, map growth) to DIR/nodeN-events.log.
+save_node_events() {
+  local dir="$1" id
+  for ((id = 1; id <= NODES; id++)); do
+    [[ -f "$WORK/node$id.log" ]] || continue
+    grep -vE 'connected to peer|lost the connection|closing ' "$WORK/node$id.log" \
+      >"$dir/node$id-events.log" || true
+  done
+}
+
 ctl() { "$BUILD/tools/ballotctl" --cluster="$CLUSTER" "$@"; }
 
 # The leader's id (empty if none answers within 10 s).

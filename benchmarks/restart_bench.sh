@@ -34,6 +34,7 @@ fi
 source "$root/benchmarks/cluster_lib.sh"
 cleanup() {
   cluster_stop_all
+  save_node_events "$OUT"
   if ((own_work)) && [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT

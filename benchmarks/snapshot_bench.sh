@@ -41,6 +41,7 @@ bench_pid=""
 cleanup() {
   [[ -n "$bench_pid" ]] && kill "$bench_pid" 2>/dev/null || true
   cluster_stop_all
+  save_node_events "$OUT"
   [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT

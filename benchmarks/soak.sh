@@ -32,6 +32,7 @@ bench_pid=""
 cleanup() {
   [[ -n "$bench_pid" ]] && kill "$bench_pid" 2>/dev/null || true
   cluster_stop_all
+  save_node_events "$OUT"
   [[ "${KEEP_WORK:-1}" == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT

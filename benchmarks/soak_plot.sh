@@ -30,7 +30,7 @@ if head -1 "$csv" | grep -q lmdb1_mb; then
   done
 fi
 gnuplot <<EOF
-set terminal pngcairo size 1100,600 font ",11" noenhanced
+set terminal pngcairo size 1100,700 font ",11" noenhanced
 set output '$png'
 set datafile separator ','
 set key autotitle columnhead
@@ -43,7 +43,7 @@ set y2tics
 set yrange [0:*]
 set y2range [0:*]
 set grid
-set key top left
+set key below horizontal maxcols 3
 plot ${plots%, }
 EOF
 echo "wrote $png"
