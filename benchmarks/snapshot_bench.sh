@@ -13,9 +13,10 @@
 #    ballot-bench --interval_csv (count, p50, p99, max per second). At PERIOD_S, 2 x PERIOD_S,
 #    ... it runs `ballotctl snapshot --id=N`, alternating the leader and a follower, and notes
 #    when the command was sent and when it returned (the snapshot durable).
-# 3. Classifies each second as "during" (overlapping a snapshot write), "after" (the 2 s after
-#    one) or "without" (the rest; the first 5 s are warm-up) and prints, for each class, ops/s,
-#    the median and the worst of the per-second p99s, and the largest latency.
+# 3. benchmarks/snapshot_classify.py classifies each second as "during" (overlapping a snapshot
+#    write, including the extra ones a retried request causes), "after" (the 2 s after one) or
+#    "without" (the rest; the first 5 s are warm-up) and prints, for each class, ops/s, the
+#    median and the worst of the per-second p99s, and the largest latency.
 #
 # Environment: CLIENTS (64), KEYS (4352), VALUE_BYTES (4096), FILL_S (240, the most the fill
 # may take), LOAD_CLIENTS (16), SNAPSHOTS (4), PERIOD_S (40), NODE_FLAGS (extra ballotd flags),
@@ -109,29 +110,7 @@ wait "$bench_pid"
 bench_pid=""
 grep -v '^{' "$OUT/load.out" || true
 
-# 3. Per-second p99 during snapshot writes against the seconds without one. A second (the row
-# written at unix_s covers (unix_s - 1, unix_s]) is "during" if it overlaps a snapshot write.
-awk -F, 'NR == FNR {if (FNR > 1) {s[++n] = $4; e[n] = $5}; next}
-  {t = $1; sec = $2; if (sec <= 5) next
-   cls = "without"
-   for (i = 1; i <= n; i++) {
-     if (t > s[i] && t - 1 < e[i]) {cls = "during"; break}
-     if (t - 1 >= e[i] && t - 1 < e[i] + 2) cls = "after"
-   }
-   print cls "," $0}' "$OUT/snapshots.csv" "$OUT/seconds.csv" >"$OUT/classified.csv"
-summ() {
-  local cls="$1"
-  # Rows: class,unix_s,second,ops,errors,p50_us,p99_us,max_us; sorted by p99 for the median.
-  grep "^$cls," "$OUT/classified.csv" | sort -t, -k7,7n | awk -F, -v c="$cls" \
-    '{p99[NR] = $7; ops += $4; if ($8 > mx) mx = $8}
-     END {if (NR == 0) {print c ": no seconds"; exit}
-          n = NR; med = (n % 2) ? p99[(n + 1) / 2] : (p99[n / 2] + p99[n / 2 + 1]) / 2
-          printf "%-8s seconds=%d ops/s=%.0f per-second p99: median %.1f ms, worst %.1f ms; max latency %.1f ms\n",
-                 c, n, ops / n, med / 1000, p99[n] / 1000, mx / 1000}'
-}
-{
-  summ without
-  summ during
-  summ after
-} | tee "$OUT/summary.txt"
+# 3. Per-second p99 during snapshot writes against the seconds without one.
+save_node_events "$OUT"
+python3 "$root/benchmarks/snapshot_classify.py" "$OUT" | tee "$OUT/summary.txt"
 echo "results in $OUT"
