@@ -54,6 +54,10 @@ DEFINE_uint32(start_nodes, 0, "start a local cluster of this many ballotd (0: us
 DEFINE_string(ballotd, "", "ballotd binary for --start_nodes (default: next to this binary)");
 DEFINE_string(node_flags, "", "extra flags for started nodes, space-separated (e.g. --in_memory)");
 DEFINE_uint32(failover, 0, "SIGKILL the leader this many times under load (needs --start_nodes)");
+DEFINE_string(interval_csv, "",
+              "append one CSV row per measured second to this file: unix_s,second,ops,errors,"
+              "p50_us,p99_us,max_us of the operations completed in that second");
+DEFINE_uint32(kv_keys, 1024, "kv workload: keys each client cycles through");
 
 namespace ballot::bench {
 namespace {
@@ -109,6 +113,8 @@ struct Lane {
   LatencyHistogram latency;  // guarded by mu
   uint64_t ops = 0;          // guarded by mu
   uint64_t errors = 0;       // guarded by mu
+  LatencyHistogram interval_latency;  // this second only; guarded by mu
+  uint64_t interval_errors = 0;       // guarded by mu
 };
 
 class Runner {
@@ -170,7 +176,7 @@ class Runner {
       }
     }
     if (FLAGS_workload == "kv") {
-      std::string key = "k" + std::to_string(client) + "." + std::to_string(n % 1024);
+      std::string key = "k" + std::to_string(client) + "." + std::to_string(n % FLAGS_kv_keys);
       return samples::KvStore::EncodePut(key, std::string(FLAGS_value_bytes, 'v'));
     }
     return samples::SequenceGenerator::EncodeNext(1);
@@ -196,8 +202,10 @@ class Runner {
     if (ok) {
       ++lane->ops;
       lane->latency.Record(static_cast<uint64_t>((now - sent) / 1000));
+      lane->interval_latency.Record(static_cast<uint64_t>((now - sent) / 1000));
     } else {
       ++lane->errors;
+      ++lane->interval_errors;
     }
   }
 
@@ -247,14 +255,36 @@ class Runner {
     return ms;
   }
 
+  // One line per second: ops and errors of that second, p99 since the start and of that second.
   void Progress(int second, uint64_t* last_ops) {
     PointResult snapshot;
     Collect(&snapshot);
+    LatencyHistogram interval;
+    uint64_t interval_errors = 0;
+    for (auto& lane : *lanes_) {
+      std::lock_guard<std::mutex> lock(lane->mu);
+      interval.Merge(lane->interval_latency);
+      interval_errors += lane->interval_errors;
+      lane->interval_latency = LatencyHistogram();
+      lane->interval_errors = 0;
+    }
     std::fprintf(stderr, "  [%2ds] clients=%u ops/s=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
-                         "\n",
+                         " second_p99_us=%" PRIu64 "\n",
                  second, clients_, snapshot.ops - *last_ops, snapshot.latency.Percentile(0.99),
-                 snapshot.errors);
+                 snapshot.errors, interval.Percentile(0.99));
     *last_ops = snapshot.ops;
+    if (!FLAGS_interval_csv.empty()) {
+      const double unix_s =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      std::ofstream csv(FLAGS_interval_csv, std::ios::app);
+      char row[160];
+      std::snprintf(row, sizeof(row),
+                    "%.3f,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", unix_s,
+                    second, interval.count(), interval_errors, interval.Percentile(0.5),
+                    interval.Percentile(0.99), interval.max());
+      csv << row;
+    }
   }
 
   void Reset() {
@@ -263,6 +293,8 @@ class Runner {
       lane->latency = LatencyHistogram();
       lane->ops = 0;
       lane->errors = 0;
+      lane->interval_latency = LatencyHistogram();
+      lane->interval_errors = 0;
     }
   }
 
