@@ -222,6 +222,47 @@ BENCHMARK(BM_CoreRound)
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(1.0);
 
+// A follower far behind: one slot below everything it accepts is missing (its accept was lost
+// and the leader's re-send has not come yet), so nothing becomes applicable, while accepts keep
+// arriving with the leader's growing commit index. Each accept must cost the same whatever the
+// gap's age: a follower that walked its unchosen log on every message fell further behind the
+// longer it was behind, and never caught up from 1M slots (docs/performance.md).
+void BM_FollowerBehindAGap(benchmark::State& state) {
+  const auto behind = static_cast<Slot>(state.range(0));
+  Options o;
+  o.id = 3;
+  o.members = {1, 2, 3};
+  Replica f(o, DurableState{});
+  for (int i = 0; i < 7; ++i) f.Tick();  // past the restart lease
+  if (f.TakeReady().persist) f.Advance();
+  const Ballot leader(1, 1);
+  Slot slot = 2;  // slot 1 is the gap
+  auto accept = [&] {
+    Message m;
+    m.type = MessageType::kAccept;
+    m.from = 1;
+    m.to = 3;
+    m.ballot = leader;
+    m.commit = slot;  // the leader has chosen everything before this one
+    m.entries.push_back(Entry{slot, Ballot(), Value{leader, false, {Command{7, slot, 0, 0, 0, "v"}}}});
+    f.Step(m);
+    if (f.TakeReady().persist) f.Advance();  // synced at once
+    ++slot;
+  };
+  while (slot < behind) accept();  // setup: `behind` accepted, unchosen slots
+  for (auto _ : state) accept();
+  CHECK_EQ(f.status().chosen_below, 1u);
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel("accepts/s with " + std::to_string(behind) + "+ unchosen slots above a gap");
+}
+
+BENCHMARK(BM_FollowerBehindAGap)
+    ->ArgName("behind")
+    ->Arg(1000)
+    ->Arg(100000)
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.5);
+
 }  // namespace
 }  // namespace ballot::paxos
 

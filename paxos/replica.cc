@@ -631,7 +631,13 @@ void Replica::OnAccept(const Message& m) {
   }
   for (const Entry& e : m.entries) {
     Acceptor::Verdict v = acceptor_.Accept(m.ballot, e.slot, e.value);
-    if (v == Acceptor::Verdict::kOk) reply.slots.push_back(e.slot);
+    if (v != Acceptor::Verdict::kOk) continue;
+    reply.slots.push_back(e.slot);
+    // Below the commit already learnt from this leader: chosen now (LearnCommit will not walk
+    // back here).
+    if (m.ballot == learnt_ballot_ && e.slot < learnt_commit_ && e.slot >= learner_.chosen_below()) {
+      learner_.MarkChosen(e.slot);
+    }
   }
   reply.ok = true;
   reply.promised = acceptor_.promised();
@@ -683,13 +689,22 @@ void Replica::OnHeartbeatReply(const Message& m) {
 
 void Replica::LearnCommit(Ballot leader_ballot, Slot commit) {
   // A value we accepted under the leader's current ballot is the one it proposed there, so if
-  // the leader says the slot is chosen, that value is chosen.
-  for (auto it = log_.LowerBound(learner_.chosen_below()); it != log_.end(); ++it) {
+  // the leader says the slot is chosen, that value is chosen. Each slot is looked at once per
+  // leader ballot: the walk resumes where the last one ended (a follower far behind, with a gap
+  // below everything it accepts, would otherwise walk its whole unchosen log on every message).
+  // OnAccept marks slots that arrive below that point itself.
+  if (leader_ballot != learnt_ballot_) {
+    learnt_ballot_ = leader_ballot;
+    learnt_commit_ = 0;
+  }
+  for (auto it = log_.LowerBound(std::max(learner_.chosen_below(), learnt_commit_));
+       it != log_.end(); ++it) {
     if (it->first >= commit) break;
     if (!it->second.chosen && it->second.entry.ballot == leader_ballot) {
       learner_.MarkChosen(it->first);
     }
   }
+  learnt_commit_ = std::max(learnt_commit_, commit);
   leader_commit_ = std::max(leader_commit_, commit);
   if (learner_.chosen_below() < leader_commit_ && !catchup_wanted_) {
     catchup_wanted_ = true;

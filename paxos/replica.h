@@ -194,6 +194,10 @@ class Replica {
 
   // Catch-up.
   Slot leader_commit_ = 1;
+  // LearnCommit's progress under one leader ballot: slots below learnt_commit_ were already
+  // looked at for that ballot (see LearnCommit).
+  Ballot learnt_ballot_;
+  Slot learnt_commit_ = 0;
   uint64_t last_catchup_request_ = 0;
   bool catchup_wanted_ = false;
 

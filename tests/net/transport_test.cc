@@ -607,6 +607,11 @@ TEST(TimingMismatchTest, NamesTheFieldAndBothValues) {
   EXPECT_EQ(TimingMismatch(2, TimingFields(Timing(20)), TimingFields(Timing(10))),
             "peer 2 has tick_ms=20, this node 10");
   EXPECT_EQ(TimingMismatch(2, TimingFields(Timing(10)), TimingFields(Timing(10))), "");
+  PeerTiming looser_clocks = Timing(10);
+  looser_clocks.max_clock_drift_ppm *= 2;
+  EXPECT_EQ(TimingMismatch(2, TimingFields(looser_clocks), TimingFields(Timing(10))),
+            "peer 2 has max_clock_drift_ppm=" + std::to_string(looser_clocks.max_clock_drift_ppm) +
+                ", this node " + std::to_string(looser_clocks.max_clock_drift_ppm / 2));
   PeerTiming longer_lease = Timing(10);
   longer_lease.lease_ticks += 1;
   EXPECT_EQ(TimingMismatch(3, TimingFields(longer_lease), TimingFields(Timing(10))),
@@ -616,9 +621,9 @@ TEST(TimingMismatchTest, NamesTheFieldAndBothValues) {
   EXPECT_NE(TimingMismatch(2, {}, TimingFields(Timing(10))).find("sends no tick_ms"),
             std::string::npos);
   std::vector<TimingValue> extra = TimingFields(Timing(10));
-  extra.push_back({"max_clock_drift_ppm", 500});
+  extra.push_back({"max_skew_us", 500});
   EXPECT_NE(TimingMismatch(2, extra, TimingFields(Timing(10)))
-                .find("max_clock_drift_ppm=500, which this node does not know"),
+                .find("max_skew_us=500, which this node does not know"),
             std::string::npos);
 }
 

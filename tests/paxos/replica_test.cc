@@ -1609,3 +1609,45 @@ TEST(ReplicaCatchupTest, AReplyThatTaughtNothingDoesNotTriggerAnImmediateRequest
 
 }  // namespace
 }  // namespace ballot::paxos
+
+namespace ballot::paxos {
+namespace {
+
+// A follower learns that accepted slots are chosen from the leader's commit index without
+// walking its whole unchosen log on every message (a node far behind would spend all its time
+// there). A slot that arrives, re-sent, below the point the leader's commit was already learnt
+// up to must still be learnt as chosen.
+TEST(ReplicaLearnTest, ASlotResentBelowTheLearntCommitIsStillChosen) {
+  Options o = BaseOptions(3, 3, 31);
+  Replica f(o, DurableState{});
+  for (int i = 0; i < 7; ++i) f.Tick();  // past the restart lease; no election yet
+  (void)f.TakeReady();
+  const Ballot leader(1, 1);
+  auto accept = [&](Slot slot, Slot commit) {
+    Message m;
+    m.type = MessageType::kAccept;
+    m.from = 1;
+    m.to = 3;
+    m.ballot = leader;
+    m.commit = commit;
+    m.entries.push_back(Entry{slot, Ballot(), Value{leader, false, {Cmd(7, slot, "v")}}});
+    f.Step(m);
+  };
+  // Slots 2..10 arrive; slot 1's accept was lost.
+  for (Slot s = 2; s <= 10; ++s) accept(s, 1);
+  Message hb;
+  hb.type = MessageType::kHeartbeat;
+  hb.from = 1;
+  hb.to = 3;
+  hb.ballot = leader;
+  hb.commit = 11;
+  hb.round = 1;
+  f.Step(hb);
+  EXPECT_EQ(f.status().chosen_below, 1u) << "slot 1 is missing: nothing can be applied yet";
+  // The leader re-sends slot 1; with it, everything below 11 is chosen.
+  accept(1, 11);
+  EXPECT_EQ(f.status().chosen_below, 11u);
+}
+
+}  // namespace
+}  // namespace ballot::paxos
