@@ -173,6 +173,10 @@ void Driver::Read(std::string query, ClientTag tag) {
 void Driver::RequestSnapshot(std::function<void(Result<Slot>)> done) {
   snapshot_waiters_.push_back(std::move(done));
   host_->ToApplier([this] {
+    // A request that comes while a snapshot is written is answered by that one (its waiter is
+    // already queued, and OnSnapshotSaved answers every waiter): a client that retries while
+    // a large state is written must not cause one snapshot per attempt.
+    if (snapshot_in_progress_) return;
     snapshot_requested_ = true;
     MaybeSnapshot();
   });

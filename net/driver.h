@@ -169,7 +169,8 @@ class Driver {
   // The command must carry a client id and sequence; its answer goes to `tag`.
   void Propose(paxos::Command command, ClientTag tag);
   void Read(std::string query, ClientTag tag);
-  // Takes a snapshot now (unless one is being written); `done` gets its applied_below, on the
+  // Takes a snapshot now; if one is being written, that one answers (a retried request must not
+  // take one snapshot per attempt). `done` gets its applied_below, on the
   // driver thread, once it is durable (or the error).
   void RequestSnapshot(std::function<void(Result<paxos::Slot>)> done);
 

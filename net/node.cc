@@ -309,6 +309,12 @@ class Node::Impl : public DriverHost {
   }
 
   void InBackground(std::function<void()> work) override {
+    if (options_.TEST_background_delay.count() > 0) {
+      work = [delay = options_.TEST_background_delay, work = std::move(work)] {
+        std::this_thread::sleep_for(delay);
+        work();
+      };
+    }
     background_queue_.Push(std::move(work));
   }
 

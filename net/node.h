@@ -62,7 +62,10 @@ struct NodeOptions {
   // before the next write, as a disk occasionally does (fsyncs of ~1 s happen on this
   // hardware). 0: never.
   uint64_t TEST_stall_storage_after_commits = 0;
-  std::chrono::milliseconds TEST_storage_stall{0};  // >= 0: listen on this port instead (0 = any free port)
+  std::chrono::milliseconds TEST_storage_stall{0};
+  // Test hook: every background job (a snapshot write, a received snapshot's commit) starts
+  // this late, as on a slow disk or with a large state. 0: at once.
+  std::chrono::milliseconds TEST_background_delay{0};
 
   Status Validate() const;
 };

@@ -59,6 +59,8 @@ DEFINE_bool(in_memory, false,
 DEFINE_uint64(TEST_stall_storage_after_commits, 0,
               "tests only: stall the storage thread once, after this many commits (0: never)");
 DEFINE_uint32(TEST_storage_stall_ms, 1000, "tests only: how long that stall lasts");
+DEFINE_uint32(TEST_background_delay_ms, 0,
+              "tests only: start every background job (snapshot writes) this many ms late");
 DEFINE_uint64(snapshot_every_slots, 100000,
               "take a snapshot after this many applied slots since the last one (0: never)");
 DEFINE_uint64(snapshot_every_log_mb, 256,
@@ -126,6 +128,7 @@ NodeOptions OptionsFromFlags() {
   o.apply_inline = FLAGS_apply_inline;
   o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
   o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
+  o.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
   o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
   o.driver.snapshot_every_log_bytes = FLAGS_snapshot_every_log_mb << 20;
   o.driver.log_retain_slots = FLAGS_log_retain_slots;

@@ -971,3 +971,34 @@ TEST(SnapshotTest, SlowTransferCompletesWhileTheSenderKeepsSnapshotting) {
 
 }  // namespace
 }  // namespace ballot::cluster_test
+
+namespace ballot::cluster_test {
+namespace {
+
+// `ballotctl snapshot` whose client retries (its attempt timeout is shorter than the snapshot's
+// write) must take one snapshot, not one per attempt: a request that arrives while a snapshot is
+// being written is answered by that one.
+TEST(SnapshotTest, RetriedSnapshotRequestsWhileOneIsWrittenTakeOneSnapshot) {
+  ProcessClusterOptions options = KvOptions(
+      {"--snapshot_every_slots=0", "--snapshot_every_log_mb=0", "--TEST_background_delay_ms=2000"},
+      1);
+  options.attempt_timeout = milliseconds(300);  // several attempts during one snapshot write
+  ProcessCluster cluster(options);
+  Status started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
+  auto admin = cluster.NewClient();
+  for (int k = 0; k < 10; ++k) {
+    auto r = admin->Propose(KvStore::EncodePut("k" + std::to_string(k), "v"), kLiveness);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  auto taken = admin->TakeSnapshot(1, kLiveness);
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  // Any second snapshot a retry scheduled would be durable within another delay.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  EXPECT_EQ(cluster.CountLogLines(1, {"snapshot below slot", "is durable"}), 1u)
+      << "log in " << cluster.LogPath(1);
+}
+
+}  // namespace
+}  // namespace ballot::cluster_test
