@@ -381,8 +381,9 @@ void Driver::MaybeSnapshot() {
   const Slot applied = applier_->applied_below();
   const bool by_slots = options_.snapshot_every_slots != 0 &&
                         applied - last_snapshot_below_ >= options_.snapshot_every_slots;
-  const bool by_bytes = options_.snapshot_every_log_bytes != 0 &&
-                        log_bytes_since_snapshot_ >= options_.snapshot_every_log_bytes;
+  const bool by_bytes =
+      options_.snapshot_every_log_bytes != 0 &&
+      log_bytes_since_snapshot_ >= std::max(options_.snapshot_every_log_bytes, last_snapshot_bytes_);
   if (!snapshot_requested_ && !by_slots && !by_bytes) return;
   if (applied <= 1 && !snapshot_requested_) return;
   snapshot_requested_ = false;
@@ -407,7 +408,7 @@ void Driver::BeginSnapshot() {
     const Slot serving = serving_below_.load();
     const Slot mark = serving != 0 ? std::min(previous, serving) : previous;
     if (s.ok() && mark > 1) s = RaiseStoreMark(mark);
-    host_->ToDriver([this, below, s] { OnSnapshotSaved(below, s); });
+    host_->ToDriver([this, below, s, bytes = SnapshotBytes(below)] { OnSnapshotSaved(below, s, bytes); });
   });
 }
 
@@ -419,6 +420,15 @@ Status Driver::WriteSnapshot(PendingSnapshot* pending, Slot below) {
   return s;
 }
 
+uint64_t Driver::SnapshotBytes(Slot below) const {
+  Result<std::vector<store::SnapshotInfo>> list = snapshots_->List();
+  if (!list.ok()) return 0;
+  for (const store::SnapshotInfo& info : list.value()) {
+    if (info.applied_below == below) return info.raw_bytes;
+  }
+  return 0;
+}
+
 Status Driver::RaiseStoreMark(Slot below) {
   std::lock_guard<std::mutex> lock(mark_mu_);
   if (below <= store_mark_) return Status::Ok();
@@ -428,7 +438,7 @@ Status Driver::RaiseStoreMark(Slot below) {
   return snapshots_->DeleteBelow(below);
 }
 
-void Driver::OnSnapshotSaved(Slot below, Status status) {
+void Driver::OnSnapshotSaved(Slot below, Status status, uint64_t bytes) {
   if (status.ok()) {
     ++counters_.snapshots_taken;
     newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
@@ -451,9 +461,10 @@ void Driver::OnSnapshotSaved(Slot below, Status status) {
       done(status);
     }
   }
-  host_->ToApplier([this, below, ok = status.ok()] {
+  host_->ToApplier([this, below, bytes, ok = status.ok()] {
     snapshot_in_progress_ = false;
     if (ok) previous_snapshot_below_ = std::max(previous_snapshot_below_, below);
+    if (ok) last_snapshot_bytes_ = bytes;
     MaybeSnapshot();  // a request that came while this one was written
   });
 }
@@ -645,6 +656,7 @@ void Driver::InstallOnApplier(NodeId from, Slot below) {
   host_->OnSnapshotRestored(from, below);
   last_snapshot_below_ = below;
   log_bytes_since_snapshot_ = 0;
+  last_snapshot_bytes_ = SnapshotBytes(below);
   previous_snapshot_below_ = std::max(previous_snapshot_below_, below);
   // Everything below is now in the snapshot: the old log and snapshots are useless.
   s = RaiseStoreMark(below);

@@ -63,9 +63,9 @@ DEFINE_uint32(TEST_background_delay_ms, 0,
               "tests only: start every background job (snapshot writes) this many ms late");
 DEFINE_uint64(snapshot_every_slots, 100000,
               "take a snapshot after this many applied slots since the last one (0: never)");
-DEFINE_uint64(snapshot_every_log_mb, 256,
-              "take a snapshot after this many MiB of applied commands since the last one "
-              "(0: never)");
+DEFINE_uint64(snapshot_every_log_mb, 64,
+              "take a snapshot after this many MiB of applied commands since the last one, and "
+              "at least as many as the last snapshot's size (0: never)");
 DEFINE_uint64(log_retain_slots, 20000,
               "chosen slots kept in memory below the newest snapshot, so that briefly lagging "
               "followers catch up from the log");
