@@ -428,6 +428,11 @@ TEST(FileSnapshotStoreTest, FiftyMegabytesRoundTripInChunksWithFlatMemory) {
   if (reset < 0 || peak < 0 || rss_before < 0) {
     GTEST_SKIP() << "cannot reset the peak RSS here; round trip checked, memory not";
   }
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer quarantines freed memory, so every chunk freed stays resident for a while:
+  // RSS says nothing about the store's buffers there. The round trip is still checked.
+  GTEST_SKIP() << "under AddressSanitizer freed chunks stay resident; round trip checked";
+#endif
   EXPECT_LT(peak - rss_before, kPeakGrowthKibMax)
       << "peak " << peak << " KiB, before " << rss_before << " KiB";
 }
