@@ -381,9 +381,9 @@ void Driver::MaybeSnapshot() {
   const Slot applied = applier_->applied_below();
   const bool by_slots = options_.snapshot_every_slots != 0 &&
                         applied - last_snapshot_below_ >= options_.snapshot_every_slots;
-  const bool by_bytes =
-      options_.snapshot_every_log_bytes != 0 &&
-      log_bytes_since_snapshot_ >= std::max(options_.snapshot_every_log_bytes, last_snapshot_bytes_);
+  const bool by_bytes = options_.snapshot_every_log_bytes != 0 &&
+                        log_bytes_since_snapshot_ >=
+                            std::max(options_.snapshot_every_log_bytes, last_snapshot_bytes_);
   if (!snapshot_requested_ && !by_slots && !by_bytes) return;
   if (applied <= 1 && !snapshot_requested_) return;
   snapshot_requested_ = false;
@@ -408,7 +408,9 @@ void Driver::BeginSnapshot() {
     const Slot serving = serving_below_.load();
     const Slot mark = serving != 0 ? std::min(previous, serving) : previous;
     if (s.ok() && mark > 1) s = RaiseStoreMark(mark);
-    host_->ToDriver([this, below, s, bytes = SnapshotBytes(below)] { OnSnapshotSaved(below, s, bytes); });
+    host_->ToDriver([this, below, s, bytes = SnapshotBytes(below)] {
+      OnSnapshotSaved(below, s, bytes);
+    });
   });
 }
 

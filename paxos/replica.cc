@@ -635,7 +635,8 @@ void Replica::OnAccept(const Message& m) {
     reply.slots.push_back(e.slot);
     // Below the commit already learnt from this leader: chosen now (LearnCommit will not walk
     // back here).
-    if (m.ballot == learnt_ballot_ && e.slot < learnt_commit_ && e.slot >= learner_.chosen_below()) {
+    if (m.ballot == learnt_ballot_ && e.slot < learnt_commit_ &&
+        e.slot >= learner_.chosen_below()) {
       learner_.MarkChosen(e.slot);
     }
   }
