@@ -12,6 +12,7 @@
 #include <cctype>
 #include <charconv>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -229,20 +230,32 @@ Result<std::map<NodeId, std::string>> ParseCluster(std::string_view cluster) {
   return members;
 }
 
-uint64_t DefaultClusterId(std::string_view cluster_flag) {
-  Result<std::map<NodeId, std::string>> members = ParseCluster(cluster_flag);
-  uint64_t h = 0;
-  if (members.ok()) {
-    std::string canonical;
-    for (const auto& [id, address] : members.value()) {
-      canonical += std::to_string(id) + "@" + address + ",";
-    }
-    h = Fnv1a64(canonical);
-  } else {
-    h = Fnv1a64(cluster_flag);
-  }
+uint64_t BootstrapClusterId(const std::map<NodeId, std::string>& members,
+                            std::string_view cluster_token) {
+  std::string canonical;
+  for (const auto& [id, address] : members) canonical += std::to_string(id) + "@" + address + ",";
+  if (!cluster_token.empty()) canonical += "token=" + std::string(cluster_token);
+  const uint64_t h = Fnv1a64(canonical);
   return h == 0 ? 1 : h;
 }
+
+uint64_t DefaultClusterId(std::string_view cluster_flag) {
+  Result<std::map<NodeId, std::string>> members = ParseCluster(cluster_flag);
+  if (members.ok()) return BootstrapClusterId(members.value(), "");
+  const uint64_t h = Fnv1a64(cluster_flag);
+  return h == 0 ? 1 : h;
+}
+
+namespace {
+
+// As store::FormatClusterId (the client does not link the store).
+std::string ClusterIdText(uint64_t cluster_id) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%016llx", static_cast<unsigned long long>(cluster_id));
+  return text;
+}
+
+}  // namespace
 
 ballot::Status ClientOptions::Validate() const {
   if (members.empty()) return Invalid("members must name at least one node");
@@ -289,7 +302,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   // Starts connecting; everything happens asynchronously. The handshake (connect included) must
   // finish within `timeout`.
-  void Open(std::string hello_frame, uint64_t cluster_id, milliseconds timeout);
+  void Open(std::string hello_frame, milliseconds timeout);
   // Queues an encoded request; it goes out once the handshake is done. False if the connection
   // is closed or its queue is full.
   bool Send(std::string frame);
@@ -314,7 +327,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const NodeId node_;
   const uint64_t id_;
   const HostPort address_;
-  uint64_t cluster_id_ = 0;
   std::string hello_frame_;
 
   State state_ = State::kResolving;
@@ -392,6 +404,11 @@ class ClientCore {
   NodeId cached_leader() const { return leader_.load(std::memory_order_relaxed); }
   const ClientOptions& options() const { return options_; }
   ClientCounters counters() const;
+  uint64_t cluster_id() const { return cluster_id_.load(std::memory_order_acquire); }
+
+  // A server's Hello named `cluster_id`: adopts it if no id is known yet, else refuses a
+  // different one (kFailedPrecondition, naming both).
+  ballot::Status CheckClusterId(NodeId node, uint64_t cluster_id);
   void NoteLeaderFromAnyThread(NodeId node);
 
   // Called by connections.
@@ -429,6 +446,10 @@ class ClientCore {
   const ClientOptions options_;
   // The current session's client id: written on the io thread only (StartNewSession).
   std::atomic<uint64_t> client_id_;
+  // Pinned by the options, or learnt from the first server's Hello (written on the io thread).
+  std::atomic<uint64_t> cluster_id_;
+  NodeId cluster_id_from_ = paxos::kNoNode;  // io thread: the server it was learnt from
+  std::set<NodeId> wrong_cluster_logged_;     // io thread: each such server is logged once
   std::map<NodeId, HostPort> addresses_;
   std::string hello_frame_;
   asio::io_context io_;  // declared before everything holding io objects: destroyed last
@@ -441,7 +462,7 @@ class ClientCore {
   struct AtomicCounters {
     std::atomic<uint64_t> attempts{0}, responses{0}, stale_responses{0}, not_leader{0},
         attempt_timeouts{0}, connections_opened{0}, connection_failures{0}, bad_frames{0},
-        sessions_expired{0};
+        sessions_expired{0}, wrong_cluster{0};
   };
   mutable AtomicCounters counters_;
 
@@ -462,9 +483,8 @@ class ClientCore {
 // ---------------------------------------------------------------------------------------------
 // ClientConnection
 
-void ClientConnection::Open(std::string hello_frame, uint64_t cluster_id, milliseconds timeout) {
+void ClientConnection::Open(std::string hello_frame, milliseconds timeout) {
   hello_frame_ = std::move(hello_frame);
-  cluster_id_ = cluster_id;
   std::weak_ptr<ClientConnection> weak = weak_from_this();
   const bool armed = ArmTimer(timer_, Clock::now() + timeout, [weak, timeout](error_code ec) {
     auto self = weak.lock();
@@ -622,12 +642,6 @@ ballot::Status ClientConnection::OnPayload(net::FramePayload&& payload) {
 }
 
 ballot::Status ClientConnection::OnHello(const net::Hello& hello) {
-  if (hello.cluster_id != cluster_id_) {
-    return ballot::Status(StatusCode::kFailedPrecondition,
-                          "handshake: the server is in cluster " +
-                              std::to_string(hello.cluster_id) + ", not " +
-                              std::to_string(cluster_id_) + " (check --cluster / --cluster_id)");
-  }
   if (hello.protocol_version != net::kProtocolVersion) {
     return ballot::Status(StatusCode::kFailedPrecondition,
                           "handshake: the server speaks protocol version " +
@@ -639,6 +653,7 @@ ballot::Status ClientConnection::OnHello(const net::Hello& hello) {
                           "handshake: dialed node " + std::to_string(node_) +
                               " but the server says it is node " + std::to_string(hello.node_id));
   }
+  if (ballot::Status s = owner_->CheckClusterId(node_, hello.cluster_id); !s.ok()) return s;
   state_ = State::kReady;
   decoder_.set_frame_bytes_max(net::kFrameBytesMax);
   CancelTimer(timer_);
@@ -663,7 +678,10 @@ void ClientConnection::Close(const ballot::Status& why, bool bad_frame) {
 // ClientCore: construction and threads
 
 ClientCore::ClientCore(ClientOptions options, uint64_t client_id)
-    : options_(std::move(options)), client_id_(client_id), work_(asio::make_work_guard(io_)) {
+    : options_(std::move(options)),
+      client_id_(client_id),
+      cluster_id_(options_.cluster_id),
+      work_(asio::make_work_guard(io_)) {
   for (const auto& [id, address] : options_.members) {
     Result<HostPort> hp = SplitHostPort(address);
     CHECK(hp.ok()) << hp.status().ToString();  // Validate() ran first
@@ -671,7 +689,7 @@ ClientCore::ClientCore(ClientOptions options, uint64_t client_id)
   }
   route_ = addresses_.begin()->first;
   net::Hello hello;
-  hello.cluster_id = options_.cluster_id;
+  hello.cluster_id = 0;  // "which cluster are you?": the answer is checked here, CheckClusterId
   hello.node_id = net::kClientNodeId;
   Result<std::string> frame = net::EncodeHello(hello);
   CHECK(frame.ok()) << frame.status().ToString();
@@ -741,7 +759,32 @@ ClientCounters ClientCore::counters() const {
   c.connection_failures = counters_.connection_failures.load();
   c.bad_frames = counters_.bad_frames.load();
   c.sessions_expired = counters_.sessions_expired.load();
+  c.wrong_cluster = counters_.wrong_cluster.load();
   return c;
+}
+
+ballot::Status ClientCore::CheckClusterId(NodeId node, uint64_t cluster_id) {
+  const uint64_t known = cluster_id_.load(std::memory_order_relaxed);
+  if (known == 0 && cluster_id != 0) {
+    cluster_id_.store(cluster_id, std::memory_order_release);
+    cluster_id_from_ = node;
+    LOG(INFO) << "client: cluster " << ClusterIdText(cluster_id) << ", learnt from node "
+              << node;
+    return ballot::Status::Ok();
+  }
+  if (cluster_id == known) return ballot::Status::Ok();
+  ++counters_.wrong_cluster;
+  const std::string source = cluster_id_from_ == paxos::kNoNode
+                                 ? std::string("given by --cluster_id")
+                                 : "learnt from node " + std::to_string(cluster_id_from_);
+  const ballot::Status refusal(
+      StatusCode::kFailedPrecondition,
+      "handshake: node " + std::to_string(node) + " (" + addresses_.at(node).host + ":" +
+          std::to_string(addresses_.at(node).port) + ") is in cluster " +
+          ClusterIdText(cluster_id) + ", not in cluster " + ClusterIdText(known) + " (" + source +
+          "): refusing it; check --cluster / --cluster_id");
+  if (wrong_cluster_logged_.insert(node).second) LOG(WARNING) << "client: " << refusal.message();
+  return refusal;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1036,7 +1079,7 @@ ClientConnection& ClientCore::ConnectionTo(NodeId node) {
   auto conn = std::make_shared<ClientConnection>(this, io_, node, next_connection_id_++,
                                                  addresses_.at(node));
   connections_[node] = conn;
-  conn->Open(hello_frame_, options_.cluster_id, options_.attempt_timeout);
+  conn->Open(hello_frame_, options_.attempt_timeout);
   return *conn;
 }
 
@@ -1338,6 +1381,32 @@ Result<samples::SequenceGenerator::Block> Client::NextNumbers(uint64_t count,
   if (outcome.code != StatusCode::kOk) return ballot::Status(outcome.code, outcome.message);
   return samples::SequenceGenerator::DecodeBlock(outcome.data);
 }
+
+Result<uint64_t> Client::LearnClusterId(milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  std::string last_error = "no attempt made";
+  while (impl_->cluster_id() == 0) {
+    for (const auto& [node, address] : impl_->options().members) {
+      const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (remaining.count() <= 0 || impl_->cluster_id() != 0) break;
+      Result<ClientCore::Answer> a =
+          impl_->Call(ClientCall::Kind::kStatus, StatusRequest(), node, /*single_attempt=*/true,
+                      std::min(remaining, impl_->options().attempt_timeout));
+      if (!a.ok()) last_error = "node " + std::to_string(node) + ": " + a.status().ToString();
+    }
+    if (impl_->cluster_id() != 0) break;
+    const auto left = deadline - Clock::now();
+    if (left <= kFindLeaderPauseMin) {
+      return ballot::Status(StatusCode::kTimeout,
+                            "no member answered within " + std::to_string(timeout.count()) +
+                                " ms to tell its cluster id (last: " + last_error + ")");
+    }
+    std::this_thread::sleep_for(std::max(impl_->options().retry_backoff, kFindLeaderPauseMin));
+  }
+  return impl_->cluster_id();
+}
+
+uint64_t Client::cluster_id() const { return impl_->cluster_id(); }
 
 uint64_t Client::client_id() const { return impl_->client_id(); }
 

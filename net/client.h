@@ -10,6 +10,14 @@
 // which of its commands were applied), that answer is the proposal's outcome, and every later
 // proposal goes out in a new session, under a new random client id.
 //
+// Which cluster: unless ClientOptions::cluster_id pins it, the client learns the cluster id from
+// the first server that completes a handshake (its Hello names its cluster) and holds every other
+// server to it: a server that answers with another id is refused (that connection closes with
+// kFailedPrecondition naming both ids, counted in wrong_cluster) and the request moves on to the
+// next member. LearnClusterId() makes the first server deterministic: members in id order.
+// Clients say cluster 0 ("which cluster are you?") in their own Hello and check the answer
+// themselves, so the refusal names the server's id on the client's side.
+//
 // Every call has a deadline. At the deadline the call ends with kTimeout, whose message names
 // the last failure seen ("wrong cluster id", "connection refused", ...). A proposal that timed
 // out has an unknown fate: it may still be applied later.
@@ -58,13 +66,23 @@ using net::NodeStatus;
 // address.
 Result<std::map<paxos::NodeId, std::string>> ParseCluster(std::string_view cluster);
 
-// The cluster id a server and a client derive from the same --cluster flag when none is given:
-// 64-bit FNV-1a over the members in id order, each formatted "id@host:port," (so the order of
-// the entries in the flag does not matter). Never 0. A flag ParseCluster rejects is hashed as
-// written (the caller reports the parse error anyway).
+// The cluster id a new cluster gets at bootstrap (ballotd on a fresh data directory, without
+// --join or --cluster_id), which every initial member derives alike without a coordinator:
+// 64-bit FNV-1a over the initial members in id order, each formatted "id@host:port," (so the
+// order of the entries in the flag does not matter), then "token=<cluster_token>" when a token
+// is given (ballotd --cluster_token, like etcd's initial-cluster-token: two clusters created
+// with the same member list get different ids). Never 0. After bootstrap the id lives in each
+// data directory (DIR/CLUSTER) and no longer depends on the member list.
+uint64_t BootstrapClusterId(const std::map<paxos::NodeId, std::string>& members,
+                            std::string_view cluster_token);
+
+// BootstrapClusterId of the members in a --cluster flag, without a token. A flag ParseCluster
+// rejects is hashed as written (the caller reports the parse error anyway).
 uint64_t DefaultClusterId(std::string_view cluster_flag);
 
 struct ClientOptions {
+  // 0: learn it from the first server that answers (see above); else only servers of this
+  // cluster are accepted.
   uint64_t cluster_id = 0;
   // Every member: id (1..paxos::kNodeIdMax) -> "host:port" ("[v6addr]:port" for IPv6). A host
   // name is resolved when a connection is opened, without blocking the io thread.
@@ -99,6 +117,7 @@ struct ClientCounters {
   uint64_t connection_failures = 0;  // connect, handshake, read or write failures
   uint64_t bad_frames = 0;         // malformed or unexpected frames from a server
   uint64_t sessions_expired = 0;   // "session expired" answers that started a new session
+  uint64_t wrong_cluster = 0;      // handshakes refused: the server is in another cluster
 };
 
 class Client {
@@ -171,6 +190,14 @@ class Client {
   Result<samples::SequenceGenerator::Block> NextNumbers(uint64_t count,
                                                         std::chrono::milliseconds timeout);
 
+  // Asks the members one at a time, in id order, for their status (one attempt each, at most
+  // attempt_timeout) until one answers, and returns the cluster id then known: pinned by the
+  // options, or learnt from that first server. Returns at once once the id is known.
+  // kTimeout (naming the last failure) if no member answered by the deadline.
+  Result<uint64_t> LearnClusterId(std::chrono::milliseconds timeout);
+
+  // The cluster id: the pinned one, or the one learnt; 0 while none is known.
+  uint64_t cluster_id() const;
   // The current session's client id (it changes after a "session expired" answer).
   uint64_t client_id() const;
   // The node the client currently believes leads (kNoNode before any answer).

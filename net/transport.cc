@@ -727,7 +727,11 @@ Status Transport::Impl::OnFrame(Connection& conn, Frame frame) {
 }
 
 Status Transport::Impl::CheckHello(const Connection& conn, const Hello& hello) const {
-  if (hello.cluster_id != options_.cluster_id) {
+  // A client that does not know the cluster id yet says 0 and learns it from our answer; it
+  // checks the answer itself (net/client.h), and sends nothing before.
+  const bool client_asking = conn.dialed() == paxos::kNoNode &&
+                             hello.node_id == kClientNodeId && hello.cluster_id == 0;
+  if (hello.cluster_id != options_.cluster_id && !client_asking) {
     return Status(StatusCode::kFailedPrecondition,
                   "handshake: wrong cluster id " + std::to_string(hello.cluster_id) +
                       " (this cluster is " + std::to_string(options_.cluster_id) + ")");

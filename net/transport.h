@@ -6,7 +6,8 @@
 // so a dialer that gets a Hello back knows it was accepted. Nothing else is accepted until the
 // other side's Hello names this cluster, this protocol version and an acceptable node id: the
 // dialed peer's id on an outgoing connection; on an incoming one, a configured peer's id or 0
-// for a client. Until then a frame may be at most kHandshakeFrameBytesMax long.
+// for a client. A client may also say cluster 0: it does not know the id yet (net/client.h) and
+// learns it from the answer. Until then a frame may be at most kHandshakeFrameBytesMax long.
 //
 // Peers also compare their timing (PeerTiming: tick, heartbeat, election timeout, lease, drift
 // bound): a lease is only safe if every node counts it alike. A peer whose timing differs is

@@ -36,8 +36,12 @@ DEFINE_string(data_dir, "", "A node's data directory (the LMDB store).");
 DEFINE_uint64(from_slot, 0, "store dump: first slot to list.");
 DEFINE_uint64(slots_max, 0, "store dump: list at most this many slots (0 = all).");
 DEFINE_bool(show_commands, false, "store dump: also print every command of every slot.");
-DEFINE_string(cluster, "", "Every member as id@host:port, comma-separated (as given to ballotd).");
-DEFINE_uint64(cluster_id, 0, "Cluster id (0: derived from --cluster, as ballotd does).");
+DEFINE_string(cluster, "",
+              "Addresses of members as id@host:port, comma-separated: any list that includes a "
+              "live member (it need not match ballotd's --cluster)");
+DEFINE_uint64(cluster_id, 0,
+              "Only talk to servers of this cluster (0: learn it from the first member, in id "
+              "order, that answers, and refuse servers of any other cluster)");
 DEFINE_int32(timeout_ms, 5000, "Deadline of the whole command, in milliseconds.");
 DEFINE_uint64(count, 1, "seq next: how many numbers to draw.");
 DEFINE_bool(json, false, "status: print one JSON object instead of a table.");
@@ -119,7 +123,7 @@ int RunLock(const std::string& payload, bool prints_token) {
   }
   ClientOptions options;
   options.members = members.value();
-  options.cluster_id = FLAGS_cluster_id ? FLAGS_cluster_id : DefaultClusterId(FLAGS_cluster);
+  options.cluster_id = FLAGS_cluster_id;  // 0: learnt from the first server that answers
   auto client = Client::Create(options);
   if (!client.ok()) return Fail(client.status());
   auto reply = client.value()->Propose(payload, std::chrono::milliseconds(FLAGS_timeout_ms));

@@ -271,6 +271,106 @@ TEST(ClientTest, WrongClusterIsReported) {
   EXPECT_TRUE(node.requests().empty());  // nothing is sent before the handshake succeeds
 }
 
+// Answers status requests as a leader, proposals with Echo.
+FakeServer::Handler LeaderWithStatus(paxos::NodeId id) {
+  return [id](const ClientRequest& req, const FakeServer::Reply& reply) {
+    if (req.kind != ClientRequest::Kind::kStatus) return reply(EchoResponse(req, kEpoch));
+    ClientResponse r;
+    r.request_id = req.request_id;
+    net::NodeStatus s;
+    s.node_id = id;
+    s.role = "leader";
+    s.epoch = kEpoch;
+    s.leader_id = id;
+    r.status = s;
+    reply(r);
+  };
+}
+
+ClientOptions Unpinned(std::map<paxos::NodeId, std::string> members) {
+  ClientOptions o = Options(std::move(members));
+  o.cluster_id = 0;
+  return o;
+}
+
+TEST(ClientClusterIdTest, LearnsTheIdFromTheFirstServerThatAnswers) {
+  FakeServer follower(kCluster, 2, PointTo(3));
+  FakeServer leader(kCluster, 3, Echo());
+  auto client = MakeClient(Unpinned({{1, "127.0.0.1:" + std::to_string(RefusedPort())},
+                                     {2, follower.address()},
+                                     {3, leader.address()}}));
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->cluster_id(), 0u);
+  auto r = client->Propose("x", kLong);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value().leader, 3u);
+  EXPECT_EQ(client->cluster_id(), kCluster);
+  EXPECT_EQ(client->counters().wrong_cluster, 0u);
+  EXPECT_EQ(follower.bad_hellos() + leader.bad_hellos(), 0);
+}
+
+TEST(ClientClusterIdTest, LearnClusterIdAsksInIdOrderAndHoldsTheOthersToIt) {
+  FakeServer good(kCluster, 2, LeaderWithStatus(2));
+  FakeServer other(kCluster + 5, 3, LeaderWithStatus(3));  // a server of another cluster in the list
+  auto client = MakeClient(Unpinned({{1, "127.0.0.1:" + std::to_string(RefusedPort())},
+                                     {2, good.address()},
+                                     {3, other.address()}}));
+  ASSERT_NE(client, nullptr);
+  auto learnt = client->LearnClusterId(kLong);
+  ASSERT_TRUE(learnt.ok()) << learnt.status().ToString();
+  EXPECT_EQ(learnt.value(), kCluster);  // node 1 is dead, node 2 answers first in id order
+
+  auto all = client->StatusAll(kLong);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_TRUE(all.at(2).ok()) << all.at(2).status().ToString();
+  ASSERT_FALSE(all.at(3).ok());
+  EXPECT_EQ(all.at(3).status().code(), StatusCode::kFailedPrecondition)
+      << all.at(3).status().ToString();
+  const std::string& why = all.at(3).status().message();
+  EXPECT_NE(why.find("node 3 (" + other.address() + ") is in cluster 0x0000000000c11e4c, not in "
+                     "cluster 0x0000000000c11e47 (learnt from node 2)"),
+            std::string::npos)
+      << why;
+  EXPECT_GE(client->counters().wrong_cluster, 1u);
+  // A proposal routed through the foreign server moves on to a member of the right cluster.
+  for (int i = 0; i < 5; ++i) {
+    auto r = client->Propose("x", kLong);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r.value().leader, 2u);
+  }
+  EXPECT_TRUE(other.requests().empty());  // nothing is ever sent to it
+  EXPECT_EQ(client->cluster_id(), kCluster);
+}
+
+TEST(ClientClusterIdTest, APinnedIdIsNeverReplaced) {
+  FakeServer node(kCluster, 1, Echo());
+  ClientOptions o = Options({{1, node.address()}});
+  o.cluster_id = kCluster + 1;
+  auto client = MakeClient(o);
+  ASSERT_NE(client, nullptr);
+  auto learnt = client->LearnClusterId(kLong);
+  ASSERT_TRUE(learnt.ok());
+  EXPECT_EQ(learnt.value(), kCluster + 1);
+  auto r = client->Propose("x", 300ms);
+  ASSERT_EQ(r.status().code(), StatusCode::kTimeout) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("given by --cluster_id"), std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(node.requests().empty());
+  EXPECT_EQ(client->cluster_id(), kCluster + 1);
+}
+
+TEST(ClientClusterIdTest, LearnClusterIdTimesOutWhenNoMemberAnswers) {
+  auto client = MakeClient(Unpinned({{1, "127.0.0.1:" + std::to_string(RefusedPort())},
+                                     {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
+  ASSERT_NE(client, nullptr);
+  const auto start = Clock::now();
+  auto learnt = client->LearnClusterId(300ms);
+  EXPECT_EQ(learnt.status().code(), StatusCode::kTimeout) << learnt.status().ToString();
+  EXPECT_NE(learnt.status().message().find("no member answered"), std::string::npos);
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_EQ(client->cluster_id(), 0u);
+}
+
 TEST(ClientTest, GarbageFromAServerClosesOnlyThatConnection) {
   FakeServer bad(kCluster, 1, Echo(), FakeServer::Mode::kGarbageAfterHello);
   FakeServer good(kCluster, 2, Echo());

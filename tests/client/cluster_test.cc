@@ -97,6 +97,14 @@ TEST(DefaultClusterIdTest, IsFnv1aOfMembersInIdOrder) {
   EXPECT_EQ(DefaultClusterId("10@a:1,9@b:2"), Fnv1a("9@b:2,10@a:1,"));  // numeric id order
 }
 
+TEST(BootstrapClusterIdTest, ATokenSeparatesClustersWithTheSameMembers) {
+  const std::map<paxos::NodeId, std::string> members = {{1, "a:1"}, {2, "b:2"}};
+  EXPECT_EQ(BootstrapClusterId(members, ""), DefaultClusterId("1@a:1,2@b:2"));
+  EXPECT_EQ(BootstrapClusterId(members, "prod-7"), Fnv1a("1@a:1,2@b:2,token=prod-7"));
+  EXPECT_NE(BootstrapClusterId(members, "prod-7"), BootstrapClusterId(members, "prod-8"));
+  EXPECT_NE(BootstrapClusterId(members, "prod-7"), BootstrapClusterId(members, ""));
+}
+
 TEST(DefaultClusterIdTest, DiffersBetweenClustersAndIsNeverZero) {
   EXPECT_NE(DefaultClusterId("1@a:1,2@b:2"), DefaultClusterId("1@a:1,2@b:3"));
   EXPECT_NE(DefaultClusterId("1@a:1,2@b:2"), DefaultClusterId("1@b:2,2@a:1"));

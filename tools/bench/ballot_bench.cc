@@ -35,7 +35,9 @@
 #include "tools/flag_check.h"
 
 DEFINE_string(cluster, "", "members as id@host:port,...; empty with --start_nodes");
-DEFINE_uint64(cluster_id, 0, "cluster id (0: derived from --cluster)");
+DEFINE_uint64(cluster_id, 0,
+              "cluster id (0: learnt from the first member, in id order, that answers; servers "
+              "of another cluster are refused)");
 DEFINE_string(workload, "seq",
               "seq (sequence next) | kv (puts of --value_bytes) | lock (acquire, keepalive, "
               "release of a lock per client request slot)");
@@ -424,12 +426,22 @@ int Main(int argc, char** argv) {
   uint32_t max_clients = *std::max_element(sweep.begin(), sweep.end());
   uint32_t lanes_n = FLAGS_connections ? FLAGS_connections : std::min(max_clients, 16u);
   std::vector<std::unique_ptr<Lane>> lanes;
+  uint64_t cluster_id = FLAGS_cluster_id;
   for (uint32_t i = 0; i < lanes_n; ++i) {
     ClientOptions co;
     co.members = members.value();
-    co.cluster_id = FLAGS_cluster_id ? FLAGS_cluster_id : DefaultClusterId(cluster_flag);
+    co.cluster_id = cluster_id;
     auto client = Client::Create(co);
     if (!client.ok()) UsageError("client: " + client.status().ToString());
+    if (cluster_id == 0) {
+      // Learnt once, by the first lane; the others are pinned to it.
+      Result<uint64_t> learnt = client.value()->LearnClusterId(std::chrono::seconds(30));
+      if (!learnt.ok()) {
+        std::fprintf(stderr, "ballot-bench: %s\n", learnt.status().ToString().c_str());
+        return 1;
+      }
+      cluster_id = learnt.value();
+    }
     lanes.push_back(std::make_unique<Lane>());
     lanes.back()->client = std::move(client).value();
   }

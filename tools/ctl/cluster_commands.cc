@@ -37,8 +37,7 @@ std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err,
     return nullptr;
   }
   ClientOptions options;
-  options.cluster_id =
-      flags.cluster_id != 0 ? flags.cluster_id : DefaultClusterId(flags.cluster);
+  options.cluster_id = flags.cluster_id;  // 0: learnt from the first server that answers
   options.members = std::move(members).value();
   Result<std::unique_ptr<Client>> client = Client::Create(std::move(options));
   if (!client.ok()) {
@@ -46,6 +45,20 @@ std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err,
     return nullptr;
   }
   return std::move(client).value();
+}
+
+// For commands that ask several members at once (status, leader) or one named member
+// (snapshot): learns the cluster id first, from the members in id order, so that which server
+// it is learnt from does not depend on which answers fastest. Returns the time left of the
+// command's deadline (at least `floor`), or the error if no member answered.
+Result<milliseconds> LearnClusterIdFirst(Client& client, const ClusterFlags& flags,
+                                         milliseconds floor) {
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(flags.timeout_ms);
+  Result<uint64_t> learnt = client.LearnClusterId(milliseconds(flags.timeout_ms));
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline -
+                                                             std::chrono::steady_clock::now());
+  if (!learnt.ok()) return learnt.status();
+  return std::max(left, floor);
 }
 
 // Text from a server, made safe to print on a terminal line.
@@ -212,8 +225,10 @@ int RunStatus(const ClusterFlags& flags, bool json, std::ostream& out, std::ostr
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
   if (!client) return exit_code;
   const std::map<paxos::NodeId, std::string> members = ParseCluster(flags.cluster).value();
+  // If no member answers while learning, every row still shows that member's own error.
+  const Result<milliseconds> left = LearnClusterIdFirst(*client, flags, milliseconds(1));
   const std::map<paxos::NodeId, Result<NodeStatus>> all =
-      client->StatusAll(milliseconds(flags.timeout_ms));
+      client->StatusAll(left.ok() ? left.value() : milliseconds(100));
   if (json) {
     PrintStatusJson(members, all, out);
   } else {
@@ -231,8 +246,9 @@ int RunLeader(const ClusterFlags& flags, std::ostream& out, std::ostream& err) {
   int exit_code = kCtlExitOk;
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
   if (!client) return exit_code;
-  Result<std::pair<paxos::NodeId, uint64_t>> leader =
-      client->FindLeader(milliseconds(flags.timeout_ms));
+  const Result<milliseconds> left = LearnClusterIdFirst(*client, flags, milliseconds(1));
+  if (!left.ok()) return Fail(err, left.status());
+  Result<std::pair<paxos::NodeId, uint64_t>> leader = client->FindLeader(left.value());
   if (!leader.ok()) return Fail(err, leader.status());
   out << leader.value().first << " " << leader.value().second << "\n";
   return kCtlExitOk;
@@ -243,8 +259,9 @@ int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out, std
   int exit_code = kCtlExitOk;
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
   if (!client) return exit_code;
-  Result<paxos::Slot> below =
-      client->TakeSnapshot(static_cast<paxos::NodeId>(node), milliseconds(flags.timeout_ms));
+  const Result<milliseconds> left = LearnClusterIdFirst(*client, flags, milliseconds(1));
+  if (!left.ok()) return Fail(err, left.status());
+  Result<paxos::Slot> below = client->TakeSnapshot(static_cast<paxos::NodeId>(node), left.value());
   if (!below.ok()) return Fail(err, below.status());
   out << "node " << node << " snapshot covers slots below " << below.value() << "\n";
   return kCtlExitOk;

@@ -29,7 +29,7 @@ inline constexpr int kCtlExitUsage = 2;
 
 struct ClusterFlags {
   std::string cluster;      // "1@127.0.0.1:7001,2@127.0.0.1:7002,..." (see ballot::ParseCluster)
-  uint64_t cluster_id = 0;  // 0 = DefaultClusterId(cluster), as the servers derive it
+  uint64_t cluster_id = 0;  // 0 = learnt from the first server that answers (net/client.h)
   int timeout_ms = 5000;    // the whole command's deadline
 };
 
