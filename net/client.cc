@@ -642,6 +642,8 @@ ballot::Status ClientConnection::OnPayload(net::FramePayload&& payload) {
 }
 
 ballot::Status ClientConnection::OnHello(const net::Hello& hello) {
+  // The cluster first: a server of another cluster is named as such, whatever its node id.
+  if (ballot::Status s = owner_->CheckClusterId(node_, hello.cluster_id); !s.ok()) return s;
   if (hello.protocol_version != net::kProtocolVersion) {
     return ballot::Status(StatusCode::kFailedPrecondition,
                           "handshake: the server speaks protocol version " +
@@ -653,7 +655,6 @@ ballot::Status ClientConnection::OnHello(const net::Hello& hello) {
                           "handshake: dialed node " + std::to_string(node_) +
                               " but the server says it is node " + std::to_string(hello.node_id));
   }
-  if (ballot::Status s = owner_->CheckClusterId(node_, hello.cluster_id); !s.ok()) return s;
   state_ = State::kReady;
   decoder_.set_frame_bytes_max(net::kFrameBytesMax);
   CancelTimer(timer_);

@@ -25,11 +25,11 @@
 // from whichever listing member is reachable.
 //
 // The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
-// the initial --cluster list (DefaultClusterId in net/client.h, which clients, ballotctl and
-// ballot-bench derive the same way). It is then recorded in DIR/CLUSTER (and in the LMDB
-// identity record), and a node whose flags give another id is refused at start. With a fixed
-// member list that is the same id every time; once members can change, nodes will take it from
-// DIR/CLUSTER and clients will learn it from the first server that answers (not done yet).
+// the initial --cluster list and --cluster_token (BootstrapClusterId in net/client.h). It is
+// then recorded in DIR/CLUSTER (and in the LMDB identity record), and once recorded it is what
+// the node uses, whatever --cluster says later (net/node.h NodeOptions::cluster_id); a node
+// whose --cluster_id gives another id is refused at start. A node started with --join learns it
+// from the first other member that answers; clients learn it the same way (net/client.h).
 //
 // Pure logic: no I/O, no clock, no threads. The node persists and reconnects as told.
 #ifndef BALLOT_NET_JOIN_GATE_H_

@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <glog/logging.h>
 
+#include "net/client.h"
 #include "net/join_gate.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -38,7 +39,6 @@ Status NodeOptions::Validate() const {
   auto invalid = [](const std::string& why) {
     return Status(StatusCode::kInvalidArgument, why);
   };
-  if (cluster_id == 0) return invalid("cluster id must be non-zero");
   if (!members.count(id)) return invalid("node id " + std::to_string(id) + " is not a member");
   if (data_dir.empty() && !in_memory) return invalid("data dir must be set");
   if (tick.count() <= 0) return invalid("tick must be positive");
@@ -578,6 +578,53 @@ Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& o
 
 }  // namespace
 
+// A fresh data directory of a node that joins an existing cluster: the cluster id comes from the
+// first other member that answers a handshake (a client Hello saying cluster 0, answered with the
+// member's id; net/client.h). The node's own peer handshakes then hold every member to it.
+Result<uint64_t> LearnClusterIdFromPeers(const NodeOptions& options) {
+  ClientOptions co;
+  for (const auto& [id, address] : options.members) {
+    if (id != options.id) co.members[id] = address;
+  }
+  if (co.members.empty()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "--join needs at least one other member of the cluster in --cluster");
+  }
+  auto client = Client::Create(std::move(co));
+  if (!client.ok()) return client.status();
+  LOG(INFO) << "node " << options.id << ": joining: asking the other members for the cluster id";
+  Result<uint64_t> learnt = client.value()->LearnClusterId(options.join_learn_timeout);
+  if (!learnt.ok()) {
+    return Status(learnt.status().code(),
+                  "--join: cannot learn the cluster id: " + learnt.status().message());
+  }
+  return learnt;
+}
+
+// Which cluster this node is in (NodeOptions::cluster_id). Once the data directory records it,
+// the member list no longer matters: members come and go, the id stays.
+Result<uint64_t> ResolveClusterId(const NodeOptions& options) {
+  if (options.in_memory) {
+    return options.cluster_id != 0 ? options.cluster_id
+                                   : BootstrapClusterId(options.members, options.cluster_token);
+  }
+  auto identity = store::LoadClusterIdentity(options.data_dir);
+  if (!identity.ok()) return identity.status();
+  if (identity.value().has_value()) {
+    const uint64_t stored = identity.value()->cluster_id;
+    if (options.cluster_id != 0 && options.cluster_id != stored) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "data directory " + options.data_dir + " belongs to cluster " +
+                        store::FormatClusterId(stored) + ", but --cluster_id is " +
+                        store::FormatClusterId(options.cluster_id));
+    }
+    return stored;
+  }
+  if (options.cluster_id != 0) return options.cluster_id;
+  if (options.join) return LearnClusterIdFromPeers(options);
+  return BootstrapClusterId(options.members, options.cluster_token);
+}
+
 // A directory that records joining a cluster (DIR/CLUSTER) but has lost its LMDB store would
 // otherwise open a new, blank store and vote with it.
 Status CheckStoreNotLost(const NodeOptions& options) {
@@ -597,6 +644,9 @@ Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
                                            std::unique_ptr<StateMachine> machine) {
   Status s = options.Validate();
   if (!s.ok()) return s;
+  Result<uint64_t> cluster_id = ResolveClusterId(options);
+  if (!cluster_id.ok()) return cluster_id.status();
+  options.cluster_id = cluster_id.value();
   s = CheckStoreNotLost(options);
   if (!s.ok()) return s;
   auto store = OpenStore(options);

@@ -33,7 +33,20 @@
 namespace ballot {
 
 struct NodeOptions {
+  // Which cluster this node is in. 0 (the usual): the id recorded in the data directory
+  // (DIR/CLUSTER) once it exists, whatever `members` says now; on a fresh data directory,
+  // learnt from the first other member that answers when `join` is set, else the id of a new
+  // cluster, BootstrapClusterId(members, cluster_token) (net/client.h), which every initial
+  // member derives alike. Non-zero: pinned (a data directory of another cluster is refused).
   uint64_t cluster_id = 0;
+  // Mixed into a new cluster's id, so that two clusters created with the same member list
+  // differ (etcd's initial-cluster-token). Only read when a fresh data directory bootstraps.
+  std::string cluster_token;
+  // The node joins a cluster that exists (ballotd --join): a fresh data directory learns the
+  // cluster id from the other members instead of deriving a new one. Within
+  // join_learn_timeout, else Create fails (kTimeout).
+  bool join = false;
+  std::chrono::milliseconds join_learn_timeout{60000};
   paxos::NodeId id = paxos::kNoNode;
   // Every member, this node included: id -> "host:port". This node listens on its own entry
   // (unless listen_port_override is set, e.g. 0 in tests).

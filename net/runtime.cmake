@@ -5,4 +5,6 @@ target_link_libraries(ballot_driver PUBLIC ballot_store ballot_statemachine)
 
 # The server runtime: the driver over the transport, LMDB, an Applier and threads.
 add_library(ballot_runtime node.cc join_gate.cc)
-target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_driver ballot_store ballot_statemachine)
+# ballot_client: a joining node learns the cluster id from its peers as a client would.
+target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_client ballot_driver ballot_store
+                      ballot_statemachine)

@@ -30,9 +30,16 @@ DEFINE_string(cluster, "", "every member as id@host:port, comma-separated; the s
 DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if missing)");
 DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv | lock");
 DEFINE_uint64(cluster_id, 0,
-              "cluster identity checked in every handshake and data directory "
-              "(0: derived from --cluster). Fixed when the cluster is created: each data "
-              "directory records it in DIR/CLUSTER");
+              "cluster identity checked in every handshake and data directory. 0: the one "
+              "recorded in DIR/CLUSTER; on a fresh data directory, learnt from the other members "
+              "with --join, else a new cluster's, derived from --cluster and --cluster_token");
+DEFINE_string(cluster_token, "",
+              "bootstrap only: mixed into a new cluster's id, so that clusters created with the "
+              "same --cluster list get different ids (like etcd's initial-cluster-token); the "
+              "same on every initial member");
+DEFINE_bool(join, false,
+            "join an existing cluster: a fresh data directory learns the cluster id from the "
+            "first other member in --cluster that answers, instead of creating a new cluster");
 // The timing flags below must be the same on every node: peers compare them in the handshake
 // and refuse each other when they differ (a lease is only safe if every node counts it alike).
 DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds (the same on every node)");
@@ -112,7 +119,9 @@ NodeOptions OptionsFromFlags() {
   o.id = FLAGS_id;
   o.members = members.value();
   if (!o.members.count(o.id)) UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
-  o.cluster_id = FLAGS_cluster_id != 0 ? FLAGS_cluster_id : DefaultClusterId(FLAGS_cluster);
+  o.cluster_id = FLAGS_cluster_id;  // 0: resolved by Node::Create (net/node.h)
+  o.cluster_token = FLAGS_cluster_token;
+  o.join = FLAGS_join;
   o.data_dir = FLAGS_data_dir;
   o.tick = std::chrono::milliseconds(FLAGS_tick_ms);
   o.paxos.heartbeat_ticks = FLAGS_heartbeat_ticks;

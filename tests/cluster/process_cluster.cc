@@ -119,7 +119,14 @@ ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::mo
     cluster_flag_ += std::to_string(c.id) + "@127.0.0.1:" + std::to_string(c.port);
     children_.emplace(c.id, std::move(c));
   }
-  cluster_id_ = DefaultClusterId(cluster_flag_);
+  std::map<paxos::NodeId, std::string> members;
+  for (const auto& [id, c] : children_) members[id] = "127.0.0.1:" + std::to_string(c.port);
+  cluster_id_ = BootstrapClusterId(members, options_.cluster_token);
+}
+
+void ProcessCluster::set_cluster_id(uint64_t cluster_id) {
+  cluster_id_ = cluster_id;
+  admin_.reset();
 }
 
 ProcessCluster::~ProcessCluster() {
@@ -188,7 +195,9 @@ Status ProcessCluster::Spawn(Child& c) {
       options_.ballotd_path,      "--id=" + std::to_string(c.id), "--cluster=" + cluster_flag_,
       "--data_dir=" + c.data_dir, "--state_machine=" + options_.state_machine,
   };
+  if (!options_.cluster_token.empty()) args.push_back("--cluster_token=" + options_.cluster_token);
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
+  args.insert(args.end(), c.extra_flags.begin(), c.extra_flags.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -293,6 +302,10 @@ Status ProcessCluster::CheckAlive() {
   }
   if (dead.empty()) return Status::Ok();
   return Status(StatusCode::kAborted, dead);
+}
+
+void ProcessCluster::SetNodeFlags(paxos::NodeId id, std::vector<std::string> flags) {
+  child(id).extra_flags = std::move(flags);
 }
 
 Status ProcessCluster::Restart(paxos::NodeId id, Clock::time_point deadline) {

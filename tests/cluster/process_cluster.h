@@ -46,6 +46,9 @@ struct ProcessClusterOptions {
   std::vector<std::string> extra_flags;
   // --state_machine of every node: sequence | kv | lock.
   std::string state_machine = "sequence";
+  // --cluster_token of every node (when not empty): the cluster's id is then
+  // BootstrapClusterId(members, cluster_token).
+  std::string cluster_token;
   // The attempt timeout of clients from NewClient() and of the harness's own admin client.
   std::chrono::milliseconds attempt_timeout{500};
 };
@@ -75,6 +78,9 @@ class ProcessCluster {
   // Starts one node (with its existing data directory, if any) and waits until it answers a
   // status request. Errors as StartAll. kFailedPrecondition if it is already running.
   Status StartNode(paxos::NodeId id, Clock::time_point deadline);
+  // Flags appended to this node's command line from its next start on, after the cluster's own
+  // (so "--cluster=..." here overrides the cluster's list for this node).
+  void SetNodeFlags(paxos::NodeId id, std::vector<std::string> flags);
   // Kill(id) then StartNode(id).
   Status Restart(paxos::NodeId id, Clock::time_point deadline);
 
@@ -134,7 +140,10 @@ class ProcessCluster {
   std::vector<paxos::NodeId> ids() const;
   uint16_t port(paxos::NodeId id) const;
   const std::string& cluster_flag() const { return cluster_flag_; }
+  // The id the nodes bootstrap with (what clients from NewClient() are pinned to).
   uint64_t cluster_id() const { return cluster_id_; }
+  // For tests whose nodes bootstrap with other flags (SetNodeFlags): pins clients to this id.
+  void set_cluster_id(uint64_t cluster_id);
   const std::string& dir() const { return dir_; }
 
  private:
@@ -143,6 +152,7 @@ class ProcessCluster {
     uint16_t port = 0;
     std::string data_dir;
     std::string log_path;
+    std::vector<std::string> extra_flags;  // SetNodeFlags
     pid_t pid = -1;  // -1: not running
     bool stopped = false;
     int starts = 0;
