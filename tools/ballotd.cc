@@ -11,6 +11,9 @@
 #include <signal.h>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -161,26 +164,64 @@ NodeOptions OptionsFromFlags() {
   return o;
 }
 
-// Signals are taken synchronously by one thread (sigwait), so stopping runs as ordinary code
-// rather than inside an async signal handler.
-void StopOnSignals(Node* node) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started after this
-  std::thread([set, node] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    node->Stop();
-  }).detach();
-}
+// SIGTERM / SIGINT. Signals are taken synchronously by one thread (sigwait), so stopping runs as
+// ordinary code rather than inside an async signal handler. They are blocked from the start, so
+// that a signal during Create (opening the store, a --join learning the cluster id) is not the
+// default instant death either.
+class SignalWatcher {
+ public:
+  // Blocks SIGTERM and SIGINT in this thread and every thread started after it, and starts the
+  // watching thread.
+  void Start() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([this, set] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        OnSignal(sig);
+      }
+    }).detach();
+  }
+
+  // The node the signals stop from now on (nullptr: none any more; main is closing it).
+  void Watch(Node* node) {
+    std::lock_guard<std::mutex> lock(mu_);
+    node_ = node;
+    closing_ = node == nullptr;
+  }
+
+ private:
+  void OnSignal(int sig) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return;  // main is already closing the node: let it finish
+    if (node_ == nullptr) {
+      // Nothing served yet, and the store is crash-safe: end at once.
+      std::fprintf(stderr, "ballotd: %s before the node started; exiting\n", strsignal(sig));
+      std::_Exit(0);
+    }
+    ++signals_;
+    LOG(INFO) << "ballotd: " << strsignal(sig) << ": stopping (finishing the persist in progress, "
+              << "then closing the store)";
+    node_->Stop();
+  }
+
+  std::mutex mu_;
+  Node* node_ = nullptr;  // guarded by mu_
+  bool closing_ = false;  // guarded by mu_
+  int signals_ = 0;       // guarded by mu_
+};
 
 int Main(int argc, char** argv) {
   ParseFlagsStrict(kUsage, &argc, &argv);
   if (argc > 1) UsageError(std::string("unexpected argument '") + argv[1] + "'");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  static SignalWatcher signals;  // its thread outlives Main
+  signals.Start();
   NodeOptions options = OptionsFromFlags();
   std::unique_ptr<StateMachine> machine = MakeStateMachine(FLAGS_state_machine);
   if (machine == nullptr) UsageError("unknown --state_machine=" + FLAGS_state_machine);
@@ -191,15 +232,20 @@ int Main(int argc, char** argv) {
                  node.status().ToString().c_str());
     return 1;
   }
-  StopOnSignals(node.value().get());
+  signals.Watch(node.value().get());
   node.value()->Start();
   LOG(INFO) << "ballotd node " << FLAGS_id << " serving " << FLAGS_state_machine << " on port "
             << node.value()->port() << ", data in " << FLAGS_data_dir;
   Status stopped = node.value()->Wait();
+  signals.Watch(nullptr);
+  // Every thread has ended (the storage thread after the persist batches already queued);
+  // destroying the node closes the sockets and the store (LMDB folds in the journal first).
+  node.value().reset();
   if (!stopped.ok()) {
     LOG(ERROR) << "ballotd node " << FLAGS_id << " stopped: " << stopped.ToString();
     return 1;
   }
+  LOG(INFO) << "ballotd node " << FLAGS_id << " stopped cleanly; store closed";
   return 0;
 }
 

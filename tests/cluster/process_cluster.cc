@@ -342,6 +342,25 @@ std::string ProcessCluster::Terminate(paxos::NodeId id, Clock::time_point deadli
   return "did not exit by the deadline; killed";
 }
 
+std::map<paxos::NodeId, std::string> ProcessCluster::TerminateAll(Clock::time_point deadline,
+                                                                  int sig) {
+  std::map<paxos::NodeId, std::string> out;
+  for (auto& [id, c] : children_) {
+    if (c.pid <= 0) continue;
+    if (c.stopped) Cont(id);
+    PCHECK(kill(c.pid, sig) == 0) << "kill " << c.pid;
+    out[id] = "";
+  }
+  for (auto& [id, how] : out) {
+    Child& c = child(id);
+    if (!WaitUntil(deadline, [&] { return ReapIfExited(c, &how); })) {
+      Kill(id);
+      how = "did not exit by the deadline; killed";
+    }
+  }
+  return out;
+}
+
 void ProcessCluster::Stop(paxos::NodeId id) {
   Child& c = child(id);
   CHECK(c.pid > 0 && !c.stopped) << "node " << id << " is not running";

@@ -19,6 +19,7 @@
 #ifndef BALLOT_TESTS_CLUSTER_PROCESS_CLUSTER_H_
 #define BALLOT_TESTS_CLUSTER_PROCESS_CLUSTER_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <algorithm>
@@ -91,6 +92,10 @@ class ProcessCluster {
   // SIGTERM and wait for a clean exit until `deadline`; returns the exit status as a string
   // ("exited 0", "killed by signal 9", ...), SIGKILLing it at the deadline.
   std::string Terminate(paxos::NodeId id, Clock::time_point deadline);
+  // Sends `sig` (SIGTERM, SIGINT) to every running node at once, then waits for each to exit
+  // until `deadline` (SIGKILLing the late ones); returns how each ended, as Terminate.
+  std::map<paxos::NodeId, std::string> TerminateAll(Clock::time_point deadline,
+                                                    int sig = SIGTERM);
   // SIGSTOP / SIGCONT, each returning once the kernel reports the child stopped / continued.
   void Stop(paxos::NodeId id);
   void Cont(paxos::NodeId id);
