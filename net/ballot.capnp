@@ -109,6 +109,8 @@ struct ClientRequest {
     read @2 :ReadRequest;
     status @3 :Void;
     snapshot @4 :Void;          # take a snapshot now; the response's slot is its applied_below
+    transferLeader @5 :UInt32;  # leader transfer to this node (0 = the most up-to-date voter);
+                                # answered once another node leads: leaderHint, epoch = its own
   }
 }
 

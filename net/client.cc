@@ -54,6 +54,10 @@ constexpr milliseconds kSyncWaitSlack{50};
 // FindLeader pauses at least this long between rounds.
 constexpr milliseconds kFindLeaderPauseMin{10};
 
+// Client::TransferLeadership asks the leader it found at most this many times (each time the
+// node it asked no longer led).
+constexpr int kTransferRoundsMax = 8;
+
 ballot::Status Invalid(std::string message) {
   return ballot::Status(StatusCode::kInvalidArgument, std::move(message));
 }
@@ -346,7 +350,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // One request from the caller's point of view: every attempt, until it is answered or its
 // deadline passes.
 struct ClientCall {
-  enum class Kind { kPropose, kRead, kStatus, kSnapshot };
+  enum class Kind { kPropose, kRead, kStatus, kSnapshot, kTransferLeader };
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
   explicit ClientCall(asio::io_context& io) : timer(io) {}
@@ -358,6 +362,7 @@ struct ClientCall {
   bool single_attempt = false;  // the first failure is the answer (StatusAll)
   Clock::time_point deadline;
   milliseconds timeout{0};  // as the caller gave it, for messages
+  milliseconds attempt_timeout{0};  // of each attempt (ClientOptions::attempt_timeout unless set)
   Done done;
 
   // Progress.
@@ -394,11 +399,14 @@ class ClientCore {
   void Stop();
   bool OnIoThread() const { return std::this_thread::get_id() == thread_id_; }
   // Starts a call on the io thread; `done` runs there exactly once.
+  // `attempt_timeout` 0: ClientOptions::attempt_timeout.
   void Submit(ClientCall::Kind kind, ClientRequest request, NodeId target, bool single_attempt,
-              milliseconds timeout, ClientCall::Done done);
+              milliseconds timeout, ClientCall::Done done,
+              milliseconds attempt_timeout = milliseconds(0));
   // Submits and waits (not on the io thread).
   Result<Answer> Call(ClientCall::Kind kind, ClientRequest request, NodeId target,
-                      bool single_attempt, milliseconds timeout);
+                      bool single_attempt, milliseconds timeout,
+                      milliseconds attempt_timeout = milliseconds(0));
 
   uint64_t client_id() const { return client_id_.load(std::memory_order_relaxed); }
   NodeId cached_leader() const { return leader_.load(std::memory_order_relaxed); }
@@ -769,8 +777,7 @@ ballot::Status ClientCore::CheckClusterId(NodeId node, uint64_t cluster_id) {
   if (known == 0 && cluster_id != 0) {
     cluster_id_.store(cluster_id, std::memory_order_release);
     cluster_id_from_ = node;
-    LOG(INFO) << "client: cluster " << ClusterIdText(cluster_id) << ", learnt from node "
-              << node;
+    VLOG(1) << "client: cluster " << ClusterIdText(cluster_id) << ", learnt from node " << node;
     return ballot::Status::Ok();
   }
   if (cluster_id == known) return ballot::Status::Ok();
@@ -792,10 +799,11 @@ ballot::Status ClientCore::CheckClusterId(NodeId node, uint64_t cluster_id) {
 // ClientCore: calls
 
 void ClientCore::Submit(ClientCall::Kind kind, ClientRequest request, NodeId target,
-                        bool single_attempt, milliseconds timeout, ClientCall::Done done) {
+                        bool single_attempt, milliseconds timeout, ClientCall::Done done,
+                        milliseconds attempt_timeout) {
   const Clock::time_point deadline = Clock::now() + timeout;
   asio::post(io_, [this, kind, request = std::move(request), target, single_attempt, timeout,
-                   deadline, done = std::move(done)]() mutable {
+                   deadline, done = std::move(done), attempt_timeout]() mutable {
     auto call = std::make_shared<ClientCall>(io_);
     call->kind = kind;
     call->request = std::move(request);
@@ -804,6 +812,8 @@ void ClientCore::Submit(ClientCall::Kind kind, ClientRequest request, NodeId tar
     call->single_attempt = single_attempt;
     call->deadline = deadline;
     call->timeout = timeout;
+    call->attempt_timeout =
+        attempt_timeout.count() > 0 ? attempt_timeout : options_.attempt_timeout;
     call->done = std::move(done);
     Begin(std::move(call));
   });
@@ -873,7 +883,7 @@ void ClientCore::StartAttempt(const std::shared_ptr<ClientCall>& call) {
   }
   call->awaiting = true;
   call->attempt_id = request_id;
-  ScheduleAttempt(call, std::min(now + options_.attempt_timeout, call->deadline));
+  ScheduleAttempt(call, std::min(now + call->attempt_timeout, call->deadline));
 }
 
 // Arms the call's one timer. When it fires: at the deadline the call times out; while an
@@ -906,7 +916,7 @@ void ClientCore::OnCallTimer(const std::shared_ptr<ClientCall>& call) {
   AttemptFailed(call, call->target,
                 ballot::Status(StatusCode::kTimeout,
                                "no answer within " +
-                                   std::to_string(options_.attempt_timeout.count()) + " ms"),
+                                   std::to_string(call->attempt_timeout.count()) + " ms"),
                 Retry::kNextNode, milliseconds(0));
 }
 
@@ -931,6 +941,10 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
   call->awaiting = false;
   call->last_error = "node " + std::to_string(node) + ": not the leader (hint " +
                      std::to_string(hint) + ")";
+  if (call->single_attempt) {  // the caller decides what to do next (a leader transfer)
+    Finish(call, ballot::Status(StatusCode::kNotLeader, call->last_error), node);
+    return;
+  }
   if (call->fixed_target) {  // a status call never gets this; ask again later
     ScheduleAttempt(call, Clock::now() + options_.retry_backoff);
     return;
@@ -973,6 +987,8 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
         return Invalid("node " + std::to_string(node) + " sent the status of node " +
                        std::to_string(response.status->node_id));
       }
+    } else if (call->kind == ClientCall::Kind::kTransferLeader) {
+      if (addresses_.contains(response.leader_hint)) NoteLeader(response.leader_hint);
     } else if (call->kind != ClientCall::Kind::kSnapshot) {
       NoteLeader(node);  // only a leader answers proposals and reads
     }
@@ -1170,21 +1186,23 @@ struct Waiter {
 
 Result<ClientCore::Answer> ClientCore::Call(ClientCall::Kind kind, ClientRequest request,
                                             NodeId target, bool single_attempt,
-                                            milliseconds timeout) {
+                                            milliseconds timeout, milliseconds attempt_timeout) {
   if (OnIoThread()) {
     return ballot::Status(StatusCode::kFailedPrecondition,
                           "a synchronous Client call on the client's own io thread would block it");
   }
   const Clock::time_point until = Clock::now() + timeout + kSyncWaitSlack;
   auto waiter = std::make_shared<Waiter<Answer>>();
-  Submit(kind, std::move(request), target, single_attempt, timeout,
-         [waiter](Result<ClientResponse> r, NodeId node) {
-           if (!r.ok()) {
-             waiter->Set(r.status());
-           } else {
-             waiter->Set(Answer{std::move(r).value(), node});
-           }
-         });
+  Submit(
+      kind, std::move(request), target, single_attempt, timeout,
+      [waiter](Result<ClientResponse> r, NodeId node) {
+        if (!r.ok()) {
+          waiter->Set(r.status());
+        } else {
+          waiter->Set(Answer{std::move(r).value(), node});
+        }
+      },
+      attempt_timeout);
   return waiter->WaitUntil(until, timeout);
 }
 
@@ -1381,6 +1399,44 @@ Result<samples::SequenceGenerator::Block> Client::NextNumbers(uint64_t count,
   const Outcome& outcome = r.value().outcome;
   if (outcome.code != StatusCode::kOk) return ballot::Status(outcome.code, outcome.message);
   return samples::SequenceGenerator::DecodeBlock(outcome.data);
+}
+
+Result<std::pair<NodeId, uint64_t>> Client::TransferLeadership(NodeId to, milliseconds timeout) {
+  if (impl_->OnIoThread()) {
+    return ballot::Status(StatusCode::kFailedPrecondition,
+                          "a synchronous Client call on the client's own io thread would block it");
+  }
+  const Clock::time_point deadline = Clock::now() + timeout;
+  auto left = [&] {
+    return std::max(milliseconds(1),
+                    std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  };
+  std::string last_error = "no attempt made";
+  // Sent once to the node that leads: never retried elsewhere, where it could move leadership a
+  // second time. A node that no longer leads answers kNotLeader, and the leader is found again.
+  for (int round = 0; round < kTransferRoundsMax && Clock::now() < deadline; ++round) {
+    Result<std::pair<NodeId, uint64_t>> leader = FindLeader(left());
+    if (!leader.ok()) return leader.status();
+    if (to != paxos::kNoNode && leader.value().first == to) return leader;  // nothing to move
+    if (!impl_->options().members.contains(leader.value().first)) {
+      return ballot::Status(StatusCode::kNotFound, "the leader is not in the member list");
+    }
+    ClientRequest request;
+    request.kind = ClientRequest::Kind::kTransferLeader;
+    request.transfer_to = to;
+    Result<ClientCore::Answer> a =
+        impl_->Call(ClientCall::Kind::kTransferLeader, std::move(request), leader.value().first,
+                    /*single_attempt=*/true, left(), /*attempt_timeout=*/left());
+    if (a.ok()) {
+      const ClientResponse& r = a.value().response;
+      return std::make_pair(r.leader_hint, r.epoch);
+    }
+    if (a.status().code() != StatusCode::kNotLeader) return a.status();
+    last_error = a.status().message();
+  }
+  return ballot::Status(StatusCode::kTimeout, "leader transfer: no answer within " +
+                                                  std::to_string(timeout.count()) +
+                                                  " ms (last: " + last_error + ")");
 }
 
 Result<uint64_t> Client::LearnClusterId(milliseconds timeout) {

@@ -185,6 +185,16 @@ class Client {
   // kNotFound if nodes answered but none leads, kTimeout if none answered.
   Result<std::pair<paxos::NodeId, uint64_t>> FindLeader(std::chrono::milliseconds timeout);
 
+  // Moves leadership to member `to` (kNoNode: the most up-to-date voter the leader picks) and
+  // returns the new leader's (id, epoch) once it leads (ballotctl leader transfer). Finds the
+  // leader, then asks it once: the leader stops taking new commands (they are answered
+  // kNotLeader with the target as hint, and this client's proposals follow it), brings the
+  // target up to date and makes it campaign at once. If `to` already leads, returns it.
+  // kAborted if the target did not take over (the old leader keeps leading); kInvalidArgument
+  // if `to` is not a voter; kTimeout; kNotFound if no node leads.
+  Result<std::pair<paxos::NodeId, uint64_t>> TransferLeadership(paxos::NodeId to,
+                                                                std::chrono::milliseconds timeout);
+
   // The sequence-generator sample: proposes next(count) and decodes the block handed out. The
   // state machine's refusal (count outside 1..kCountMax) is returned as its Status.
   Result<samples::SequenceGenerator::Block> NextNumbers(uint64_t count,

@@ -118,6 +118,9 @@ void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
     case ClientRequest::Kind::kSnapshot:
       b.setSnapshot();
       return;
+    case ClientRequest::Kind::kTransferLeader:
+      b.setTransferLeader(r.transfer_to);
+      return;
   }
   LOG(FATAL) << "unknown ClientRequest kind " << static_cast<int>(r.kind);
 }
@@ -391,6 +394,14 @@ Result<Frame> DecodeRequest(wire::ClientRequest::Reader r) {
       return Frame(std::move(req));
     case wire::ClientRequest::SNAPSHOT:
       req.kind = ClientRequest::Kind::kSnapshot;
+      return Frame(std::move(req));
+    case wire::ClientRequest::TRANSFER_LEADER:
+      req.kind = ClientRequest::Kind::kTransferLeader;
+      req.transfer_to = r.getTransferLeader();
+      if (req.transfer_to > paxos::kNodeIdMax) {
+        return Invalid("client request: transfer target " + std::to_string(req.transfer_to) +
+                       " is not a node id");
+      }
       return Frame(std::move(req));
   }
   return Invalid("client request: unknown kind " + std::to_string(r.which()));

@@ -598,6 +598,9 @@ Result<uint64_t> LearnClusterIdFromPeers(const NodeOptions& options) {
     return Status(learnt.status().code(),
                   "--join: cannot learn the cluster id: " + learnt.status().message());
   }
+  LOG(INFO) << "node " << options.id << ": joining cluster "
+            << store::FormatClusterId(learnt.value()) << " (learnt from the first member that "
+            << "answered)";
   return learnt;
 }
 

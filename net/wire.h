@@ -86,12 +86,17 @@ struct Hello {
 struct ClientRequest {
   // kSnapshot: take a snapshot now (ballotctl snapshot); answered once it is durable, with its
   // applied_below in ClientResponse::slot.
-  enum class Kind : uint8_t { kPropose, kRead, kStatus, kSnapshot };
+  // kTransferLeader (ballotctl leader transfer), to the leader: hand leadership to transfer_to
+  // (kNoNode: the most up-to-date voter). Answered once another node leads, with its id in
+  // ClientResponse::leader_hint and its epoch in ClientResponse::epoch; kNotLeader (with a hint)
+  // from a node that does not lead; kAborted if the target did not take over in time.
+  enum class Kind : uint8_t { kPropose, kRead, kStatus, kSnapshot, kTransferLeader };
 
   uint64_t request_id = 0;  // chosen by the client, echoed in the response
   Kind kind = Kind::kStatus;
   paxos::Command command;  // kPropose only; stamp_ms is set by the leader, not the client
   std::string query;       // kRead only: passed to StateMachine::Query
+  paxos::NodeId transfer_to = paxos::kNoNode;  // kTransferLeader only
 
   friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
 };

@@ -46,6 +46,8 @@ DEFINE_int32(timeout_ms, 5000, "Deadline of the whole command, in milliseconds."
 DEFINE_uint64(count, 1, "seq next: how many numbers to draw.");
 DEFINE_bool(json, false, "status: print one JSON object instead of a table.");
 DEFINE_uint64(id, 0, "snapshot: the node that takes the snapshot.");
+DEFINE_uint64(to, 0,
+              "leader transfer: the node to hand leadership to (0: the most up-to-date voter).");
 DEFINE_string(owner, "", "lock: the owner id acting on the lock.");
 DEFINE_uint64(ttl_ms, 10000, "lock acquire: time to live of the grant, in milliseconds.");
 
@@ -98,6 +100,10 @@ int RunStatusCommand(const Args&) {
 int RunLeaderCommand(const Args&) {
   if (!NeedCluster()) return kExitUsage;
   return RunLeader(Cluster());
+}
+int RunLeaderTransferCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunLeaderTransfer(Cluster(), FLAGS_to);
 }
 int RunSnapshotCommand(const Args&) {
   if (!NeedCluster()) return kExitUsage;
@@ -199,6 +205,11 @@ constexpr Command kCommands[] = {
      &RunSeqNextCommand},
     {"status", "", "--cluster [--json]",
      "every member's role, epoch, chosen and applied positions and lease", &RunStatusCommand},
+    // Before "leader": a command with an empty name matches any second word.
+    {"leader", "transfer", "--cluster [--to]",
+     "hand leadership to node --to (default: the most up-to-date voter); prints the new "
+     "leader's id and epoch",
+     &RunLeaderTransferCommand},
     {"leader", "", "--cluster", "print the leader's id and epoch", &RunLeaderCommand},
     {"snapshot", "", "--cluster --id",
      "node --id takes a snapshot now and compacts its log; prints the slot it covers",

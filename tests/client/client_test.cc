@@ -784,5 +784,95 @@ TEST(ClientTest, SessionExpiredIsTheAnswerAndTheNextProposalStartsANewSession) {
   EXPECT_EQ(sent[2].command.acked_sequence, 0u);
 }
 
+// A node that leads with `epoch` until it is asked to transfer; then answers the transfer
+// after `answer_after` with `result` (kOk: the target leads with `new_epoch`).
+class TransferringLeader {
+ public:
+  TransferringLeader(paxos::NodeId id, uint64_t epoch, StatusCode result, uint64_t new_epoch)
+      : id_(id), epoch_(epoch), result_(result), new_epoch_(new_epoch) {}
+  FakeServer::Handler handler() {
+    return [this](const ClientRequest& req, const FakeServer::Reply& reply) {
+      ClientResponse r;
+      r.request_id = req.request_id;
+      if (req.kind == ClientRequest::Kind::kStatus) {
+        net::NodeStatus s;
+        s.node_id = id_;
+        s.role = transferred_ ? "follower" : "leader";
+        s.epoch = transferred_ ? new_epoch_ : epoch_;
+        s.leader_id = id_;
+        r.status = s;
+      } else if (req.kind == ClientRequest::Kind::kTransferLeader) {
+        ++transfers_;
+        target_ = req.transfer_to;
+        r.code = result_;
+        if (result_ == StatusCode::kOk) {
+          transferred_ = true;
+          r.leader_hint = req.transfer_to;
+          r.epoch = new_epoch_;
+        } else {
+          r.message = "the target did not take over";
+        }
+      } else {
+        r.code = StatusCode::kNotLeader;
+      }
+      reply(r);
+    };
+  }
+  int transfers() const { return transfers_.load(); }
+  paxos::NodeId target() const { return target_.load(); }
+
+ private:
+  const paxos::NodeId id_;
+  const uint64_t epoch_;
+  const StatusCode result_;
+  const uint64_t new_epoch_;
+  std::atomic<bool> transferred_{false};
+  std::atomic<int> transfers_{0};
+  std::atomic<paxos::NodeId> target_{0};
+};
+
+TEST(ClientTransferTest, AsksTheLeaderOnceAndReturnsTheNewLeader) {
+  const uint64_t e5 = (uint64_t{5} << 16) | 1;
+  const uint64_t e6 = (uint64_t{6} << 16) | 3;
+  TransferringLeader old_leader(1, e5, StatusCode::kOk, e6);
+  FakeServer n1(kCluster, 1, old_leader.handler());
+  FakeServer n2(kCluster, 2, StatusSays(2, "follower", e5, 1));
+  FakeServer n3(kCluster, 3, StatusSays(3, "follower", e5, 1));
+  auto client = MakeClient(
+      Unpinned({{1, n1.address()}, {2, n2.address()}, {3, n3.address()}}));
+  ASSERT_NE(client, nullptr);
+  auto moved = client->TransferLeadership(3, kLong);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved.value(), std::make_pair(paxos::NodeId{3}, e6));
+  EXPECT_EQ(old_leader.transfers(), 1);
+  EXPECT_EQ(old_leader.target(), 3u);
+  EXPECT_EQ(client->cached_leader(), 3u);
+  for (const FakeServer* follower : {&n2, &n3}) {
+    for (const ClientRequest& r : follower->requests()) {
+      EXPECT_NE(r.kind, ClientRequest::Kind::kTransferLeader) << "sent to a follower";
+    }
+  }
+}
+
+TEST(ClientTransferTest, AFailedTransferIsReportedNotRetried) {
+  const uint64_t e5 = (uint64_t{5} << 16) | 1;
+  TransferringLeader leader(1, e5, StatusCode::kAborted, 0);
+  FakeServer n1(kCluster, 1, leader.handler());
+  FakeServer n2(kCluster, 2, StatusSays(2, "follower", e5, 1));
+  auto client = MakeClient(Options({{1, n1.address()}, {2, n2.address()}}));
+  ASSERT_NE(client, nullptr);
+  auto moved = client->TransferLeadership(0, kLong);
+  EXPECT_EQ(moved.status().code(), StatusCode::kAborted) << moved.status().ToString();
+  EXPECT_NE(moved.status().message().find("did not take over"), std::string::npos);
+  EXPECT_EQ(leader.transfers(), 1);
+  EXPECT_EQ(leader.target(), 0u);
+
+  // The target already leads: nothing is sent.
+  auto already = client->TransferLeadership(1, kLong);
+  ASSERT_TRUE(already.ok()) << already.status().ToString();
+  EXPECT_EQ(already.value(), std::make_pair(paxos::NodeId{1}, e5));
+  EXPECT_EQ(leader.transfers(), 1);
+}
+
 }  // namespace
 }  // namespace ballot::client_test

@@ -119,9 +119,13 @@ class RandomWire {
   ClientRequest Request() {
     ClientRequest r;
     r.request_id = Interesting(UINT64_MAX);
-    r.kind = static_cast<ClientRequest::Kind>(Below(3));
+    r.kind = static_cast<ClientRequest::Kind>(
+        Below(static_cast<uint64_t>(ClientRequest::Kind::kTransferLeader) + 1));
     if (r.kind == ClientRequest::Kind::kPropose) r.command = Command();
     if (r.kind == ClientRequest::Kind::kRead) r.query = Bytes(100);
+    if (r.kind == ClientRequest::Kind::kTransferLeader) {
+      r.transfer_to = static_cast<paxos::NodeId>(Below(paxos::kNodeIdMax + 1));
+    }
     return r;
   }
 

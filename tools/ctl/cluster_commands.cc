@@ -254,6 +254,21 @@ int RunLeader(const ClusterFlags& flags, std::ostream& out, std::ostream& err) {
   return kCtlExitOk;
 }
 
+int RunLeaderTransfer(const ClusterFlags& flags, uint64_t to, std::ostream& out,
+                      std::ostream& err) {
+  if (to > paxos::kNodeIdMax) return Usage(err, "leader transfer: --to must be a node id");
+  int exit_code = kCtlExitOk;
+  std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
+  if (!client) return exit_code;
+  const Result<milliseconds> left = LearnClusterIdFirst(*client, flags, milliseconds(1));
+  if (!left.ok()) return Fail(err, left.status());
+  Result<std::pair<paxos::NodeId, uint64_t>> moved =
+      client->TransferLeadership(static_cast<paxos::NodeId>(to), left.value());
+  if (!moved.ok()) return Fail(err, moved.status());
+  out << moved.value().first << " " << moved.value().second << "\n";
+  return kCtlExitOk;
+}
+
 int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out, std::ostream& err) {
   if (node == 0 || node > paxos::kNodeIdMax) return Usage(err, "snapshot: --id=N is required");
   int exit_code = kCtlExitOk;
@@ -298,6 +313,7 @@ int RunKv(const ClusterFlags& flags, const std::vector<std::string>& args, std::
 const char* ClusterCommandsUsage() {
   return "  cluster status [--json]      every member's role, epoch, chosen/applied, lease\n"
          "  cluster leader               prints '<id> <epoch>' of the leader\n"
+         "  leader transfer [--to=ID]    moves leadership; prints '<id> <epoch>' of the new one\n"
          "  seq next [COUNT]             hands out COUNT numbers (default 1), one per line\n"
          "  kv get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create KEY VALUE\n"
          "  (all: --cluster=1@host:port,2@host:port,... [--cluster_id=N] [--timeout_ms=N])\n";

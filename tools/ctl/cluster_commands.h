@@ -56,6 +56,12 @@ int RunStatus(const ClusterFlags& flags, bool json, std::ostream& out = std::cou
 int RunLeader(const ClusterFlags& flags, std::ostream& out = std::cout,
               std::ostream& err = std::cerr);
 
+// Moves leadership to node `to` (0: the most up-to-date voter, picked by the leader) and prints
+// "<id> <epoch>" of the new leader once it leads (Client::TransferLeadership). Exit 1 with the
+// reason if the transfer failed (the old leader then keeps leading).
+int RunLeaderTransfer(const ClusterFlags& flags, uint64_t to, std::ostream& out = std::cout,
+                      std::ostream& err = std::cerr);
+
 // Asks node `node` to take a snapshot now; prints "node N snapshot covers slots below S" once it
 // is durable there. Usage error without a node id.
 int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out = std::cout,
