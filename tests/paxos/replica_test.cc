@@ -172,7 +172,7 @@ class Cluster {
     for (const Entry& e : node(source).applied) {
       if (e.slot >= next && e.slot < below) n.applied.push_back(e);
     }
-    n.replica->InstallSnapshot(below);
+    n.replica->InstallSnapshot(below, n.replica->configuration());
     n.compacted_below = std::max(n.compacted_below, below);
   }
 
@@ -822,7 +822,7 @@ TEST(ReplicaReplicationTest, ProposeReturnsOverloadedAtPendingCommandsMax) {
   EXPECT_EQ(c.AppliedPayloads(leader), std::vector<std::string>({"a", "b", "c"}));
 }
 
-TEST(ReplicaReplicationTest, MessagesFromStrangersOrForOthersAreDroppedAndCounted) {
+TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromised) {
   Cluster c(3, 48);
   const NodeId leader = c.TickUntilLeader(60);
   ASSERT_NE(leader, kNoNode);
@@ -833,18 +833,25 @@ TEST(ReplicaReplicationTest, MessagesFromStrangersOrForOthersAreDroppedAndCounte
   m.type = MessageType::kPrepare;
   m.ballot = Ballot(99, 3);
   m.slot = 1;
-  m.from = 9;  // not a member
-  m.to = f;
-  c.r(f).Step(m);
   m.from = 3 == f ? 1 : 3;
   m.to = 6 - f - m.from;  // addressed to another replica
   c.r(f).Step(m);
   m.from = f;  // claims to come from the receiver itself
   m.to = f;
   c.r(f).Step(m);
-  EXPECT_EQ(c.r(f).counters().messages_dropped, dropped + 3);
-  EXPECT_EQ(c.r(f).status().promised, before.promised);
+  EXPECT_EQ(c.r(f).counters().messages_dropped, dropped + 2);
   EXPECT_FALSE(c.r(f).HasReady());
+  // A node outside the configuration may talk to us (a member being added does), but a
+  // candidate that is not a voter gets a refusal, not a promise.
+  m.ballot = Ballot(99, 9);
+  m.from = 9;
+  c.r(f).Step(m);
+  EXPECT_EQ(c.r(f).status().promised, before.promised);
+  Ready rd = c.r(f).TakeReady();
+  ASSERT_EQ(rd.send_now.size(), 1u);
+  EXPECT_EQ(rd.send_now[0].type, MessageType::kPromise);
+  EXPECT_FALSE(rd.send_now[0].ok);
+  EXPECT_EQ(rd.send_now[0].to, 9u);
 }
 
 // ----------------------------------------------------------------------------------------------
