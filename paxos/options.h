@@ -69,6 +69,7 @@ struct Options {
   // The leader promotes a learner to voter once its reported commit index is within this many
   // slots of the leader's (and past the leader's start slot): it has caught up.
   uint64_t promote_lag_slots_max = 64;
+  bool auto_promote_learners = true;  // off: learners stay learners until promoted by hand
   // A leadership transfer that has not completed after this long is abandoned and the leader
   // takes commands again.
   uint32_t transfer_ticks_max = 50;

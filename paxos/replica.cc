@@ -169,7 +169,7 @@ ProposeResult Replica::Read(uint64_t read_id) {
 
 bool Replica::HasReady() const {
   if (!out_.empty() || heartbeat_wanted_ || config_changed_) return true;
-  if (role_ == Role::kLeader && ProposalsDue()) return true;
+  if (role_ == Role::kLeader && (ProposalsDue() || ChangeDue())) return true;
   if (learner_.HasApplicable()) return true;
   if (!persist_outstanding_) {
     if (HasWrites()) return true;
@@ -516,12 +516,16 @@ bool Replica::ProposalsDue() const {
          proposer_.pending() >= options_.batch_commands_max;
 }
 
+bool Replica::ChangeDue() const {
+  // A change goes alone: once every slot in flight is chosen (they are governed by the current
+  // configuration).
+  return queued_change_.has_value() && change_in_flight_ == 0 && proposer_.in_flight() == 0;
+}
+
 void Replica::FlushProposals() {
   if (change_in_flight_ != 0) return;  // nothing after a change until it is chosen
   if (queued_change_) {
-    // A change goes alone: wait until every slot in flight is chosen (they are governed by
-    // the current configuration), then propose it by itself.
-    if (proposer_.in_flight() > 0) return;
+    if (!ChangeDue()) return;
     Entry e = proposer_.ProposeValue(std::move(*queued_change_), now_);
     queued_change_.reset();
     change_in_flight_ = e.slot;
@@ -942,7 +946,7 @@ bool Replica::member_change_pending() const {
 
 void Replica::MaybePromoteLearner() {
   if (role_ != Role::kLeader || !leadership_usable_ || member_change_pending() ||
-      transfer_target_ != kNoNode) {
+      transfer_target_ != kNoNode || !options_.auto_promote_learners) {
     return;
   }
   for (NodeId n : config_.learners()) {

@@ -185,6 +185,7 @@ class Replica {
 
   void SendHeartbeats();
   bool ProposalsDue() const;
+  bool ChangeDue() const;
   void FlushProposals();
   void SendAccepts(const std::vector<Entry>& entries, bool include_self);
   void SendAcceptTo(NodeId peer, std::vector<Entry> entries);
