@@ -61,6 +61,7 @@ enum MessageType {
   catchupReply @10;
   snapshotRequest @11;
   snapshotChunk @12;
+  timeoutNow @13;
 }
 
 # Mirrors paxos::Message: one flat struct for every kind (see paxos/message.h for which fields
@@ -91,6 +92,14 @@ struct Value {
   epoch @0 :UInt64;
   leaderStart @1 :Bool;
   commands @2 :List(Command);
+  hasConfig @3 :Bool;             # a membership change: `config` governs every later slot
+  config @4 :List(Member);
+}
+
+struct Member {
+  id @0 :UInt32;
+  address @1 :Text;
+  voter @2 :Bool;
 }
 
 struct Command {

@@ -22,10 +22,13 @@ using paxos::MessageType;
 // The schema's enum must stay in step with the core's.
 static_assert(static_cast<int>(wire::MessageType::PRE_VOTE) ==
               static_cast<int>(MessageType::kPreVote));
-static_assert(static_cast<int>(wire::MessageType::SNAPSHOT_CHUNK) ==
-              static_cast<int>(MessageType::kSnapshotChunk));
+static_assert(static_cast<int>(wire::MessageType::TIMEOUT_NOW) ==
+              static_cast<int>(MessageType::kTimeoutNow));
 constexpr uint16_t kMessageTypeMin = static_cast<uint16_t>(MessageType::kPreVote);
-constexpr uint16_t kMessageTypeMax = static_cast<uint16_t>(MessageType::kSnapshotChunk);
+constexpr uint16_t kMessageTypeMax = static_cast<uint16_t>(MessageType::kTimeoutNow);
+// Members in one configuration, and bytes in one member's address.
+constexpr size_t kConfigMembersMax = 1024;
+constexpr size_t kMemberAddressBytesMax = 1024;
 // The highest ballot::StatusCode; update with paxos/status.h.
 constexpr uint16_t kStatusCodeMax = static_cast<uint16_t>(StatusCode::kAborted);
 
@@ -60,6 +63,17 @@ void FillEntry(const paxos::Entry& e, wire::Entry::Builder b) {
   auto commands = value.initCommands(static_cast<unsigned>(e.value.commands.size()));
   for (size_t i = 0; i < e.value.commands.size(); ++i) {
     FillCommand(e.value.commands[i], commands[static_cast<unsigned>(i)]);
+  }
+  if (e.value.config) {
+    value.setHasConfig(true);
+    const auto& members = e.value.config->members();
+    auto list = value.initConfig(static_cast<unsigned>(members.size()));
+    for (size_t i = 0; i < members.size(); ++i) {
+      auto m = list[static_cast<unsigned>(i)];
+      m.setId(members[i].id);
+      m.setAddress(members[i].address);
+      m.setVoter(members[i].voter);
+    }
   }
 }
 
@@ -294,6 +308,24 @@ Status DecodeEntry(wire::Entry::Reader r, ObjectBudget* budget, paxos::Entry* e)
   e->value.commands.resize(commands.size());
   for (unsigned i = 0; i < commands.size(); ++i) {
     DecodeCommand(commands[i], &e->value.commands.mutable_at(i));
+  }
+  e->value.config.reset();
+  if (value.getHasConfig()) {
+    auto list = value.getConfig();
+    s = CheckCount("members in a configuration", list.size(), kConfigMembersMax);
+    if (s.ok()) s = budget->Charge("members", list.size(), ObjectBudget::kCommandWords);
+    if (!s.ok()) return s;
+    std::vector<paxos::Member> members;
+    for (auto m : list) {
+      if (m.getAddress().size() > kMemberAddressBytesMax) {
+        return Invalid("member address longer than " + std::to_string(kMemberAddressBytesMax));
+      }
+      members.push_back(paxos::Member{m.getId(), m.getAddress().cStr(), m.getVoter()});
+    }
+    paxos::Configuration config(std::move(members));
+    s = config.Validate();
+    if (!s.ok()) return Invalid("value: " + s.message());
+    e->value.config = std::move(config);
   }
   return Status::Ok();
 }

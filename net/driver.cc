@@ -84,6 +84,9 @@ Result<Driver::Recovered> Driver::Recover(store::Store* store, store::SnapshotSt
     out.durable.chosen_below = std::max(out.durable.chosen_below, restored);
     if (host != nullptr) host->OnSnapshotRestored(self, restored);
   }
+  // The snapshot's membership, or the bootstrap one the host gave the applier (empty for a
+  // joining node): the replica applies the log's changes after applied_below on top.
+  out.durable.config = applier->configuration();
   return out;
 }
 
@@ -644,7 +647,7 @@ void Driver::OnTransferCommitted(Slot below, Status status) {
 void Driver::InstallOnApplier(NodeId from, Slot below) {
   if (below <= applier_->applied_below()) {
     // The log got us here meanwhile: nothing to install.
-    host_->ToDriver([this, below] { OnInstalled(below, false); });
+    host_->ToDriver([this, below] { OnInstalled(below, false, {}); });
     return;
   }
   Result<std::unique_ptr<SnapshotReader>> reader = snapshots_->Open(below);
@@ -664,14 +667,16 @@ void Driver::InstallOnApplier(NodeId from, Slot below) {
   s = RaiseStoreMark(below);
   if (!s.ok()) return host_->Fatal(s);
   ServeReads();
-  host_->ToDriver([this, below] { OnInstalled(below, true); });
+  host_->ToDriver([this, below, config = applier_->configuration()] {
+    OnInstalled(below, true, config);
+  });
 }
 
-void Driver::OnInstalled(Slot below, bool installed) {
+void Driver::OnInstalled(Slot below, bool installed, const paxos::Configuration& config) {
   // Verified whole when it was committed: this node may serve it on, installed or not.
   newest_snapshot_below_ = std::max(newest_snapshot_below_, below);
   if (installed) {
-    replica_->InstallSnapshot(below);
+    replica_->InstallSnapshot(below, config);
     ++counters_.snapshots_installed;
     LOG(INFO) << "node " << self_ << ": installed the snapshot below slot " << below
               << " from node " << transfer_.from;

@@ -255,7 +255,7 @@ class Driver {
   void UpdateServingBelow();
   void OnSnapshotChunk(const paxos::Message& m);
   void OnTransferCommitted(paxos::Slot below, Status status);
-  void OnInstalled(paxos::Slot below, bool installed);
+  void OnInstalled(paxos::Slot below, bool installed, const paxos::Configuration& config);
   void AbandonTransfer(const std::string& why);
   void TickTransfer();
 

@@ -96,7 +96,9 @@ class Node::Impl : public DriverHost {
   // driver over what the store holds.
   Status Recover(std::unique_ptr<StateMachine> machine) {
     auto applier = std::make_unique<Applier>(std::move(machine));
-    applier->set_members(options_.members);
+    std::vector<paxos::Member> bootstrap;
+    for (const auto& [id, address] : options_.members) bootstrap.push_back({id, address, true});
+    applier->set_configuration(paxos::Configuration(std::move(bootstrap)));
     auto recovered = Driver::Recover(store_.get(), snapshots_.get(), applier.get(), options_.id,
                                      /*host=*/nullptr);
     if (!recovered.ok()) return recovered.status();

@@ -19,20 +19,21 @@ Acceptor::Acceptor(SlotLog* log, Ballot promised, uint64_t lease_ticks, uint64_t
   lease_until_ticks_ = anonymous_until_ticks_;
 }
 
-bool Acceptor::LeaseBlocks(NodeId candidate, uint64_t now) const {
+bool Acceptor::LeaseBlocks(NodeId candidate, uint64_t now, Ballot handover) const {
   if (now < anonymous_until_ticks_ && !lease_to_lower_ballot_) return true;
   if (now >= lease_until_ticks_) return false;
+  if (!handover.IsZero() && handover == lease_ballot_) return false;  // its holder handed over
   return lease_ballot_.IsZero() || lease_ballot_.node() != candidate;
 }
 
-Acceptor::Verdict Acceptor::CheckPromise(Ballot b, uint64_t now) const {
+Acceptor::Verdict Acceptor::CheckPromise(Ballot b, uint64_t now, Ballot handover) const {
   if (b < promised_) return Verdict::kStaleBallot;
-  if (b > promised_ && LeaseBlocks(b.node(), now)) return Verdict::kLeased;
+  if (b > promised_ && LeaseBlocks(b.node(), now, handover)) return Verdict::kLeased;
   return Verdict::kOk;
 }
 
-Acceptor::Verdict Acceptor::Prepare(Ballot b, uint64_t now) {
-  Verdict v = CheckPromise(b, now);
+Acceptor::Verdict Acceptor::Prepare(Ballot b, uint64_t now, Ballot handover) {
+  Verdict v = CheckPromise(b, now, handover);
   if (v != Verdict::kOk) return v;
   if (b > promised_) {
     promised_ = b;

@@ -58,9 +58,11 @@ class Acceptor {
   Ballot promised() const { return promised_; }
 
   // Would this acceptor promise `b` to its node at `now`? Changes nothing (pre-vote).
-  Verdict CheckPromise(Ballot b, uint64_t now) const;
+  // `handover`: the candidate was handed leadership by the leader of that ballot (a transfer);
+  // a running lease that belongs to that ballot does not block it, since its holder gave it up.
+  Verdict CheckPromise(Ballot b, uint64_t now, Ballot handover = Ballot()) const;
   // Phase 1b: promises `b` if CheckPromise allows it.
-  Verdict Prepare(Ballot b, uint64_t now);
+  Verdict Prepare(Ballot b, uint64_t now, Ballot handover = Ballot());
   // Accepted entries at slots >= from, in slot order: the phase 1b report.
   std::vector<Entry> AcceptedFrom(Slot from) const;
 
@@ -77,7 +79,7 @@ class Acceptor {
   // one (the raised promise already refuses it).
   bool GrantLease(Ballot leader, uint64_t now);
   // Would a promise to a candidate of node `candidate` break a running lease?
-  bool LeaseBlocks(NodeId candidate, uint64_t now) const;
+  bool LeaseBlocks(NodeId candidate, uint64_t now, Ballot handover = Ballot()) const;
   Ballot lease_ballot() const { return lease_ballot_; }
 
  private:

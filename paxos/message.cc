@@ -17,6 +17,7 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kCatchupReply: return "CatchupReply";
     case MessageType::kSnapshotRequest: return "SnapshotRequest";
     case MessageType::kSnapshotChunk: return "SnapshotChunk";
+    case MessageType::kTimeoutNow: return "TimeoutNow";
   }
   return "Unknown";
 }

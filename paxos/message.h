@@ -20,7 +20,8 @@ enum class MessageType : uint8_t {
   kPreVote = 1,
   // Uses: ballot (echoed), ok.
   kPreVoteReply = 2,
-  // Phase 1a. Uses: ballot, slot (report accepted entries from this slot on).
+  // Phase 1a. Uses: ballot, slot (report accepted entries from this slot on), promised (non-zero:
+  // a leader transfer from the leader of that ballot, see kTimeoutNow).
   kPrepare = 3,
   // Phase 1b. ok: promised `ballot`, entries = everything accepted at slots >= the prepare's slot.
   // !ok: promised = the higher ballot already promised. commit = sender's first unchosen slot.
@@ -49,6 +50,10 @@ enum class MessageType : uint8_t {
   // commit = this chunk's byte offset; round = the snapshot's total size; ok = last chunk;
   // data = the bytes; checksum = CRC-32C of data.
   kSnapshotChunk = 12,
+  // Leader transfer: the leader of `ballot` tells its caught-up target to campaign at once.
+  // Uses: ballot. The target's Prepare then carries promised = that ballot, and acceptors whose
+  // lease belongs to it promise despite the lease (its holder gave it up).
+  kTimeoutNow = 13,
 };
 
 const char* MessageTypeName(MessageType type);

@@ -16,13 +16,13 @@ Status Options::Validate() const {
   if (id == kNoNode || id > kNodeIdMax) {
     return Invalid("id must be in 1.." + std::to_string(kNodeIdMax));
   }
-  if (members.empty()) return Invalid("members must not be empty");
+  if (members.empty() && !join) return Invalid("members must not be empty");
   std::set<NodeId> unique(members.begin(), members.end());
   if (unique.size() != members.size()) return Invalid("members must not repeat");
-  if (unique.count(kNoNode) || *unique.rbegin() > kNodeIdMax) {
+  if (!unique.empty() && (unique.count(kNoNode) || *unique.rbegin() > kNodeIdMax)) {
     return Invalid("every member id must be in 1.." + std::to_string(kNodeIdMax));
   }
-  if (!unique.count(id)) return Invalid("id must be one of members");
+  if (!unique.count(id) && !join) return Invalid("id must be one of members");
   if (heartbeat_ticks == 0) return Invalid("heartbeat tick must be at least 1");
   if (election_ticks <= heartbeat_ticks) {
     return Invalid("election tick must be greater than heartbeat tick");

@@ -30,7 +30,14 @@ struct PlantedBugs {
 
 struct Options {
   NodeId id = kNoNode;
-  std::vector<NodeId> members;  // every member of the group, including id
+  // The bootstrap configuration: every member of a new group, all voters, including id. Used
+  // only when DurableState::config is empty (nothing was restored); afterwards membership comes
+  // from the log (paxos/configuration.h).
+  std::vector<NodeId> members;
+  // This node joins an existing group: with nothing restored it starts with an unknown
+  // configuration, as a learner that never campaigns, until the log makes it a voter. `members`
+  // may then be empty.
+  bool join = false;
   uint64_t seed = 0;            // seeds the election-timeout PRNG; make it differ per node
 
   // The leader sends a heartbeat every heartbeat_ticks. A follower that hears nothing from a
@@ -59,6 +66,13 @@ struct Options {
   uint32_t persist_stall_ticks_max = 300;
   // A leader that has not heard from a majority for this long steps down.
   uint32_t check_quorum_ticks = 10;
+  // The leader promotes a learner to voter once its reported commit index is within this many
+  // slots of the leader's (and past the leader's start slot): it has caught up.
+  uint64_t promote_lag_slots_max = 64;
+  bool auto_promote_learners = true;  // off: learners stay learners until promoted by hand
+  // A leadership transfer that has not completed after this long is abandoned and the leader
+  // takes commands again.
+  uint32_t transfer_ticks_max = 50;
   // Accepts not acknowledged by a majority after this long are sent again.
   uint32_t accept_retry_ticks = 3;
   // A replica that is missing chosen values asks again after this long.
@@ -89,7 +103,6 @@ struct Options {
 
   // Checks the configuration; the message names the offending field and why.
   Status Validate() const;
-  size_t QuorumSize() const { return members.size() / 2 + 1; }
   // How much shorter the leader's lease is than the acceptors' (see max_clock_drift_ppm).
   uint32_t LeaseMarginTicks() const;
 };

@@ -1,10 +1,16 @@
 // Proposer: the leader's half of Multi-Paxos.
 //
 // Phase 1 runs once per leadership, over every slot from the first one this replica does not
-// know to be chosen: the promises report what each acceptor accepted there, and Recover()
+// know to be chosen: the promises report what each acceptor accepted there, and recovery
 // re-proposes the highest-ballot value of every open slot, fills gaps with no-ops, and appends
 // the leader_start entry that marks the new epoch in the log. After that, each batch of commands
 // needs only phase 2: one round trip to a majority.
+//
+// Recovery goes in stages when it finds membership changes (paxos/configuration.h): the slots up
+// to and including the first change are proposed first; only once they are chosen, and a
+// majority of the new configuration's voters have promised (their reports merged in), are the
+// slots after it decided. Slots after a change may have been chosen by the new voters, which the
+// old majority need not have seen.
 //
 // It owns the bounded queue of commands waiting for a slot and the bounded window of slots in
 // flight. It does not send anything itself; the Replica does.
@@ -23,17 +29,26 @@ namespace ballot::paxos {
 
 class Proposer {
  public:
-  explicit Proposer(const Options& options);
+  // `config` is the configuration governing the slots in flight (the Replica's, kept current).
+  Proposer(const Options& options, const Configuration* config);
   Proposer(const Proposer&) = delete;
   Proposer& operator=(const Proposer&) = delete;
 
   // --- Phase 1 ---
   void StartPhase1(Ballot ballot, Slot from);
-  // Adds one promise with its accepted entries. True when this promise completes a majority.
+  // Adds one promise with its accepted entries (those below the next slot to recover are
+  // ignored: decided already). True when the promises now form a majority of the configuration.
   bool AddPromise(NodeId from, const std::vector<Entry>& accepted);
-  // The entries to propose at ballot() to finish recovery, ending with the leader_start entry.
-  // Starts phase 2 (the slots are tracked as in flight).
-  std::vector<Entry> Recover(uint64_t now);
+  bool HasPromiseQuorum() const;
+  // Voters of the configuration that have not promised ballot().
+  std::vector<NodeId> VotersNotPromised() const;
+  // The next stage of recovery, to propose at ballot() (tracked as in flight): every slot from
+  // the next undecided one up to and including the first membership change, or to the end plus
+  // the leader_start entry. Requires HasPromiseQuorum() and nothing in flight.
+  std::vector<Entry> RecoverNext(uint64_t now);
+  bool recovering() const { return recovering_; }
+  // The slot recovery must continue from (for a Prepare to new voters).
+  Slot recover_from() const { return recover_next_; }
   Ballot ballot() const { return ballot_; }
 
   // --- Phase 2 ---
@@ -42,6 +57,8 @@ class Proposer {
   bool CanPropose(Slot chosen_below) const;
   // Cuts the queued commands into batches, one slot each, while the window allows.
   std::vector<Entry> ProposeBatches(Slot chosen_below, uint64_t now);
+  // Proposes `value` alone in the next slot (a membership change).
+  Entry ProposeValue(Value value, uint64_t now);
   // `from` accepted these slots at ballot(). Returns the slots that now have a majority.
   std::vector<Slot> AddAccepted(NodeId from, const std::vector<Slot>& slots);
   // In-flight entries sent at least retry_ticks ago, grouped by each peer that has not accepted
@@ -63,13 +80,15 @@ class Proposer {
   Value TakeBatch();
 
   const Options& options_;
-  const size_t quorum_;
+  const Configuration* const config_;
 
   Ballot ballot_;
-  Slot phase1_from_ = 1;
   std::vector<NodeId> promised_by_;
   std::map<Slot, Entry> reported_;  // highest-ballot accepted entry per slot
   std::map<Slot, Ballot> leader_starts_;  // highest leader_start epoch reported per slot
+  bool recovering_ = false;
+  Slot recover_next_ = 1;  // the next slot recovery decides
+  Ballot newer_leader_;    // see RecoverNext
 
   Slot next_slot_ = 1;
   std::map<Slot, InFlight> in_flight_;

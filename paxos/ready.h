@@ -70,11 +70,15 @@ struct Ready {
   // (leadership lost). Their clients retry elsewhere, under the same session sequence.
   std::vector<Command> dropped;
   std::optional<SnapshotNeeded> snapshot_needed;
+  // The configuration now governing this replica (after every change it knows chosen), when it
+  // changed: the runtime connects to new members and forgets removed ones. Set in the first
+  // Ready too.
+  std::optional<Configuration> configuration;
 
   bool empty() const {
     return send_now.empty() && !persist && send_after_persist.empty() && apply.empty() &&
            events.empty() && reads.empty() && failed_reads.empty() && dropped.empty() &&
-           !snapshot_needed;
+           !snapshot_needed && !configuration;
   }
 };
 
@@ -86,6 +90,10 @@ struct DurableState {
   // Slots below this were already applied to a state machine that the runtime restored from a
   // snapshot; the replica will not hand them out in Ready::apply again.
   Slot applied_below = 1;
+  // The configuration in force at applied_below (from the snapshot that was restored). Empty:
+  // none was restored, so it is Options::members (or unknown, for a joining node); changes in
+  // the restored log after applied_below are applied on top.
+  Configuration config;
 };
 
 }  // namespace ballot::paxos

@@ -50,12 +50,17 @@ Replica::Replica(Options options, DurableState durable)
       acceptor_(RestoreLog(&log_, durable), PromisedAfterRestart(options_, durable),
                 options_.lease_ticks, /*now=*/0, options_.planted.lease_to_lower_ballot),
       learner_(&log_, durable.chosen_below, durable.applied_below, options_.planted),
-      proposer_(options_) {
+      proposer_(options_, &config_) {
   Status s = options_.Validate();
   CHECK(s.ok()) << s.ToString();
-  for (NodeId n : options_.members) {
-    if (n != options_.id) peers_.push_back(n);
+  if (!durable.config.empty()) {
+    SetConfiguration(durable.config);
+  } else if (!options_.join) {
+    SetConfiguration(Configuration::AllVoters(options_.members));
   }
+  config_scan_from_ = learner_.applied_below();
+  ApplyChosenConfigs();  // changes in the restored log
+  follower_commit_.assign(kNodeIdMax + 1, 0);
   max_round_seen_ = acceptor_.promised().round();
   highest_epoch_seen_ = acceptor_.promised();
   persisted_promised_ = acceptor_.promised();
@@ -81,7 +86,9 @@ void Replica::Tick() {
 }
 
 void Replica::Step(const Message& m) {
-  if (m.to != options_.id || !IsMember(m.from) || m.from == options_.id) {
+  // Any node of the cluster may write to us (a member being added is not in our configuration
+  // yet; the transport's handshake checked the cluster id). Votes count only from voters.
+  if (m.to != options_.id || m.from == kNoNode || m.from > kNodeIdMax || m.from == options_.id) {
     ++counters_.messages_dropped;
     return;
   }
@@ -98,6 +105,7 @@ void Replica::Step(const Message& m) {
     case MessageType::kHeartbeatReply: OnHeartbeatReply(m); break;
     case MessageType::kCatchupRequest: OnCatchupRequest(m); break;
     case MessageType::kCatchupReply: OnCatchupReply(m); break;
+    case MessageType::kTimeoutNow: OnTimeoutNow(m); break;
     case MessageType::kNone:
     case MessageType::kSnapshotRequest:  // the runtime's, not ours
     case MessageType::kSnapshotChunk: ++counters_.messages_dropped; break;
@@ -107,6 +115,7 @@ void Replica::Step(const Message& m) {
     // reply could still complete its recovery.
     StepDown();
   }
+  ApplyChosenConfigs();
 }
 
 void Replica::NoteEpochSeen(const Message& m) {
@@ -132,6 +141,7 @@ bool Replica::NewerEpochSeen() const {
 
 ProposeResult Replica::Propose(Command command) {
   if (role_ != Role::kLeader) return {ProposeResult::Kind::kNotLeader, leader_};
+  if (transfer_target_ != kNoNode) return {ProposeResult::Kind::kNotLeader, transfer_target_};
   if (proposer_.Enqueue(std::move(command)) == Proposer::EnqueueResult::kOverloaded) {
     return {ProposeResult::Kind::kOverloaded, options_.id};
   }
@@ -158,8 +168,8 @@ ProposeResult Replica::Read(uint64_t read_id) {
 // Output
 
 bool Replica::HasReady() const {
-  if (!out_.empty() || heartbeat_wanted_) return true;
-  if (role_ == Role::kLeader && ProposalsDue()) return true;
+  if (!out_.empty() || heartbeat_wanted_ || config_changed_) return true;
+  if (role_ == Role::kLeader && (ProposalsDue() || ChangeDue())) return true;
   if (learner_.HasApplicable()) return true;
   if (!persist_outstanding_) {
     if (HasWrites()) return true;
@@ -189,6 +199,10 @@ Ready Replica::TakeReady() {
     }
   }
   learner_.TakeApplicable(&out_.apply);
+  if (config_changed_) {
+    out_.configuration = config_;
+    config_changed_ = false;
+  }
   return std::exchange(out_, Ready{});
 }
 
@@ -234,12 +248,16 @@ void Replica::Advance() {
   outstanding_versions_.clear();
   std::vector<Message> self = std::exchange(self_after_persist_, {});
   for (const Message& m : self) DeliverToSelf(m);
+  ApplyChosenConfigs();
 }
 
-void Replica::InstallSnapshot(Slot applied_below) {
+void Replica::InstallSnapshot(Slot applied_below, const Configuration& config) {
   if (applied_below <= learner_.applied_below()) return;
   log_.DropBelow(applied_below);
   learner_.SkipTo(applied_below);
+  if (!config.empty()) SetConfiguration(config);
+  config_scan_from_ = std::max(config_scan_from_, applied_below);
+  ApplyChosenConfigs();
 }
 
 void Replica::CompactBelow(Slot applied_below) {
@@ -265,10 +283,10 @@ void Replica::SendDurable(Message m) {
 }
 
 void Replica::Broadcast(const Message& m, bool include_self) {
-  for (NodeId n : options_.members) {
-    if (n == options_.id && !include_self) continue;
+  for (const Member& member : config_.members()) {
+    if (member.id == options_.id && !include_self) continue;
     Message copy = m;
-    copy.to = n;
+    copy.to = member.id;
     Send(std::move(copy));
   }
 }
@@ -285,9 +303,9 @@ void Replica::DeliverToSelf(const Message& m) {
   }
 }
 
-bool Replica::IsMember(NodeId n) const {
-  return std::find(options_.members.begin(), options_.members.end(), n) !=
-         options_.members.end();
+bool Replica::QuorumWithSelf(std::vector<NodeId> nodes) const {
+  nodes.push_back(options_.id);
+  return config_.IsQuorum(nodes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +323,11 @@ void Replica::BecomeFollower(Ballot leader_epoch, NodeId leader) {
     std::vector<Command> dropped = proposer_.Reset();
     for (Command& c : dropped) out_.dropped.push_back(std::move(c));
     FailPendingReads();
+    queued_change_.reset();
+    change_in_flight_ = 0;
+    EndTransfer();
   }
+  handover_from_ = Ballot();
   if (leader != leader_ && leader != kNoNode) ++counters_.leader_changes_seen;
   role_ = Role::kFollower;
   leader_epoch_ = leader_epoch;
@@ -318,6 +340,7 @@ void Replica::BecomeFollower(Ballot leader_epoch, NodeId leader) {
 void Replica::BecomePreCandidate() {
   if (role_ == Role::kLeader) BecomeFollower(Ballot(), kNoNode);
   role_ = Role::kPreCandidate;
+  handover_from_ = Ballot();  // an ordinary election from here on
   leader_ = kNoNode;
   leader_epoch_ = Ballot();
   candidate_ballot_ = Ballot(max_round_seen_ + 1, options_.id);
@@ -327,7 +350,7 @@ void Replica::BecomePreCandidate() {
   m.type = MessageType::kPreVote;
   m.ballot = candidate_ballot_;
   Broadcast(m, /*include_self=*/false);
-  if (votes_.size() >= options_.QuorumSize()) BecomeCandidate();
+  if (config_.IsQuorum(votes_)) BecomeCandidate();
 }
 
 void Replica::BecomeCandidate() {
@@ -341,7 +364,11 @@ void Replica::BecomeCandidate() {
   m.type = MessageType::kPrepare;
   m.ballot = candidate_ballot_;
   m.slot = learner_.chosen_below();
-  Broadcast(m, /*include_self=*/true);
+  m.promised = handover_from_;
+  for (NodeId n : config_.voters()) {
+    m.to = n;
+    Send(m);
+  }
 }
 
 void Replica::BecomeLeader() {
@@ -351,13 +378,39 @@ void Replica::BecomeLeader() {
   leadership_usable_ = false;
   lease_until_ = 0;
   std::fill(acked_round_.begin(), acked_round_.end(), 0);
+  std::fill(follower_commit_.begin(), follower_commit_.end(), 0);
   for (NodeId n : peers_) last_heard_[n] = now_;
   round_sent_at_.clear();
-  std::vector<Entry> recovery = proposer_.Recover(now_);
-  leader_start_slot_ = recovery.back().slot;
-  SendAccepts(recovery, /*include_self=*/true);
+  leader_start_slot_ = 0;
+  lease_given_up_ = false;
+  handover_from_ = Ballot();
+  ContinueRecovery();
   SendHeartbeats();
   CheckLeadershipUsable();
+}
+
+void Replica::ContinueRecovery() {
+  if (role_ != Role::kLeader || !proposer_.recovering()) return;
+  if (proposer_.in_flight() > 0) return;  // the stage before is not chosen yet
+  if (!proposer_.HasPromiseQuorum()) {
+    // A membership change was recovered and is now chosen: the slots after it need the
+    // promises (and reports) of a majority of the new voters.
+    if (recovery_prepare_sent_) return;
+    recovery_prepare_sent_ = true;
+    Message m;
+    m.type = MessageType::kPrepare;
+    m.ballot = leader_epoch_;
+    m.slot = proposer_.recover_from();
+    for (NodeId n : proposer_.VotersNotPromised()) {
+      m.to = n;
+      Send(m);
+    }
+    return;
+  }
+  recovery_prepare_sent_ = false;
+  std::vector<Entry> stage = proposer_.RecoverNext(now_);
+  if (!proposer_.recovering()) leader_start_slot_ = stage.back().slot;
+  SendAccepts(stage, /*include_self=*/true);
 }
 
 void Replica::StepDown() {
@@ -373,6 +426,11 @@ bool Replica::PersistStalled() const {
 
 void Replica::TickFollower() {
   if (now_ < election_deadline_) return;
+  if (!IsVoter(options_.id)) {
+    // A learner (or a removed member) never campaigns: its vote does not count.
+    ResetElectionTimer();
+    return;
+  }
   if (PersistStalled() && !options_.planted.no_persist_stall_stepdown) {
     // A node whose disk hangs could not keep a promise or an accept anyway; leading would stall
     // the group again. Wait (and let the others elect) until the disk completes.
@@ -403,11 +461,11 @@ void Replica::TickLeader() {
     return;
   }
   if (now_ >= next_heartbeat_) SendHeartbeats();
-  size_t heard = 1;
+  std::vector<NodeId> heard;
   for (NodeId n : peers_) {
-    if (last_heard_[n] + options_.check_quorum_ticks > now_) ++heard;
+    if (last_heard_[n] + options_.check_quorum_ticks > now_) heard.push_back(n);
   }
-  if (heard < options_.QuorumSize()) {
+  if (!QuorumWithSelf(std::move(heard))) {
     // Cut off from a majority: someone else may be leader now. Stop claiming it.
     StepDown();
     return;
@@ -418,6 +476,12 @@ void Replica::TickLeader() {
     if (peer == options_.id) continue;  // our own vote waits on our own disk, not the network
     SendAcceptTo(peer, std::move(entries));
   }
+  if (proposer_.recovering() && now_ % options_.accept_retry_ticks == 0) {
+    recovery_prepare_sent_ = false;  // ask the new voters again
+    ContinueRecovery();
+  }
+  TickTransfer();
+  MaybePromoteLearner();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,16 +516,31 @@ bool Replica::ProposalsDue() const {
          proposer_.pending() >= options_.batch_commands_max;
 }
 
+bool Replica::ChangeDue() const {
+  // A change goes alone: once every slot in flight is chosen (they are governed by the current
+  // configuration).
+  return queued_change_.has_value() && change_in_flight_ == 0 && proposer_.in_flight() == 0;
+}
+
 void Replica::FlushProposals() {
+  if (change_in_flight_ != 0) return;  // nothing after a change until it is chosen
+  if (queued_change_) {
+    if (!ChangeDue()) return;
+    Entry e = proposer_.ProposeValue(std::move(*queued_change_), now_);
+    queued_change_.reset();
+    change_in_flight_ = e.slot;
+    SendAccepts({e}, /*include_self=*/true);
+    return;
+  }
   if (!ProposalsDue()) return;
   std::vector<Entry> batches = proposer_.ProposeBatches(learner_.chosen_below(), now_);
   if (!batches.empty()) SendAccepts(batches, /*include_self=*/true);
 }
 
 void Replica::SendAccepts(const std::vector<Entry>& entries, bool include_self) {
-  for (NodeId n : options_.members) {
-    if (n == options_.id && !include_self) continue;
-    SendAcceptTo(n, entries);
+  for (const Member& member : config_.members()) {
+    if (member.id == options_.id && !include_self) continue;
+    SendAcceptTo(member.id, entries);
   }
 }
 
@@ -492,7 +571,7 @@ void Replica::OnChosen(const std::vector<Slot>& slots) {
 
 void Replica::CheckLeadershipUsable() {
   if (role_ != Role::kLeader || leadership_usable_) return;
-  if (learner_.chosen_below() <= leader_start_slot_) return;
+  if (leader_start_slot_ == 0 || learner_.chosen_below() <= leader_start_slot_) return;
   // Never announce an epoch lower than one this node has seen (Step then steps down).
   if (NewerEpochSeen() && !options_.planted.announce_older_epoch) return;
   leadership_usable_ = true;
@@ -501,15 +580,24 @@ void Replica::CheckLeadershipUsable() {
   ResolveReads();
 }
 
-bool Replica::LeaseHeld() const { return role_ == Role::kLeader && now_ < lease_until_; }
+bool Replica::LeaseHeld() const {
+  return role_ == Role::kLeader && !lease_given_up_ && now_ < lease_until_;
+}
 
 void Replica::UpdateLease() {
-  // The newest round acknowledged by a majority (counting ourselves for every round).
+  // The newest round acknowledged by a majority of the voters (counting ourselves for every
+  // round). Rounds acknowledged before a membership change still count: each acknowledging
+  // acceptor did grant the lease, and any majority that could elect someone else - of the old
+  // configuration or the new, which differ by one voter - contains one of them.
   std::vector<uint64_t> rounds;
-  rounds.push_back(heartbeat_round_);
-  for (NodeId n : peers_) rounds.push_back(acked_round_[n]);
+  if (IsVoter(options_.id)) rounds.push_back(heartbeat_round_);
+  for (NodeId n : peers_) {
+    if (IsVoter(n)) rounds.push_back(acked_round_[n]);
+  }
   std::sort(rounds.rbegin(), rounds.rend());
-  uint64_t quorum_round = rounds[options_.QuorumSize() - 1];
+  const size_t quorum = config_.QuorumSize();
+  if (rounds.size() < quorum) return;
+  uint64_t quorum_round = rounds[quorum - 1];
   if (quorum_round == 0) return;
   confirmed_round_ = std::max(confirmed_round_, quorum_round);
   auto it = round_sent_at_.find(quorum_round);
@@ -544,8 +632,9 @@ void Replica::OnPreVote(const Message& m) {
   reply.type = MessageType::kPreVoteReply;
   reply.to = m.from;
   reply.ballot = m.ballot;
-  // A live leader (or anyone who heard one within the lease) says no: no disruption.
-  reply.ok = role_ != Role::kLeader &&
+  // A live leader (or anyone who heard one within the lease) says no: no disruption. So does
+  // anyone who knows the candidate is not a voter (a removed member that missed its removal).
+  reply.ok = role_ != Role::kLeader && (config_.empty() || IsVoter(m.from)) &&
              acceptor_.CheckPromise(m.ballot, now_) == Acceptor::Verdict::kOk &&
              m.ballot > acceptor_.promised();
   reply.promised = acceptor_.promised();
@@ -556,18 +645,21 @@ void Replica::OnPreVoteReply(const Message& m) {
   if (role_ != Role::kPreCandidate || m.ballot != candidate_ballot_ || !m.ok) return;
   if (std::find(votes_.begin(), votes_.end(), m.from) != votes_.end()) return;
   votes_.push_back(m.from);
-  if (votes_.size() >= options_.QuorumSize()) BecomeCandidate();
+  if (config_.IsQuorum(votes_)) BecomeCandidate();
 }
 
 void Replica::OnPrepare(const Message& m) {
   // A candidate that starts below what we compacted could not learn those chosen values from
   // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
   // Likewise a candidate so far behind that our report would not fit one message.
+  // And a candidate we know is not a voter (removed) does not get our promise either.
   const bool too_far_behind =
       m.slot < log_.dropped_below() ||
       learner_.chosen_below() > m.slot + options_.promise_entries_max;
-  Acceptor::Verdict v =
-      too_far_behind ? Acceptor::Verdict::kStaleBallot : acceptor_.Prepare(m.ballot, now_);
+  const bool not_a_voter = !config_.empty() && !IsVoter(m.from) && m.from != options_.id;
+  Acceptor::Verdict v = too_far_behind || not_a_voter
+                            ? Acceptor::Verdict::kStaleBallot
+                            : acceptor_.Prepare(m.ballot, now_, m.promised);
   Message reply;
   reply.type = MessageType::kPromise;
   reply.to = m.from;
@@ -601,8 +693,13 @@ void Replica::OnPromise(const Message& m) {
     if (m.promised > candidate_ballot_ && role_ == Role::kCandidate) StepDown();
     return;
   }
-  if (role_ != Role::kCandidate || m.ballot != candidate_ballot_) return;
-  if (proposer_.AddPromise(m.from, m.entries)) BecomeLeader();
+  if (m.ballot != candidate_ballot_) return;
+  if (role_ == Role::kCandidate) {
+    if (proposer_.AddPromise(m.from, m.entries)) BecomeLeader();
+  } else if (role_ == Role::kLeader && m.ballot == leader_epoch_) {
+    // A later stage of recovery waiting for the new voters' promises.
+    if (proposer_.AddPromise(m.from, m.entries)) ContinueRecovery();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,6 +778,7 @@ void Replica::OnHeartbeatReply(const Message& m) {
   if (role_ != Role::kLeader || m.ballot != leader_epoch_) return;
   last_heard_[m.from] = now_;
   acked_round_[m.from] = std::max(acked_round_[m.from], m.round);
+  follower_commit_[m.from] = std::max(follower_commit_[m.from], m.commit);
   UpdateLease();
   ResolveReads();
 }
@@ -775,6 +873,167 @@ void Replica::OnCatchupReply(const Message& m) {
   if (learner_.chosen_below() > before) last_catchup_request_ = 0;
   catchup_wanted_ = learner_.chosen_below() < leader_commit_;
   MaybeRequestCatchup();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership and leader transfer
+
+void Replica::SetConfiguration(Configuration config) {
+  config_ = std::move(config);
+  peers_.clear();
+  for (const Member& m : config_.members()) {
+    if (m.id != options_.id) peers_.push_back(m.id);
+  }
+  config_changed_ = true;
+}
+
+void Replica::ApplyChosenConfigs() {
+  const Slot chosen_below = learner_.chosen_below();
+  if (config_scan_from_ >= chosen_below) return;
+  bool changed = false;
+  for (auto it = log_.LowerBound(config_scan_from_); it != log_.end(); ++it) {
+    if (it->first >= chosen_below) break;
+    if (it->second.entry.value.config) {
+      SetConfiguration(*it->second.entry.value.config);
+      changed = true;
+      if (it->first == change_in_flight_) change_in_flight_ = 0;
+    }
+  }
+  config_scan_from_ = chosen_below;
+  if (!changed) return;
+  if (role_ == Role::kCandidate || role_ == Role::kPreCandidate) {
+    // Votes were counted against the old voters: campaign again under the new ones.
+    BecomeFollower(Ballot(), kNoNode);
+  } else if (role_ == Role::kLeader && !IsVoter(options_.id)) {
+    StepDown();  // removed (by a change this leader recovered): the voters elect one of theirs
+  } else if (role_ == Role::kLeader) {
+    if (transfer_target_ != kNoNode && !IsVoter(transfer_target_)) EndTransfer();
+    ContinueRecovery();
+  }
+}
+
+Status Replica::ProposeMemberChange(const MemberChange& change) {
+  auto refuse = [](StatusCode code, std::string why) { return Status(code, std::move(why)); };
+  if (role_ != Role::kLeader) {
+    return refuse(StatusCode::kNotLeader, "not the leader");
+  }
+  if (!leadership_usable_) {
+    return refuse(StatusCode::kNotLeader, "the leader is still recovering");
+  }
+  if (member_change_pending()) {
+    return refuse(StatusCode::kFailedPrecondition,
+                  "another membership change is under way; one at a time");
+  }
+  if (transfer_target_ != kNoNode) {
+    return refuse(StatusCode::kFailedPrecondition, "a leader transfer is under way");
+  }
+  if (change.kind == MemberChange::Kind::kRemove && change.id == options_.id) {
+    return refuse(StatusCode::kFailedPrecondition,
+                  "node " + std::to_string(change.id) +
+                      " is the leader: transfer leadership before removing it");
+  }
+  Result<Configuration> next = ApplyMemberChange(config_, change);
+  if (!next.ok()) return next.status();
+  Value v{leader_epoch_, false, {}};
+  v.config = std::move(next).value();
+  queued_change_ = std::move(v);
+  return Status::Ok();
+}
+
+bool Replica::member_change_pending() const {
+  return queued_change_.has_value() || change_in_flight_ != 0;
+}
+
+void Replica::MaybePromoteLearner() {
+  if (role_ != Role::kLeader || !leadership_usable_ || member_change_pending() ||
+      transfer_target_ != kNoNode || !options_.auto_promote_learners) {
+    return;
+  }
+  for (NodeId n : config_.learners()) {
+    const Slot commit = follower_commit_[n];
+    // Caught up with this leadership: past its start, and close to our commit index.
+    if (commit <= leader_start_slot_ ||
+        commit + options_.promote_lag_slots_max < learner_.chosen_below()) {
+      continue;
+    }
+    Status s = ProposeMemberChange(MemberChange{MemberChange::Kind::kPromote, n, ""});
+    if (s.ok()) return;
+  }
+}
+
+Status Replica::TransferLeadership(NodeId target) {
+  if (role_ != Role::kLeader || !leadership_usable_) {
+    return Status(StatusCode::kNotLeader, "not the leader");
+  }
+  if (transfer_target_ != kNoNode) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "a transfer to node " + std::to_string(transfer_target_) + " is under way");
+  }
+  if (member_change_pending()) {
+    return Status(StatusCode::kFailedPrecondition, "a membership change is under way");
+  }
+  if (target == kNoNode) {
+    // The most caught-up voter (the lowest id among equals, for determinism).
+    for (NodeId n : config_.voters()) {
+      if (n == options_.id) continue;
+      if (target == kNoNode || follower_commit_[n] > follower_commit_[target]) target = n;
+    }
+    if (target == kNoNode) {
+      return Status(StatusCode::kFailedPrecondition, "no other voter to transfer to");
+    }
+  }
+  if (target == options_.id) {
+    return Status(StatusCode::kFailedPrecondition, "node " + std::to_string(target) +
+                                                       " already leads");
+  }
+  if (!IsVoter(target)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "node " + std::to_string(target) + " is not a voter");
+  }
+  transfer_target_ = target;
+  transfer_deadline_ = now_ + options_.transfer_ticks_max;
+  timeout_now_sent_ = false;
+  // From here on a handover Prepare may reach the acceptors at any time and bypass the lease:
+  // stop serving reads from it (read-index reads still work).
+  lease_given_up_ = true;
+  lease_until_ = 0;
+  heartbeat_wanted_ = true;  // learn the target's progress now
+  return Status::Ok();
+}
+
+void Replica::TickTransfer() {
+  if (transfer_target_ == kNoNode) return;
+  if (now_ >= transfer_deadline_) {
+    EndTransfer();  // the target did not take over: lead on (without the lease)
+    return;
+  }
+  if (timeout_now_sent_) return;
+  // Everything this leader proposed is chosen and the target knows it.
+  if (proposer_.in_flight() > 0 || proposer_.pending() > 0) return;
+  if (follower_commit_[transfer_target_] < learner_.chosen_below()) return;
+  Message m;
+  m.type = MessageType::kTimeoutNow;
+  m.to = transfer_target_;
+  m.ballot = leader_epoch_;
+  Send(std::move(m));
+  timeout_now_sent_ = true;
+}
+
+void Replica::EndTransfer() {
+  transfer_target_ = kNoNode;
+  transfer_deadline_ = 0;
+  timeout_now_sent_ = false;
+}
+
+void Replica::OnTimeoutNow(const Message& m) {
+  // Only from the leader we follow, under its current ballot, and only if we may vote.
+  if (role_ != Role::kFollower || m.from != leader_ || m.ballot != leader_epoch_ ||
+      !IsVoter(options_.id)) {
+    return;
+  }
+  if (PersistStalled()) return;
+  handover_from_ = m.ballot;
+  BecomeCandidate();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "paxos/acceptor.h"
+#include "paxos/configuration.h"
 #include "paxos/learner.h"
 #include "paxos/message.h"
 #include "paxos/options.h"
@@ -79,6 +81,25 @@ class Replica {
   // at Options::pending_commands_max.
   ProposeResult Propose(Command command);
 
+  // Leader only: asks for one membership change (paxos/configuration.h). kOk means it is queued:
+  // it is proposed alone once the slots in flight are chosen, and takes effect for every slot
+  // after its own once chosen (Ready::configuration, and the entry in Ready::apply). Refused:
+  // not the leader (or recovery not finished), a change or a transfer already under way, a
+  // change the current configuration does not allow, or removing this leader (transfer first).
+  Status ProposeMemberChange(const MemberChange& change);
+  // True while a change is queued or proposed and not yet chosen.
+  bool member_change_pending() const;
+  // The configuration governing the next slot to be chosen.
+  const Configuration& configuration() const { return config_; }
+
+  // Leader only: hands leadership to voter `target` (kNoNode: the most caught-up voter). New
+  // commands are refused (kNotLeader, hinting the target) and lease reads stop; once the slots
+  // in flight are chosen and the target has caught up, it is told to campaign at once
+  // (kTimeoutNow) and wins with a higher ballot. Abandoned after Options::transfer_ticks_max.
+  Status TransferLeadership(NodeId target);
+  // The transfer under way (kNoNode: none).
+  NodeId transfer_target() const { return transfer_target_; }
+
   // Starts a linearizable read. kOk: a ReadState (or ReadFailure) with this id will appear in a
   // later Ready. Served from the lease when it holds, else confirmed by a heartbeat quorum.
   ProposeResult Read(uint64_t read_id);
@@ -95,8 +116,9 @@ class Replica {
   // below `applied_below`; entries below it may be discarded from memory.
   void CompactBelow(Slot applied_below);
   // The runtime restored its state machine from a snapshot covering every slot below
-  // `applied_below` (after Ready::snapshot_needed): the replica continues from there.
-  void InstallSnapshot(Slot applied_below);
+  // `applied_below` (after Ready::snapshot_needed), whose configuration is `config`: the
+  // replica continues from there.
+  void InstallSnapshot(Slot applied_below, const Configuration& config);
 
   ReplicaStatus status() const;
   bool IsLeader() const { return role_ == Role::kLeader; }
@@ -141,7 +163,19 @@ class Replica {
   void OnHeartbeatReply(const Message& m);
   void OnCatchupRequest(const Message& m);
   void OnCatchupReply(const Message& m);
+  void OnTimeoutNow(const Message& m);
 
+  // Membership. Applies every change chosen since the last call (slots below chosen_below), in
+  // slot order, and what follows from it: stepping down if this leader is no longer a voter,
+  // continuing a staged recovery, announcing the configuration to the runtime.
+  void ApplyChosenConfigs();
+  void SetConfiguration(Configuration config);
+  // Leader: proposes the next recovery stage, or asks new voters for their promises.
+  void ContinueRecovery();
+  // Leader: promotes a learner that has caught up (one change at a time).
+  void MaybePromoteLearner();
+  void TickTransfer();
+  void EndTransfer();
   // A leader's message with ballot >= our promise: follow it, reset the timer, grant the lease.
   // False if the ballot is stale.
   bool AcceptLeader(const Message& m);
@@ -151,6 +185,7 @@ class Replica {
 
   void SendHeartbeats();
   bool ProposalsDue() const;
+  bool ChangeDue() const;
   void FlushProposals();
   void SendAccepts(const std::vector<Entry>& entries, bool include_self);
   void SendAcceptTo(NodeId peer, std::vector<Entry> entries);
@@ -170,11 +205,32 @@ class Replica {
   void SendDurable(Message m);  // goes out once everything written so far is synced
   void Broadcast(const Message& m, bool include_self);
   void DeliverToSelf(const Message& m);
-  bool IsMember(NodeId n) const;
+  bool IsVoter(NodeId n) const { return config_.IsVoter(n); }
+  // Do the voters among `nodes` (plus this node, if a voter) form a majority?
+  bool QuorumWithSelf(std::vector<NodeId> nodes) const;
 
   // Constant after construction.
   const Options options_;
-  std::vector<NodeId> peers_;  // members other than us
+
+  // Membership (before the roles: the proposer holds a pointer to config_).
+  Configuration config_;       // governs slot chosen_below and later (until the next change)
+  std::vector<NodeId> peers_;  // members of config_ other than us, voters and learners
+  Slot config_scan_from_ = 1;  // chosen slots below this were checked for changes
+  bool config_changed_ = true;  // announce config_ in the next Ready
+  // Leader: a change waiting for the window to drain, and the slot of the one in flight.
+  std::optional<Value> queued_change_;
+  Slot change_in_flight_ = 0;
+  bool recovery_prepare_sent_ = false;  // this stage's Prepare to new voters went out
+  std::vector<Slot> follower_commit_;   // by node id: chosen_below it last reported to us
+  // Leader transfer.
+  NodeId transfer_target_ = kNoNode;
+  uint64_t transfer_deadline_ = 0;
+  bool timeout_now_sent_ = false;
+  // Set once this leadership handed over (or tried to): its lease is never used again, since
+  // the target's handover Prepare may still arrive and bypass the acceptors' leases.
+  bool lease_given_up_ = false;
+  // Candidate: the leadership that handed over to us (zero: an ordinary election).
+  Ballot handover_from_;
 
   Prng prng_;
   SlotLog log_;  // before the roles: they hold pointers to it
@@ -215,7 +271,7 @@ class Replica {
   std::vector<uint64_t> last_heard_;            // by node id: tick last heard from
   uint64_t lease_until_ = 0;                    // exclusive
   bool leadership_usable_ = false;
-  Slot leader_start_slot_ = 0;
+  Slot leader_start_slot_ = 0;  // 0 while recovery has not proposed it yet
 
   struct PendingRead {
     uint64_t read_id;

@@ -9,6 +9,9 @@ std::string ToString(Ballot b) {
 size_t Value::ByteSize() const {
   size_t bytes = 0;
   for (const Command& c : commands) bytes += c.payload.size() + 5 * sizeof(uint64_t);
+  if (config) {
+    for (const Member& m : config->members()) bytes += m.address.size() + 8;
+  }
   return bytes;
 }
 
@@ -39,6 +42,17 @@ uint64_t HashValue(const Value& v) {
     for (unsigned char ch : c.payload) {
       h ^= ch;
       h *= kFnvPrime;
+    }
+  }
+  if (v.config) {
+    Mix(&h, v.config->members().size());
+    for (const Member& m : v.config->members()) {
+      Mix(&h, m.id);
+      Mix(&h, m.voter ? 1 : 0);
+      for (unsigned char ch : m.address) {
+        h ^= ch;
+        h *= kFnvPrime;
+      }
     }
   }
   return h;

@@ -6,10 +6,12 @@
 #define BALLOT_PAXOS_TYPES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "paxos/command_list.h"
+#include "paxos/configuration.h"
 
 namespace ballot::paxos {
 
@@ -70,13 +72,16 @@ struct Command {
 // What one slot holds: a batch of commands, proposed by the leader of `epoch`. A value with no
 // commands is a no-op (used to fill gaps found during recovery). A value with `leader_start` set
 // is the entry a new leader appends after recovery; its epoch is "the log's current epoch" for
-// every entry after it until the next such entry.
+// every entry after it until the next such entry. A value with `config` set is a membership
+// change (paxos/configuration.h): it carries no commands, and the configuration it holds
+// governs every slot after it.
 struct Value {
   Ballot epoch;
   bool leader_start = false;
   CowList<Command> commands;  // shared by copies of the value (paxos/command_list.h)
+  std::optional<Configuration> config;
 
-  bool IsNoop() const { return commands.empty(); }
+  bool IsNoop() const { return commands.empty() && !config; }
   size_t ByteSize() const;
   friend bool operator==(const Value&, const Value&) = default;
 };

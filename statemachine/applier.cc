@@ -14,7 +14,10 @@ namespace {
 constexpr uint32_t kSnapshotMagic = 0x50414C42;  // "BLAP" little-endian
 // 2: membership added, and the machine's bytes run to the end of the stream instead of being
 // one length-prefixed string. Version 1 is not read: no runtime ever stored one.
-constexpr uint8_t kSnapshotVersion = 2;
+// 3: each member says whether it votes (membership changes, paxos/configuration.h). Version 2
+// is still read: every member it lists is a voter.
+constexpr uint8_t kSnapshotVersion = 3;
+constexpr uint8_t kSnapshotVersionAllVoters = 2;
 // Bounds on what a snapshot header may hold, so a damaged one is refused before it is trusted.
 constexpr size_t kSnapshotMembersMax = paxos::kNodeIdMax;
 constexpr size_t kSnapshotMemberAddressBytesMax = 1024;
@@ -71,6 +74,7 @@ void Applier::Apply(const std::vector<paxos::Entry>& entries, std::vector<Reply>
     if (entry.value.leader_start && entry.value.epoch.raw() > log_epoch_) {
       log_epoch_ = entry.value.epoch.raw();
     }
+    if (entry.value.config) configuration_ = *entry.value.config;
     for (const paxos::Command& command : entry.value.commands) {
       AdmitCommand(entry.slot, command, &batch, replies);
     }
@@ -146,22 +150,25 @@ namespace {
 
 // The fixed part of the header: magic, version, applied_below, log epoch, member count.
 constexpr size_t kFixedHeaderBytes = 4 + 1 + 8 + 8 + 4;
-constexpr size_t kMemberFixedBytes = 8 + 4;  // node id (u64 on the wire) + address length
+// Node id (u64 on the wire), voter flag (version 3), address length.
+size_t MemberFixedBytes(uint8_t version) {
+  return version == kSnapshotVersionAllVoters ? 8 + 4 : 8 + 1 + 4;
+}
 
 std::string EncodeHeader(paxos::Slot applied_below, uint64_t log_epoch,
-                         const std::map<paxos::NodeId, std::string>& members,
-                         const std::string& sessions) {
-  CHECK_LE(members.size(), kSnapshotMembersMax);
+                         const paxos::Configuration& config, const std::string& sessions) {
+  CHECK_LE(config.members().size(), kSnapshotMembersMax);
   ByteWriter writer;
   writer.PutU32(kSnapshotMagic);
   writer.PutU8(kSnapshotVersion);
   writer.PutU64(applied_below);
   writer.PutU64(log_epoch);
-  writer.PutU32(static_cast<uint32_t>(members.size()));
-  for (const auto& [id, address] : members) {
-    CHECK_LE(address.size(), kSnapshotMemberAddressBytesMax) << "member " << id;
-    writer.PutU64(id);
-    writer.PutBytes(address);
+  writer.PutU32(static_cast<uint32_t>(config.members().size()));
+  for (const paxos::Member& m : config.members()) {
+    CHECK_LE(m.address.size(), kSnapshotMemberAddressBytesMax) << "member " << m.id;
+    writer.PutU64(m.id);
+    writer.PutU8(m.voter ? 1 : 0);
+    writer.PutBytes(m.address);
   }
   writer.PutBytes(sessions);
   return writer.Release();
@@ -214,29 +221,40 @@ class ApplierPendingSnapshot final : public PendingSnapshot {
 struct DecodedHeader {
   paxos::Slot applied_below = 0;
   uint64_t log_epoch = 0;
-  std::map<paxos::NodeId, std::string> members;
+  paxos::Configuration config;
   std::string sessions;
 };
 
-Status ReadMembers(SnapshotReader* in, uint32_t count,
-                   std::map<paxos::NodeId, std::string>* members) {
+Status ReadMembers(SnapshotReader* in, uint8_t version, uint32_t count,
+                   paxos::Configuration* config) {
   if (count > kSnapshotMembersMax) return Corrupt("too many members: " + std::to_string(count));
   std::string bytes;
+  std::vector<paxos::Member> members;
   for (uint32_t i = 0; i < count; i++) {
-    Status status = in->ReadExact(kMemberFixedBytes, &bytes);
+    Status status = in->ReadExact(MemberFixedBytes(version), &bytes);
     if (!status.ok()) return status;
     ByteReader reader(bytes);
     uint64_t id = 0;
+    uint8_t voter = 1;
     uint32_t address_bytes = 0;
-    CHECK(reader.GetU64(&id) && reader.GetU32(&address_bytes));
+    CHECK(reader.GetU64(&id));
+    if (version != kSnapshotVersionAllVoters) CHECK(reader.GetU8(&voter));
+    CHECK(reader.GetU32(&address_bytes));
     if (id == paxos::kNoNode || id > paxos::kNodeIdMax) return Corrupt("bad member id");
+    if (voter > 1) return Corrupt("bad voter flag " + std::to_string(voter));
     if (address_bytes > kSnapshotMemberAddressBytesMax) return Corrupt("member address too long");
     status = in->ReadExact(address_bytes, &bytes);
     if (!status.ok()) return status;
-    if (!members->emplace(static_cast<paxos::NodeId>(id), bytes).second) {
-      return Corrupt("member listed twice");
+    for (const paxos::Member& m : members) {
+      if (m.id == id) return Corrupt("member listed twice");
     }
+    if (version != kSnapshotVersionAllVoters && !members.empty() && members.back().id > id) {
+      return Corrupt("members out of id order");  // one encoding per configuration
+    }
+    members.push_back(paxos::Member{static_cast<paxos::NodeId>(id), bytes, voter == 1});
   }
+  *config = paxos::Configuration(std::move(members));
+  if (!config->empty() && config->voter_count() == 0) return Corrupt("no member votes");
   return Status::Ok();
 }
 
@@ -251,9 +269,11 @@ Status ReadHeader(SnapshotReader* in, DecodedHeader* header) {
   CHECK(reader.GetU32(&magic) && reader.GetU8(&version) && reader.GetU64(&header->applied_below) &&
         reader.GetU64(&header->log_epoch) && reader.GetU32(&member_count));
   if (magic != kSnapshotMagic) return Corrupt("bad magic");
-  if (version != kSnapshotVersion) return Corrupt("bad version " + std::to_string(version));
+  if (version != kSnapshotVersion && version != kSnapshotVersionAllVoters) {
+    return Corrupt("bad version " + std::to_string(version));
+  }
   if (header->applied_below == 0) return Corrupt("applied_below is 0; slots start at 1");
-  status = ReadMembers(in, member_count, &header->members);
+  status = ReadMembers(in, version, member_count, &header->config);
   if (!status.ok()) return status;
   status = in->ReadExact(4, &bytes);
   if (!status.ok()) return status;
@@ -267,7 +287,7 @@ Status ReadHeader(SnapshotReader* in, DecodedHeader* header) {
 
 std::unique_ptr<PendingSnapshot> Applier::BeginSnapshot() {
   CHECK(!sessions_.has_pending());
-  std::string header = EncodeHeader(applied_below_, log_epoch_, members_, sessions_.Serialize());
+  std::string header = EncodeHeader(applied_below_, log_epoch_, configuration_, sessions_.Serialize());
   return std::make_unique<ApplierPendingSnapshot>(applied_below_, log_epoch_, std::move(header),
                                                   machine_->TakeSnapshotView());
 }
@@ -296,7 +316,7 @@ Status Applier::RestoreFrom(SnapshotReader* in) {
   sessions_ = std::move(sessions);
   applied_below_ = header.applied_below;
   log_epoch_ = header.log_epoch;
-  members_ = std::move(header.members);
+  configuration_ = std::move(header.config);
   return Status::Ok();
 }
 

@@ -67,9 +67,11 @@ class Applier {
   StateMachine& machine() { return *machine_; }
   const SessionTable& sessions() const { return sessions_; }
 
-  // The membership this replica runs under; recorded in every snapshot (set by the runtime).
-  void set_members(std::map<paxos::NodeId, std::string> members) { members_ = std::move(members); }
-  const std::map<paxos::NodeId, std::string>& members() const { return members_; }
+  // The membership at applied_below: the bootstrap configuration (set by the runtime), then
+  // every membership change applied from the log (paxos/configuration.h). Recorded in every
+  // snapshot, so a replica restored from one knows its configuration.
+  void set_configuration(paxos::Configuration config) { configuration_ = std::move(config); }
+  const paxos::Configuration& configuration() const { return configuration_; }
 
   // Starts a snapshot of the state at applied_below(): captures the session table, the epoch,
   // the membership and the machine's point-in-time view (StateMachine::TakeSnapshotView). Call
@@ -97,7 +99,7 @@ class Applier {
   SessionTable sessions_;
   paxos::Slot applied_below_ = 1;
   uint64_t log_epoch_ = 0;
-  std::map<paxos::NodeId, std::string> members_;
+  paxos::Configuration configuration_;
 };
 
 }  // namespace ballot

@@ -12,7 +12,9 @@ namespace {
 constexpr size_t kCommandFixedBytes = 5 * 8 + 4;  // five u64 fields and the payload length
 constexpr size_t kValueFixedBytes = 8 + 1 + 4;    // epoch, flags, command count
 constexpr uint8_t kValueFlagLeaderStart = 0x01;
-constexpr uint8_t kValueFlagsKnown = kValueFlagLeaderStart;
+constexpr uint8_t kValueFlagConfig = 0x02;  // a membership change follows the commands
+constexpr uint8_t kValueFlagsKnown = kValueFlagLeaderStart | kValueFlagConfig;
+constexpr size_t kMemberFixedBytes = 4 + 1 + 4;  // id, voter, address length
 
 void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
 
@@ -108,6 +110,34 @@ Status DecodeCommand(Reader* r, paxos::Command* c) {
   return Status::Ok();
 }
 
+Status DecodeConfigurationFrom(Reader* r, paxos::Configuration* config) {
+  uint32_t count = 0;
+  STORE_RETURN_IF_ERROR(r->U32("configuration.member count", &count));
+  if (count > r->remaining() / kMemberFixedBytes) {
+    return Corrupt("configuration claims " + std::to_string(count) + " members but only " +
+                   std::to_string(r->remaining()) + " bytes remain");
+  }
+  std::vector<paxos::Member> members(count);
+  for (paxos::Member& m : members) {
+    STORE_RETURN_IF_ERROR(r->U32("member.id", &m.id));
+    uint8_t voter = 0;
+    STORE_RETURN_IF_ERROR(r->U8("member.voter", &voter));
+    if (voter > 1) return Corrupt("member.voter is " + std::to_string(voter));
+    m.voter = voter == 1;
+    uint32_t address_bytes = 0;
+    STORE_RETURN_IF_ERROR(r->U32("member.address length", &address_bytes));
+    std::string_view address;
+    STORE_RETURN_IF_ERROR(r->Bytes("member.address", address_bytes, &address));
+    m.address.assign(address);
+  }
+  *config = paxos::Configuration(std::move(members));
+  if (!config->empty()) {
+    Status s = config->Validate();
+    if (!s.ok()) return Corrupt(s.message());
+  }
+  return Status::Ok();
+}
+
 Status DecodeValueFrom(Reader* r, paxos::Value* value) {
   uint64_t epoch = 0;
   STORE_RETURN_IF_ERROR(r->U64("value.epoch", &epoch));
@@ -129,6 +159,13 @@ Status DecodeValueFrom(Reader* r, paxos::Value* value) {
   value->commands.resize(count);
   for (size_t i = 0; i < count; ++i) {
     STORE_RETURN_IF_ERROR(DecodeCommand(r, &value->commands.mutable_at(i)));
+  }
+  value->config.reset();
+  if ((flags & kValueFlagConfig) != 0) {
+    paxos::Configuration config;
+    STORE_RETURN_IF_ERROR(DecodeConfigurationFrom(r, &config));
+    if (config.empty()) return Corrupt("a membership change with no members");
+    value->config = std::move(config);
   }
   return Status::Ok();
 }
@@ -220,7 +257,8 @@ Status DecodeSlotKey(std::string_view key, paxos::Slot* slot) {
 void EncodeValue(const paxos::Value& value, std::string* out) {
   CHECK_LE(value.commands.size(), std::numeric_limits<uint32_t>::max());
   PutU64(value.epoch.raw(), out);
-  PutU8(value.leader_start ? kValueFlagLeaderStart : 0, out);
+  PutU8((value.leader_start ? kValueFlagLeaderStart : 0) | (value.config ? kValueFlagConfig : 0),
+        out);
   PutU32(static_cast<uint32_t>(value.commands.size()), out);
   for (const paxos::Command& c : value.commands) {
     CHECK_LE(c.payload.size(), std::numeric_limits<uint32_t>::max());
@@ -232,6 +270,23 @@ void EncodeValue(const paxos::Value& value, std::string* out) {
     PutU32(static_cast<uint32_t>(c.payload.size()), out);
     out->append(c.payload);
   }
+  if (value.config) EncodeConfiguration(*value.config, out);
+}
+
+void EncodeConfiguration(const paxos::Configuration& config, std::string* out) {
+  PutU32(static_cast<uint32_t>(config.members().size()), out);
+  for (const paxos::Member& m : config.members()) {
+    PutU32(m.id, out);
+    PutU8(m.voter ? 1 : 0, out);
+    PutU32(static_cast<uint32_t>(m.address.size()), out);
+    out->append(m.address);
+  }
+}
+
+Status DecodeConfiguration(std::string_view in, paxos::Configuration* config) {
+  Reader r(in);
+  STORE_RETURN_IF_ERROR(DecodeConfigurationFrom(&r, config));
+  return r.End("configuration");
 }
 
 Status DecodeValue(std::string_view in, paxos::Value* value) {

@@ -83,6 +83,9 @@ Status DecodeSlotKey(std::string_view key, paxos::Slot* slot);
 
 void EncodeValue(const paxos::Value& value, std::string* out);
 Status DecodeValue(std::string_view in, paxos::Value* value);
+// A configuration (paxos/configuration.h) by itself, e.g. in a snapshot; empty is allowed.
+void EncodeConfiguration(const paxos::Configuration& config, std::string* out);
+Status DecodeConfiguration(std::string_view in, paxos::Configuration* config);
 
 // An entry's payload is its ballot and value; its slot is the record's key.
 void EncodeEntryPayload(const paxos::Entry& entry, std::string* out);

@@ -86,6 +86,13 @@ BALLOT_FUZZ_TARGET(applier_restore) {
     }
     return;
   }
-  CHECK(applier.Snapshot() == in) << "Restore accepted what Snapshot() would not write";
+  if (in.size() > 4 && in[4] == 2) {
+    // The previous format is read and written back as the current one, which reads back equal.
+    Applier again(std::make_unique<KvStore>());
+    CHECK(again.Restore(applier.Snapshot()).ok());
+    CHECK(again.Snapshot() == applier.Snapshot()) << "an older snapshot did not settle";
+  } else {
+    CHECK(applier.Snapshot() == in) << "Restore accepted what Snapshot() would not write";
+  }
   ContinueFrom(applier);
 }

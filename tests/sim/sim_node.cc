@@ -83,9 +83,9 @@ void SimNode::Start() {
   CHECK(!up());
   ++incarnation_;
   auto applier = std::make_unique<Applier>(std::make_unique<SequenceGenerator>());
-  std::map<paxos::NodeId, std::string> members;
-  for (paxos::NodeId n : base_.members) members[n] = "sim:" + std::to_string(n);
-  applier->set_members(members);
+  std::vector<paxos::Member> members;
+  for (paxos::NodeId n : base_.members) members.push_back({n, "sim:" + std::to_string(n), true});
+  applier->set_configuration(paxos::Configuration(std::move(members)));
   host_->checker().OnNodeStart(id_);  // replaced by OnSnapshotRestored if one is restored
   Result<Driver::Recovered> recovered =
       Driver::Recover(&store_, &snapshots_, applier.get(), id_, this);

@@ -18,6 +18,13 @@
 namespace ballot {
 namespace {
 
+// A configuration of voters with these addresses.
+paxos::Configuration Conf(const std::map<paxos::NodeId, std::string>& members) {
+  std::vector<paxos::Member> list;
+  for (const auto& [id, address] : members) list.push_back(paxos::Member{id, address, true});
+  return paxos::Configuration(std::move(list));
+}
+
 // A state machine whose every answer is unique: applying a command a second time would give a
 // different answer, so a test can tell "answered from the session table" from "applied again".
 class CountingMachine : public StateMachine {
@@ -446,7 +453,7 @@ std::string WriteToString(PendingSnapshot* pending) {
 TEST(ApplierSnapshotTest, PendingSnapshotIsTheStateAtBeginSnapshot) {
   const std::vector<paxos::Entry> log = RandomLog(11, 200);
   Fixture f;
-  f.applier.set_members({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}});
+  f.applier.set_configuration(Conf({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
   ApplyAll(&f.applier, {log.begin(), log.begin() + 120});
   const std::string at_begin = f.applier.Snapshot();
   const uint64_t applied_at_begin = f.machine.applied();
@@ -456,7 +463,7 @@ TEST(ApplierSnapshotTest, PendingSnapshotIsTheStateAtBeginSnapshot) {
 
   // The Applier moves on (state, sessions, membership) before the snapshot is written.
   ApplyAll(&f.applier, {log.begin() + 120, log.end()});
-  f.applier.set_members({{3, "10.0.0.3:7000"}});
+  f.applier.set_configuration(Conf({{3, "10.0.0.3:7000"}}));
   ASSERT_NE(f.machine.applied(), applied_at_begin);
   EXPECT_EQ(WriteToString(pending.get()), at_begin);
 
@@ -464,15 +471,15 @@ TEST(ApplierSnapshotTest, PendingSnapshotIsTheStateAtBeginSnapshot) {
   ASSERT_TRUE(restored.applier.Restore(at_begin).ok());
   EXPECT_EQ(restored.applier.applied_below(), 121u);
   EXPECT_EQ(restored.machine.applied(), applied_at_begin);
-  EXPECT_EQ(restored.applier.members(),
-            (std::map<paxos::NodeId, std::string>{{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
+  EXPECT_EQ(restored.applier.configuration(),
+            Conf({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
 }
 
 TEST(ApplierSnapshotTest, RestoreFromAStreamOfShortReadsRoundTrips) {
   const std::vector<paxos::Entry> log = RandomLog(12, 300);
   const SessionTable::Limits limits{.sessions_max = 4, .results_per_session_max = 5};
   Fixture original(limits);
-  original.applier.set_members({{7, "a:1"}});
+  original.applier.set_configuration(Conf({{7, "a:1"}}));
   ApplyAll(&original.applier, {log.begin(), log.begin() + 150});
   const std::string snapshot = WriteToString(original.applier.BeginSnapshot().get());
 
@@ -482,7 +489,7 @@ TEST(ApplierSnapshotTest, RestoreFromAStreamOfShortReadsRoundTrips) {
   EXPECT_EQ(restored.applier.applied_below(), original.applier.applied_below());
   EXPECT_EQ(restored.applier.log_epoch(), original.applier.log_epoch());
   EXPECT_TRUE(restored.applier.sessions() == original.applier.sessions());
-  EXPECT_EQ(restored.applier.members(), original.applier.members());
+  EXPECT_EQ(restored.applier.configuration(), original.applier.configuration());
   const std::vector<paxos::Entry> rest(log.begin() + 150, log.end());
   ExpectSameReplies(ApplyAll(&original.applier, rest), ApplyAll(&restored.applier, rest));
   EXPECT_EQ(original.applier.Snapshot(), restored.applier.Snapshot());
@@ -490,7 +497,7 @@ TEST(ApplierSnapshotTest, RestoreFromAStreamOfShortReadsRoundTrips) {
 
 TEST(ApplierSnapshotTest, DamagedStreamsAreCorruptionAndLeaveTheApplierAlone) {
   Fixture f;
-  f.applier.set_members({{1, "x:1"}});
+  f.applier.set_configuration(Conf({{1, "x:1"}}));
   ApplyAll(&f.applier, RandomLog(13, 60));
   const std::string good = f.applier.Snapshot();
   // Offsets of the header: magic 0, version 4, applied_below 5, epoch 13, member count 21.
@@ -663,7 +670,7 @@ TEST(ApplierSnapshotTest, ASnapshotFromBeforeTombstonesStillRestores) {
   ASSERT_TRUE(old.applier.Restore(FromHex(kOldFormatSnapshot)).ok());
   EXPECT_EQ(old.applier.applied_below(), 6u);
   EXPECT_EQ(old.applier.log_epoch(), kEpoch1);
-  EXPECT_EQ(old.applier.members(), (std::map<paxos::NodeId, std::string>{{1, "a:1"}}));
+  EXPECT_EQ(old.applier.configuration(), Conf({{1, "a:1"}}));
   EXPECT_TRUE(old.applier.sessions().has_session(8));
   EXPECT_TRUE(old.applier.sessions().has_session(9));
   EXPECT_FALSE(old.applier.sessions().has_session(7));
@@ -672,7 +679,7 @@ TEST(ApplierSnapshotTest, ASnapshotFromBeforeTombstonesStillRestores) {
 
   // The same log applied now: the same sessions and results, plus client 7's tombstone.
   Fixture now(limits);
-  now.applier.set_members({{1, "a:1"}});
+  now.applier.set_configuration(Conf({{1, "a:1"}}));
   ApplyAll(&now.applier, OldFormatLog());
   EXPECT_TRUE(now.applier.sessions().has_tombstone(7));
   const std::vector<paxos::Entry> next = {
