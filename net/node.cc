@@ -277,6 +277,10 @@ class Node::Impl : public DriverHost {
     leadership_callback_ = std::move(cb);
   }
 
+  void Shutdown(std::chrono::milliseconds transfer_wait) {
+    asio::post(io_, [this, transfer_wait] { BeginShutdown(transfer_wait); });
+  }
+
   Result<Slot> TakeSnapshot() {
     auto done = std::make_shared<std::promise<Result<Slot>>>();
     std::future<Result<Slot>> result = done->get_future();
@@ -380,6 +384,7 @@ class Node::Impl : public DriverHost {
       if (participating_) {
         CatchUpTicks();
         driver_->Drain();
+        CheckTransfer();
       }
       ArmTick();
     });
@@ -456,8 +461,100 @@ class Node::Impl : public DriverHost {
           transport_->SendResponse(Handle(tag), std::move(resp));
         });
         break;
+      case net::ClientRequest::Kind::kTransferLeader:
+        if (Status s = StartTransfer(request.transfer_to, tag); !s.ok()) {
+          const NodeId hint = driver_->replica().leader();
+          Refuse(tag, s.code(), s.message(), hint == options_.id ? kNoNode : hint);
+        }
+        break;
     }
     ScheduleDrain();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Leader transfer (io thread): a client's kTransferLeader, or a graceful stop of the leader.
+  // The core does the protocol (paxos::Replica::TransferLeadership); this waits for its outcome,
+  // answers the clients that asked, and stops the node after a graceful stop's transfer.
+
+  Status StartTransfer(NodeId target, std::optional<ClientTag> asker) {
+    if (!participating_) {
+      return Status(StatusCode::kNotLeader,
+                    "node " + std::to_string(options_.id) + " has not joined the cluster yet");
+    }
+    if (!transfer_) {
+      paxos::Replica& replica = driver_->replica();
+      if (Status s = replica.TransferLeadership(target); !s.ok()) return s;
+      PendingTransfer t;
+      t.target = replica.transfer_target();
+      t.epoch_before = replica.status().leader_epoch.raw();
+      // The core gives up after transfer_ticks_max; a little later the runtime does too.
+      t.deadline = std::chrono::steady_clock::now() +
+                   (options_.paxos.transfer_ticks_max + uint64_t{4} * options_.paxos.election_ticks) *
+                       options_.tick;
+      LOG(INFO) << "node " << options_.id << ": handing leadership to node " << t.target;
+      transfer_ = std::move(t);
+    }
+    if (asker) transfer_->askers.push_back(*asker);  // a second request waits for the first
+    ScheduleDrain();
+    return Status::Ok();
+  }
+
+  // Called after every tick: ends the transfer once another node leads, the core abandoned it,
+  // or it is overdue.
+  void CheckTransfer() {
+    if (stop_at_next_tick_) return Stop(Status::Ok());
+    if (!transfer_) return;
+    const paxos::Replica& replica = driver_->replica();
+    const paxos::ReplicaStatus status = replica.status();
+    Status outcome;
+    if (!replica.IsLeader() && status.leader != kNoNode && status.leader != options_.id &&
+        status.leader_epoch.raw() > transfer_->epoch_before) {
+      LOG(INFO) << "node " << options_.id << ": node " << status.leader << " leads now, epoch "
+                << paxos::ToString(status.leader_epoch);
+      for (const ClientTag& tag : transfer_->askers) {
+        net::ClientResponse resp;
+        resp.request_id = tag.request;
+        resp.leader_hint = status.leader;
+        resp.epoch = status.leader_epoch.raw();
+        transport_->SendResponse(Handle(tag), std::move(resp));
+      }
+    } else if (replica.IsLeader() && replica.transfer_target() == kNoNode) {
+      outcome = Status(StatusCode::kAborted,
+                       "leader transfer to node " + std::to_string(transfer_->target) +
+                           " abandoned: it did not take over in time; node " +
+                           std::to_string(options_.id) + " still leads");
+    } else if (std::chrono::steady_clock::now() >= transfer_->deadline) {
+      outcome = Status(StatusCode::kAborted, "leader transfer to node " +
+                                                 std::to_string(transfer_->target) +
+                                                 " did not complete in time");
+    } else {
+      return;  // under way
+    }
+    if (!outcome.ok()) {
+      LOG(WARNING) << "node " << options_.id << ": " << outcome.message();
+      for (const ClientTag& tag : transfer_->askers) {
+        Refuse(tag, outcome.code(), outcome.message(), kNoNode);
+      }
+    }
+    transfer_.reset();
+    // Once the answers (and the refusals of commands still pending here, which name the new
+    // leader) are written: the next tick.
+    if (stop_after_transfer_) stop_at_next_tick_ = true;
+  }
+
+  // Graceful stop (Node::Shutdown), on the io thread.
+  void BeginShutdown(std::chrono::milliseconds transfer_wait) {
+    if (stop_after_transfer_ || stop_at_next_tick_) return;  // already stopping
+    const bool leads = participating_ && driver_->replica().IsLeader();
+    if (!leads || transfer_wait.count() <= 0) return Stop(Status::Ok());
+    if (Status s = StartTransfer(kNoNode, std::nullopt); !s.ok()) {
+      LOG(WARNING) << "node " << options_.id << ": stopping without handing over leadership: "
+                   << s.message();
+      return Stop(Status::Ok());
+    }
+    transfer_->deadline =
+        std::min(transfer_->deadline, std::chrono::steady_clock::now() + transfer_wait);
+    stop_after_transfer_ = true;
   }
 
   net::ClientResponse StatusResponse(uint64_t request_id) {
@@ -531,6 +628,15 @@ class Node::Impl : public DriverHost {
   // Until the gate says so, the replica is neither ticked nor stepped: it promises nothing.
   bool participating_ = false;
   std::chrono::steady_clock::time_point last_tick_time_;
+  struct PendingTransfer {
+    NodeId target = kNoNode;
+    uint64_t epoch_before = 0;  // the leader's epoch when it began
+    std::chrono::steady_clock::time_point deadline;
+    std::vector<ClientTag> askers;  // clients waiting for the outcome
+  };
+  std::optional<PendingTransfer> transfer_;
+  bool stop_after_transfer_ = false;  // a graceful stop waits for the transfer
+  bool stop_at_next_tick_ = false;
 
   // Between threads.
   WorkQueue<paxos::PersistBatch> persist_queue_;
@@ -673,6 +779,7 @@ Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Node::~Node() = default;
 void Node::Start() { impl_->Start(); }
 void Node::Stop() { impl_->Stop(Status::Ok()); }
+void Node::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown(transfer_wait); }
 Status Node::Wait() { return impl_->Wait(); }
 uint16_t Node::port() const { return impl_->port(); }
 NodeInfo Node::info() const { return impl_->info(); }

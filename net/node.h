@@ -110,6 +110,11 @@ class Node {
   void Start();
   // Asks every thread to finish; thread-safe and idempotent. Wait() returns afterwards.
   void Stop();
+  // A planned stop (ballotd on SIGTERM): a leader first hands leadership to the most
+  // up-to-date voter (paxos::Replica::TransferLeadership) and answers the commands it still
+  // held with the new leader as hint, so that clients barely notice; then, or after
+  // `transfer_wait` at most, or at once for a follower, it Stop()s. Thread-safe; returns at once.
+  void Shutdown(std::chrono::milliseconds transfer_wait);
   // Blocks until Stop() was called (by anyone, or by a fatal storage error) and threads ended.
   // Returns the reason: OK for a requested stop, else the error that stopped the node.
   Status Wait();

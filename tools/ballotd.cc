@@ -4,7 +4,7 @@
 //           --state_machine=sequence
 //
 // One port per node serves both peers and clients. Bad flags: a message and exit code 2.
-// SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1, and so
+// SIGTERM / SIGINT stop the node cleanly (a leader hands over leadership first); a storage failure stops it with exit code 1, and so
 // does an empty data directory in a cluster that remembers this node (its data was lost; see
 // net/join_gate.h).
 #include <pthread.h>
@@ -85,6 +85,9 @@ DEFINE_uint64(snapshot_transfer_mb_per_s, 200,
               "keep flowing");
 DEFINE_uint64(TEST_corrupt_every_nth_chunk, 0,
               "tests only: damage every Nth snapshot chunk this node sends (0: never)");
+DEFINE_uint32(shutdown_transfer_ms, 2000,
+              "on SIGTERM/SIGINT a leader first hands leadership to the most up-to-date voter, "
+              "waiting at most this long (0: stop at once)");
 DEFINE_uint64(map_mb, 64, "initial LMDB map size in MiB (grows as needed)");
 DEFINE_uint64(map_mb_max, 16384, "largest LMDB map size in MiB");
 DEFINE_bool(store_journal, true,
@@ -203,9 +206,14 @@ class SignalWatcher {
       std::fprintf(stderr, "ballotd: %s before the node started; exiting\n", strsignal(sig));
       std::_Exit(0);
     }
-    ++signals_;
-    LOG(INFO) << "ballotd: " << strsignal(sig) << ": stopping (finishing the persist in progress, "
-              << "then closing the store)";
+    if (++signals_ == 1) {
+      LOG(INFO) << "ballotd: " << strsignal(sig) << ": stopping (a leader hands over first, at "
+                << "most " << FLAGS_shutdown_transfer_ms << " ms; then the persist in progress "
+                << "finishes and the store closes). Again to stop at once";
+      node_->Shutdown(std::chrono::milliseconds(FLAGS_shutdown_transfer_ms));
+      return;
+    }
+    LOG(INFO) << "ballotd: " << strsignal(sig) << " again: stopping now";
     node_->Stop();
   }
 
