@@ -54,6 +54,9 @@ constexpr milliseconds kSyncWaitSlack{50};
 // FindLeader pauses at least this long between rounds.
 constexpr milliseconds kFindLeaderPauseMin{10};
 
+// The first pause after "not the leader" answers; it doubles up to retry_backoff.
+constexpr milliseconds kNotLeaderPauseMin{1};
+
 // Client::TransferLeadership asks the leader it found at most this many times (each time the
 // node it asked no longer led).
 constexpr int kTransferRoundsMax = 8;
@@ -377,6 +380,7 @@ struct ClientCall {
   std::vector<uint64_t> live_ids;
   uint64_t attempts = 0;
   size_t quick_hops = 0;  // hint-following hops since the last pause
+  uint32_t not_leader_pauses = 0;  // pauses after "not the leader" answers so far
   std::string last_error;
   asio::steady_timer timer;  // attempt timeout, backoff or deadline
   uint64_t timer_generation = 0;
@@ -949,7 +953,10 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
     ScheduleAttempt(call, Clock::now() + options_.retry_backoff);
     return;
   }
-  milliseconds delay = options_.retry_backoff;
+  // A leader change in progress (an election, a leader transfer) usually ends within a few
+  // milliseconds: pause 1 ms, then 2, 4, ... up to retry_backoff, not retry_backoff at once.
+  milliseconds delay = std::min(options_.retry_backoff,
+                                kNotLeaderPauseMin * (1u << std::min(call->not_leader_pauses, 16u)));
   if (hint != node && addresses_.contains(hint)) {
     NoteLeader(hint);
     call->target = hint;
@@ -963,7 +970,10 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
     if (route_ == node) route_ = NextMember(node);
     call->target = NextMember(node);
   }
-  if (delay.count() > 0) call->quick_hops = 0;
+  if (delay.count() > 0) {
+    call->quick_hops = 0;
+    ++call->not_leader_pauses;
+  }
   ScheduleAttempt(call, Clock::now() + delay);
 }
 

@@ -90,8 +90,9 @@ struct ClientOptions {
   // How long one attempt (connect + handshake + answer) may take on one node before the request
   // moves to the next node. Also bounds the handshake of a new connection.
   std::chrono::milliseconds attempt_timeout{500};
-  // The pause before retrying after an answer that says "not now" (kOverloaded, kNotLeader
-  // without a usable hint, repeated hints) or a connection failure.
+  // The pause before retrying after an answer that says "not now" (kOverloaded) or a connection
+  // failure. After kNotLeader answers that give no usable hint or keep pointing at each other (a
+  // leader change under way) the pause starts at 1 ms and doubles up to this.
   std::chrono::milliseconds retry_backoff{20};
   // The first session's id in every command; 0 = random non-zero. After a "session expired"
   // answer the client moves to a new random id (Client::client_id() tells the current one).

@@ -384,6 +384,7 @@ class Node::Impl : public DriverHost {
       if (participating_) {
         CatchUpTicks();
         driver_->Drain();
+        if (stop_at_next_tick_) return Stop(Status::Ok());
         CheckTransfer();
       }
       ArmTick();
@@ -425,6 +426,7 @@ class Node::Impl : public DriverHost {
     asio::post(io_, [this] {
       drain_scheduled_ = false;
       driver_->Drain();
+      CheckTransfer();  // answer a transfer as soon as the new leader is heard, not at a tick
     });
   }
 
@@ -499,10 +501,9 @@ class Node::Impl : public DriverHost {
     return Status::Ok();
   }
 
-  // Called after every tick: ends the transfer once another node leads, the core abandoned it,
-  // or it is overdue.
+  // Called after every tick and drain: ends the transfer once another node leads, the core
+  // abandoned it, or it is overdue.
   void CheckTransfer() {
-    if (stop_at_next_tick_) return Stop(Status::Ok());
     if (!transfer_) return;
     const paxos::Replica& replica = driver_->replica();
     const paxos::ReplicaStatus status = replica.status();

@@ -7,7 +7,9 @@
 // second; at the end throughput and latency percentiles from a log-bucketed histogram. With
 // --start_nodes the tool starts its own cluster (ballotd next to this binary), and --failover=K
 // SIGKILLs the leader K times under load, reporting the time from each kill to the first
-// successful operation sent after it.
+// successful operation sent after it. --transfer=K moves leadership K times and --rolling_restart
+// SIGTERMs and restarts every node in turn: operations in flight during those windows (sent
+// before a window ends and answered after it begins) are reported apart from the steady ones.
 #include <sys/resource.h>
 
 #include <atomic>
@@ -56,6 +58,13 @@ DEFINE_uint32(start_nodes, 0, "start a local cluster of this many ballotd (0: us
 DEFINE_string(ballotd, "", "ballotd binary for --start_nodes (default: next to this binary)");
 DEFINE_string(node_flags, "", "extra flags for started nodes, space-separated (e.g. --in_memory)");
 DEFINE_uint32(failover, 0, "SIGKILL the leader this many times under load (needs --start_nodes)");
+DEFINE_uint32(transfer, 0,
+              "move leadership (Client::TransferLeadership) this many times under load, evenly "
+              "spaced; latency of operations in flight during each transfer is reported apart");
+DEFINE_bool(rolling_restart, false,
+            "under load, SIGTERM and restart every node in turn, evenly spaced (needs "
+            "--start_nodes); latency of operations in flight from each SIGTERM until the node "
+            "serves again is reported apart");
 DEFINE_string(interval_csv, "",
               "append one CSV row per measured second to this file: unix_s,second,ops,errors,"
               "p50_us,p99_us,max_us of the operations completed in that second");
@@ -90,6 +99,14 @@ struct PointResult {
   uint64_t errors = 0;
   LatencyHistogram latency;
   std::vector<double> failover_ms;
+  // --transfer / --rolling_restart: operations in flight during a disruption, and the others.
+  LatencyHistogram disrupted;
+  LatencyHistogram steady;
+  // The same by whole seconds: operations completed in a second that saw a disruption, and in
+  // the other seconds (what a per-second p99 graph shows).
+  LatencyHistogram disrupted_seconds;
+  LatencyHistogram steady_seconds;
+  std::vector<double> disruption_ms;  // how long each disruption window lasted
   uint64_t epoch_start = 0;  // the leader's epoch before and after the point: equal means no
   uint64_t epoch_end = 0;    // leader change happened while it ran
   uint64_t slots = 0;        // log slots the leader chose during the point (0: unknown)
@@ -115,6 +132,8 @@ struct Lane {
   LatencyHistogram latency;  // guarded by mu
   uint64_t ops = 0;          // guarded by mu
   uint64_t errors = 0;       // guarded by mu
+  LatencyHistogram disrupted;         // guarded by mu
+  LatencyHistogram steady;            // guarded by mu
   LatencyHistogram interval_latency;  // this second only; guarded by mu
   uint64_t interval_errors = 0;       // guarded by mu
 };
@@ -138,10 +157,15 @@ class Runner {
     const double bench_cpu_start = ProcessCpuSeconds();
     measuring_ = true;
     int64_t start = NowNs();
+    last_progress_ns_ = start;
+    disrupted_seconds_ = LatencyHistogram();
+    steady_seconds_ = LatencyHistogram();
     PointResult r;
     r.clients = clients_;
     RunMeasured(start, &r);
     r.seconds = (NowNs() - start) / 1e9;
+    r.disrupted_seconds = disrupted_seconds_;
+    r.steady_seconds = steady_seconds_;
     stop_ = true;
     measuring_ = false;
     r.bench_cpu_s = ProcessCpuSeconds() - bench_cpu_start;
@@ -201,9 +225,11 @@ class Runner {
     if (ok) NoteSuccess(sent, now);
     if (!measuring_) return;
     std::lock_guard<std::mutex> lock(lane->mu);
+    const bool disrupted = InDisruption(sent, now);
     if (ok) {
       ++lane->ops;
       lane->latency.Record(static_cast<uint64_t>((now - sent) / 1000));
+      (disrupted ? lane->disrupted : lane->steady).Record(static_cast<uint64_t>((now - sent) / 1000));
       lane->interval_latency.Record(static_cast<uint64_t>((now - sent) / 1000));
     } else {
       ++lane->errors;
@@ -222,19 +248,93 @@ class Runner {
   void RunMeasured(int64_t start, PointResult* r) {
     const double total = FLAGS_duration_s;
     const uint32_t kills = cluster_ != nullptr ? FLAGS_failover : 0;
-    int next_kill = 1;
+    const uint32_t stops = cluster_ != nullptr && FLAGS_rolling_restart ? cluster_->nodes() : 0;
+    const uint32_t transfers = FLAGS_transfer;
+    int next_kill = 1, next_transfer = 1, next_stop = 1;
     uint64_t last_ops = 0;
+    auto due = [&](int next, uint32_t count) {
+      return count > 0 && next <= static_cast<int>(count) &&
+             (NowNs() - start) / 1e9 >= total * next / (count + 1);
+    };
     for (int second = 1; (NowNs() - start) / 1e9 < total; ++second) {
       std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(start)) +
                                     std::chrono::seconds(second));
-      if (kills > 0 && next_kill <= static_cast<int>(kills) &&
-          (NowNs() - start) / 1e9 >= total * next_kill / (kills + 1)) {
+      if (due(next_kill, kills)) {
         double ms = KillLeaderAndTime();
         if (ms >= 0) r->failover_ms.push_back(ms);
         ++next_kill;
       }
+      if (due(next_transfer, transfers)) {
+        if (double ms = TransferAndTime(); ms >= 0) r->disruption_ms.push_back(ms);
+        ++next_transfer;
+      }
+      if (due(next_stop, stops)) {
+        if (double ms = RestartAndTime(static_cast<paxos::NodeId>(next_stop)); ms >= 0) {
+          r->disruption_ms.push_back(ms);
+        }
+        ++next_stop;
+      }
       Progress(second, &last_ops);
     }
+  }
+
+  // Disruption windows [start, end] in NowNs() time; an open window ends at INT64_MAX.
+  size_t OpenDisruption() {
+    std::lock_guard<std::mutex> lock(disruptions_mu_);
+    disruptions_.push_back({NowNs(), INT64_MAX});
+    return disruptions_.size() - 1;
+  }
+  double CloseDisruption(size_t i) {
+    std::lock_guard<std::mutex> lock(disruptions_mu_);
+    disruptions_[i].second = NowNs();
+    return (disruptions_[i].second - disruptions_[i].first) / 1e6;
+  }
+  // Whether an operation in flight over [sent, done] overlapped a disruption.
+  bool InDisruption(int64_t sent, int64_t done) {
+    std::lock_guard<std::mutex> lock(disruptions_mu_);
+    for (const auto& [from, to] : disruptions_) {
+      if (sent <= to && done >= from) return true;
+    }
+    return false;
+  }
+
+  double TransferAndTime() {
+    Client& client = *(*lanes_)[0]->client;
+    auto before = client.FindLeader(std::chrono::seconds(5));
+    const size_t window = OpenDisruption();
+    auto moved = client.TransferLeadership(paxos::kNoNode, std::chrono::seconds(10));
+    const double ms = CloseDisruption(window);
+    if (!moved.ok()) {
+      std::fprintf(stderr, "  leader transfer failed after %.1f ms: %s\n", ms,
+                   moved.status().ToString().c_str());
+      return -1;
+    }
+    std::fprintf(stderr, "  leader transfer node %u -> node %u (epoch %" PRIu64 ") in %.1f ms\n",
+                 before.ok() ? before.value().first : 0, moved.value().first,
+                 moved.value().second, ms);
+    return ms;
+  }
+
+  // SIGTERM node `id`, restart it and wait until it answers its status again.
+  double RestartAndTime(paxos::NodeId id) {
+    Client& client = *(*lanes_)[0]->client;
+    auto leader = client.FindLeader(std::chrono::seconds(5));
+    const bool led = leader.ok() && leader.value().first == id;
+    const size_t window = OpenDisruption();
+    const int64_t t0 = NowNs();
+    Status stopped = cluster_->TerminateNode(id, 10000);
+    const double stop_ms = (NowNs() - t0) / 1e6;
+    Status started = cluster_->StartNode(id);
+    const int64_t deadline = NowNs() + int64_t{30} * 1000000000;
+    while (started.ok() && NowNs() < deadline &&
+           !client.Status(id, std::chrono::milliseconds(200)).ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double ms = CloseDisruption(window);
+    std::fprintf(stderr, "  node %u%s: SIGTERM -> %s in %.1f ms; serving again %.1f ms after "
+                 "the SIGTERM\n", id, led ? " (leader)" : "",
+                 stopped.ok() ? "exited 0" : stopped.ToString().c_str(), stop_ms, ms);
+    return ms;
   }
 
   double KillLeaderAndTime() {
@@ -270,6 +370,9 @@ class Runner {
       lane->interval_latency = LatencyHistogram();
       lane->interval_errors = 0;
     }
+    const int64_t now = NowNs();
+    (InDisruption(last_progress_ns_, now) ? disrupted_seconds_ : steady_seconds_).Merge(interval);
+    last_progress_ns_ = now;
     std::fprintf(stderr, "  [%2ds] clients=%u ops/s=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
                          " second_p99_us=%" PRIu64 "\n",
                  second, clients_, snapshot.ops - *last_ops, snapshot.latency.Percentile(0.99),
@@ -293,6 +396,8 @@ class Runner {
     for (auto& lane : *lanes_) {
       std::lock_guard<std::mutex> lock(lane->mu);
       lane->latency = LatencyHistogram();
+      lane->disrupted = LatencyHistogram();
+      lane->steady = LatencyHistogram();
       lane->ops = 0;
       lane->errors = 0;
       lane->interval_latency = LatencyHistogram();
@@ -304,6 +409,8 @@ class Runner {
     for (auto& lane : *lanes_) {
       std::lock_guard<std::mutex> lock(lane->mu);
       r->latency.Merge(lane->latency);
+      r->disrupted.Merge(lane->disrupted);
+      r->steady.Merge(lane->steady);
       r->ops += lane->ops;
       r->errors += lane->errors;
     }
@@ -323,6 +430,12 @@ class Runner {
   std::atomic<int64_t> outstanding_{0};
   std::atomic<int64_t> kill_ns_{0};
   std::atomic<int64_t> recovered_ns_{0};
+  std::mutex disruptions_mu_;
+  std::vector<std::pair<int64_t, int64_t>> disruptions_;  // guarded by disruptions_mu_
+  // The measuring thread's: per-second histograms by whether the second saw a disruption.
+  int64_t last_progress_ns_ = 0;
+  LatencyHistogram disrupted_seconds_;
+  LatencyHistogram steady_seconds_;
   std::mutex drained_mu_;
   std::condition_variable drained_cv_;
 };
@@ -357,6 +470,26 @@ void Report(const PointResult& r) {
     double max = *std::max_element(r.failover_ms.begin(), r.failover_ms.end());
     std::printf("failover_ms=%s median_ms=%.1f max_ms=%.1f\n", FailoverJson(r.failover_ms).c_str(),
                 Median(r.failover_ms), max);
+  }
+  if (!r.disruption_ms.empty()) {
+    const LatencyHistogram& d = r.disrupted;
+    const LatencyHistogram& st = r.steady;
+    std::printf("disruptions=%zu (%s) window_ms=%s during: ops=%" PRIu64 " p50_us=%" PRIu64
+                " p99_us=%" PRIu64 " max_us=%" PRIu64 "; steady: p50_us=%" PRIu64
+                " p99_us=%" PRIu64 " max_us=%" PRIu64 "; p99 during / steady = %.2f\n",
+                r.disruption_ms.size(), FLAGS_transfer ? "leader transfers" : "rolling restart",
+                FailoverJson(r.disruption_ms).c_str(), d.count(), d.Percentile(0.5),
+                d.Percentile(0.99), d.max(), st.Percentile(0.5), st.Percentile(0.99), st.max(),
+                st.Percentile(0.99) ? static_cast<double>(d.Percentile(0.99)) / st.Percentile(0.99)
+                                    : 0.0);
+    const LatencyHistogram& ds = r.disrupted_seconds;
+    const LatencyHistogram& ss = r.steady_seconds;
+    std::printf("by second: seconds with a disruption p99_us=%" PRIu64 " max_us=%" PRIu64
+                ", other seconds p99_us=%" PRIu64 " max_us=%" PRIu64
+                "; p99 ratio = %.2f\n",
+                ds.Percentile(0.99), ds.max(), ss.Percentile(0.99), ss.max(),
+                ss.Percentile(0.99) ? static_cast<double>(ds.Percentile(0.99)) / ss.Percentile(0.99)
+                                    : 0.0);
   }
   if (FLAGS_json) {
     std::printf("{\"workload\":\"%s\",\"clients\":%u,\"in_flight\":%u,\"duration_s\":%.2f,"
@@ -400,6 +533,12 @@ int Main(int argc, char** argv) {
     UsageError("unknown --workload");
   }
   if (FLAGS_failover > 0 && FLAGS_start_nodes == 0) UsageError("--failover needs --start_nodes");
+  if (FLAGS_rolling_restart && FLAGS_start_nodes == 0) {
+    UsageError("--rolling_restart needs --start_nodes");
+  }
+  if (FLAGS_rolling_restart && FLAGS_transfer > 0) {
+    UsageError("give at most one of --transfer and --rolling_restart");
+  }
   if (FLAGS_cluster.empty() == (FLAGS_start_nodes == 0)) {
     UsageError("give exactly one of --cluster and --start_nodes");
   }

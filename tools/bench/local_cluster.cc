@@ -114,6 +114,28 @@ void LocalCluster::KillNode(paxos::NodeId id) {
   pids_.erase(it);
 }
 
+Status LocalCluster::TerminateNode(paxos::NodeId id, int wait_ms) {
+  auto it = pids_.find(id);
+  if (it == pids_.end()) return Status(StatusCode::kNotFound, "node not running");
+  const pid_t pid = it->second;
+  pids_.erase(it);
+  kill(pid, SIGTERM);
+  int status = 0;
+  for (int waited_ms = 0;; ++waited_ms) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (waited_ms >= wait_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return Status(StatusCode::kAborted, "did not exit within " + std::to_string(wait_ms) + " ms");
+    }
+    usleep(1000);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  return Status(StatusCode::kAborted, "did not exit cleanly (wait status " +
+                                          std::to_string(status) + ")");
+}
+
 LocalCluster::~LocalCluster() {
   while (!pids_.empty()) KillNode(pids_.begin()->first);
   std::error_code ec;

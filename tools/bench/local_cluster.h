@@ -31,8 +31,12 @@ class LocalCluster {
   LocalCluster& operator=(const LocalCluster&) = delete;
 
   const std::string& cluster_flag() const { return cluster_flag_; }
+  int nodes() const { return options_.nodes; }
   Status StartNode(paxos::NodeId id);
   void KillNode(paxos::NodeId id);  // SIGKILL, then reap
+  // SIGTERM (a planned stop: a leader hands over first), then reap; SIGKILL after `wait_ms`.
+  // kAborted if it did not exit 0 by itself.
+  Status TerminateNode(paxos::NodeId id, int wait_ms);
   // CPU time (user + system) the running nodes have used so far, from /proc/<pid>/stat; the
   // difference over a point divided by its operations is the servers' cost per operation.
   double CpuSeconds() const;
