@@ -271,7 +271,7 @@ class Node::Impl : public DriverHost {
     return stop_reason_;
   }
 
-  uint16_t port() const { return transport_->port(); }
+  uint16_t port() const { return transport_ ? transport_->port() : 0; }
   NodeInfo info() const { return NodeInfo{driver_->token(), driver_->leader()}; }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
@@ -369,7 +369,14 @@ class Node::Impl : public DriverHost {
   static net::ClientHandle Handle(ClientTag tag) { return net::ClientHandle{tag.connection}; }
 
   void Join() {
-    for (std::thread* t : {&io_thread_, &storage_thread_, &apply_thread_, &background_thread_}) {
+    if (io_thread_.joinable() && io_thread_.get_id() != std::this_thread::get_id()) {
+      io_thread_.join();
+    }
+    // Nothing else uses the transport once the io thread has ended: closing it now, before the
+    // storage and background threads finish, tells clients and peers at once that this node is
+    // gone (a request sent to it meanwhile would otherwise wait for its attempt timeout).
+    if (!io_thread_.joinable()) transport_.reset();
+    for (std::thread* t : {&storage_thread_, &apply_thread_, &background_thread_}) {
       if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
     }
   }
