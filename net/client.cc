@@ -955,8 +955,8 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
   }
   // A leader change in progress (an election, a leader transfer) usually ends within a few
   // milliseconds: pause 1 ms, then 2, 4, ... up to retry_backoff, not retry_backoff at once.
-  milliseconds delay = std::min(options_.retry_backoff,
-                                kNotLeaderPauseMin * (1u << std::min(call->not_leader_pauses, 16u)));
+  const uint32_t doublings = std::min(call->not_leader_pauses, 16u);
+  milliseconds delay = std::min(options_.retry_backoff, kNotLeaderPauseMin * (1u << doublings));
   if (hint != node && addresses_.contains(hint)) {
     NoteLeader(hint);
     call->target = hint;

@@ -497,9 +497,9 @@ class Node::Impl : public DriverHost {
       t.target = replica.transfer_target();
       t.epoch_before = replica.status().leader_epoch.raw();
       // The core gives up after transfer_ticks_max; a little later the runtime does too.
-      t.deadline = std::chrono::steady_clock::now() +
-                   (options_.paxos.transfer_ticks_max + uint64_t{4} * options_.paxos.election_ticks) *
-                       options_.tick;
+      const uint64_t ticks =
+          options_.paxos.transfer_ticks_max + uint64_t{4} * options_.paxos.election_ticks;
+      t.deadline = std::chrono::steady_clock::now() + ticks * options_.tick;
       LOG(INFO) << "node " << options_.id << ": handing leadership to node " << t.target;
       transfer_ = std::move(t);
     }

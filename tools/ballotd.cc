@@ -4,7 +4,8 @@
 //           --state_machine=sequence
 //
 // One port per node serves both peers and clients. Bad flags: a message and exit code 2.
-// SIGTERM / SIGINT stop the node cleanly (a leader hands over leadership first); a storage failure stops it with exit code 1, and so
+// SIGTERM / SIGINT stop the node cleanly (a leader hands over leadership first; a second signal
+// stops it at once); a storage failure stops it with exit code 1, and so
 // does an empty data directory in a cluster that remembers this node (its data was lost; see
 // net/join_gate.h).
 #include <pthread.h>

@@ -311,7 +311,7 @@ TEST(ClientClusterIdTest, LearnsTheIdFromTheFirstServerThatAnswers) {
 
 TEST(ClientClusterIdTest, LearnClusterIdAsksInIdOrderAndHoldsTheOthersToIt) {
   FakeServer good(kCluster, 2, LeaderWithStatus(2));
-  FakeServer other(kCluster + 5, 3, LeaderWithStatus(3));  // a server of another cluster in the list
+  FakeServer other(kCluster + 5, 3, LeaderWithStatus(3));  // of another cluster, in the list
   auto client = MakeClient(Unpinned({{1, "127.0.0.1:" + std::to_string(RefusedPort())},
                                      {2, good.address()},
                                      {3, other.address()}}));

@@ -136,7 +136,8 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
       helloed_ = true;
       const uint64_t cluster = owner->cluster_id_.load();
       // 0: the client asks which cluster this is (the real transport accepts it too).
-      if ((hello->cluster_id != cluster && hello->cluster_id != 0) || hello->node_id != net::kClientNodeId ||
+      if ((hello->cluster_id != cluster && hello->cluster_id != 0) ||
+          hello->node_id != net::kClientNodeId ||
           hello->protocol_version != net::kProtocolVersion) {
         ++owner->bad_hellos_;
       }

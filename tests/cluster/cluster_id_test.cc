@@ -63,16 +63,16 @@ TEST(ClusterIdTest, CtlLearnsTheIdFromAnyLiveMemberAndRefusesAnotherCluster) {
   const std::string dead = DeadAddress();
 
   // Not the servers' --cluster: another order, a dead address added.
-  const std::string other_list = "3@" + Address(a, 3) + ",7@" + dead + ",1@" + Address(a, 1) +
-                                 ",2@" + Address(a, 2);
+  const std::string other_list =
+      "3@" + Address(a, 3) + ",7@" + dead + ",1@" + Address(a, 1) + ",2@" + Address(a, 2);
   ToolResult r = Ctl(other_list, {"seq", "next", "--count=3"});
   EXPECT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.out, "1\n2\n3\n") << r.Describe();
 
   // Node 1 killed but listed first: the id is learnt from the next member that answers.
   a.Kill(1);
-  const std::string first_dead = "1@" + Address(a, 1) + ",2@" + Address(a, 2) + ",3@" +
-                                 Address(a, 3) + ",7@" + dead;
+  const std::string first_dead =
+      "1@" + Address(a, 1) + ",2@" + Address(a, 2) + ",3@" + Address(a, 3) + ",7@" + dead;
   r = Ctl(first_dead, {"seq", "next", "--count=2"});
   EXPECT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.out, "4\n5\n") << r.Describe();
@@ -95,8 +95,7 @@ TEST(ClusterIdTest, CtlLearnsTheIdFromAnyLiveMemberAndRefusesAnotherCluster) {
 
   // b's node listed first: without --cluster_id the client learns b's id (the first server that
   // answers) and refuses a's; --cluster_id pins a's id and b's node is the one refused.
-  const std::string b_first = "1@" + Address(b, 1) + ",2@" + Address(a, 2) + ",3@" +
-                              Address(a, 3);
+  const std::string b_first = "1@" + Address(b, 1) + ",2@" + Address(a, 2) + ",3@" + Address(a, 3);
   r = Ctl(b_first, {"status"});
   EXPECT_NE(r.out.find("is in cluster " + store::FormatClusterId(a.cluster_id()) +
                        ", not in cluster " + store::FormatClusterId(b.cluster_id())),

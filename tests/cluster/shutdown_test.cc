@@ -7,7 +7,6 @@
 //  (b) SIGINT does the same for one node, and a SIGTERM while a node waits for its peers (an
 //      empty data directory, no quorum yet) stops it cleanly too.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <algorithm>
@@ -49,9 +48,10 @@ TEST(ShutdownTest, SigtermToEveryNodeUnderLoadLosesNothingAcknowledged) {
   load.Stop();
   uint64_t highest = 0;
   for (const NumberCall& c : load.acked()) highest = std::max(highest, c.last());
-  std::printf("[ shutdown ] SIGTERM to all three under load: all exited within %.0f ms; %zu calls "
-              "acknowledged before, highest number %llu\n",
-              stop_ms, load.acked_count(), static_cast<unsigned long long>(highest));
+  std::printf(
+      "[ shutdown ] SIGTERM to all three under load: all exited within %.0f ms; %zu calls "
+      "acknowledged before, highest number %llu\n",
+      stop_ms, load.acked_count(), static_cast<unsigned long long>(highest));
   std::map<paxos::NodeId, size_t> replays_before;
   for (paxos::NodeId id : cluster.ids()) {
     EXPECT_EQ(how.at(id), "exited 0") << "node " << id << "; log in " << cluster.LogPath(id);

@@ -1,6 +1,7 @@
 #include "tests/cluster/tool_run.h"
 
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <chrono>
-
-#include <glog/logging.h>
 
 namespace ballot::cluster_test {
 

@@ -47,7 +47,9 @@ Latency LatencyOf(const std::vector<NumberCall>& calls) {
   for (const NumberCall& c : calls) ms.push_back(MsBetween(c.sent, c.replied));
   if (ms.empty()) return {};
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))]; };
+  auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))];
+  };
   return {at(0.50), at(0.99), ms.back()};
 }
 
@@ -98,10 +100,11 @@ TEST(TransferTest, LeaderTransferUnderLoadFailsNoCall) {
     auto now_leads = cluster.WaitForLeader(Clock::now() + kLiveness);
     ASSERT_TRUE(now_leads.ok()) << now_leads.status().ToString();
     EXPECT_EQ(now_leads.value().first, target);
-    std::printf("[ transfer ] node %u -> node %u under %zu clients: epoch %llu -> %llu, ballotctl "
-                "took %.0f ms\n",
-                current, target, kWorkers, static_cast<unsigned long long>(epoch),
-                static_cast<unsigned long long>(new_epoch), took_ms);
+    std::printf(
+        "[ transfer ] node %u -> node %u under %zu clients: epoch %llu -> %llu, ballotctl "
+        "took %.0f ms\n",
+        current, target, kWorkers, static_cast<unsigned long long>(epoch),
+        static_cast<unsigned long long>(new_epoch), took_ms);
     current = target;
     epoch = new_epoch;
     ASSERT_TRUE(load.WaitForAcksSentAfter(Clock::now(), kAcksBetween, Clock::now() + kLiveness))
@@ -165,10 +168,12 @@ TEST(TransferTest, RollingRestartWithSigtermFailsNoCall) {
     const auto positions = cluster.AppliedPositions(milliseconds(1000));
     paxos::Slot want = 0;
     for (const auto& [node, applied] : positions) want = std::max(want, applied);
-    ASSERT_TRUE(WaitUntil(Clock::now() + kStartTimeout, [&] {
-      auto s = cluster.NodeStatus(id, milliseconds(1000));
-      return s.ok() && s.value().applied_below >= want;
-    })) << "node " << id << " did not catch up to " << want;
+    ASSERT_TRUE(WaitUntil(Clock::now() + kStartTimeout,
+                          [&] {
+                            auto s = cluster.NodeStatus(id, milliseconds(1000));
+                            return s.ok() && s.value().applied_below >= want;
+                          }))
+        << "node " << id << " did not catch up to " << want;
     ASSERT_TRUE(load.WaitForAcksSentAfter(Clock::now(), kAcksBetween, Clock::now() + kLiveness))
         << load.DescribeFailures();
   }
@@ -176,9 +181,10 @@ TEST(TransferTest, RollingRestartWithSigtermFailsNoCall) {
 
   CheckCalls(load, cluster);
   const Latency l = LatencyOf(load.acked());
-  std::printf("[ rolling ] %zu calls under %zu clients, 0 failed; latency p50 %.1f ms, p99 %.1f "
-              "ms, worst %.1f ms\n",
-              load.acked_count(), kWorkers, l.p50_ms, l.p99_ms, l.max_ms);
+  std::printf(
+      "[ rolling ] %zu calls under %zu clients, 0 failed; latency p50 %.1f ms, p99 %.1f "
+      "ms, worst %.1f ms\n",
+      load.acked_count(), kWorkers, l.p50_ms, l.p99_ms, l.max_ms);
 }
 
 }  // namespace

@@ -229,7 +229,8 @@ class Runner {
     if (ok) {
       ++lane->ops;
       lane->latency.Record(static_cast<uint64_t>((now - sent) / 1000));
-      (disrupted ? lane->disrupted : lane->steady).Record(static_cast<uint64_t>((now - sent) / 1000));
+      (disrupted ? lane->disrupted : lane->steady)
+          .Record(static_cast<uint64_t>((now - sent) / 1000));
       lane->interval_latency.Record(static_cast<uint64_t>((now - sent) / 1000));
     } else {
       ++lane->errors;
