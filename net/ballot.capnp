@@ -140,6 +140,7 @@ struct ClientResponse {
     none @8 :Void;
     status @9 :NodeStatus;      # answer to a status request
   }
+  leaderAddress @10 :Text;      # with leaderHint: its host:port, for clients that do not list it
 }
 
 struct NodeStatus {

@@ -54,6 +54,9 @@ constexpr milliseconds kSyncWaitSlack{50};
 // FindLeader pauses at least this long between rounds.
 constexpr milliseconds kFindLeaderPauseMin{10};
 
+// Members a client adds from servers' hints (ClientResponse::leader_address) at most.
+constexpr size_t kLearntMembersMax = 64;
+
 // The first pause after "not the leader" answers; it doubles up to retry_backoff.
 constexpr milliseconds kNotLeaderPauseMin{1};
 
@@ -439,7 +442,11 @@ class ClientCore {
   void StartAttempt(const std::shared_ptr<ClientCall>& call);
   void AttemptFailed(const std::shared_ptr<ClientCall>& call, NodeId node,
                      const ballot::Status& why, Retry retry, milliseconds delay);
-  void OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId node, NodeId hint);
+  void OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId node, NodeId hint,
+                   const std::string& hint_address);
+  // Adds a member the client was not given, named by a server's hint; false if `address` is
+  // not host:port or kLearntMembersMax were added already.
+  bool LearnMember(NodeId id, const std::string& address);
   void ScheduleAttempt(const std::shared_ptr<ClientCall>& call, Clock::time_point when);
   void OnCallTimer(const std::shared_ptr<ClientCall>& call);
   void Finish(const std::shared_ptr<ClientCall>& call, Result<ClientResponse> result,
@@ -461,7 +468,10 @@ class ClientCore {
   // Pinned by the options, or learnt from the first server's Hello (written on the io thread).
   std::atomic<uint64_t> cluster_id_;
   NodeId cluster_id_from_ = paxos::kNoNode;  // io thread: the server it was learnt from
+  size_t learnt_members_ = 0;                 // io thread: added to addresses_ from hints
   std::set<NodeId> wrong_cluster_logged_;     // io thread: each such server is logged once
+  // The options' members; after construction io thread only: it grows by the members servers
+  // name in hints (LearnMember).
   std::map<NodeId, HostPort> addresses_;
   std::string hello_frame_;
   asio::io_context io_;  // declared before everything holding io objects: destroyed last
@@ -940,7 +950,20 @@ void ClientCore::AttemptFailed(const std::shared_ptr<ClientCall>& call, NodeId n
   ScheduleAttempt(call, Clock::now() + delay);
 }
 
-void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId node, NodeId hint) {
+bool ClientCore::LearnMember(NodeId id, const std::string& address) {
+  if (id == paxos::kNoNode || id > paxos::kNodeIdMax || addresses_.contains(id)) return false;
+  if (learnt_members_ >= kLearntMembersMax) return false;
+  Result<HostPort> hp = SplitHostPort(address);
+  if (!hp.ok()) return false;
+  addresses_.emplace(id, std::move(hp).value());
+  ++learnt_members_;
+  VLOG(1) << "client: node " << id << " at " << address << ", named by a server";
+  return true;
+}
+
+void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId node, NodeId hint,
+                             const std::string& hint_address) {
+  if (!hint_address.empty()) LearnMember(hint, hint_address);
   ++counters_.not_leader;
   call->awaiting = false;
   call->last_error = "node " + std::to_string(node) + ": not the leader (hint " +
@@ -998,6 +1021,9 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
                        std::to_string(response.status->node_id));
       }
     } else if (call->kind == ClientCall::Kind::kTransferLeader) {
+      if (!response.leader_address.empty()) {
+        LearnMember(response.leader_hint, response.leader_address);
+      }
       if (addresses_.contains(response.leader_hint)) NoteLeader(response.leader_hint);
     } else if (call->kind != ClientCall::Kind::kSnapshot) {
       NoteLeader(node);  // only a leader answers proposals and reads
@@ -1020,7 +1046,7 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
   const std::string why = response.message.empty() ? "" : ": " + response.message;
   switch (response.code) {
     case StatusCode::kNotLeader:
-      OnNotLeader(call, node, response.leader_hint);
+      OnNotLeader(call, node, response.leader_hint, response.leader_address);
       break;
     case StatusCode::kOverloaded:
     case StatusCode::kTimeout:

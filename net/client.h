@@ -10,6 +10,10 @@
 // which of its commands were applied), that answer is the proposal's outcome, and every later
 // proposal goes out in a new session, under a new random client id.
 //
+// Members it was not given: a "not the leader" answer may name the leader's address
+// (ClientResponse::leader_address); the client adds that node to the ones it knows (at most 64),
+// so a list of old members still reaches a leader that joined later.
+//
 // Which cluster: unless ClientOptions::cluster_id pins it, the client learns the cluster id from
 // the first server that completes a handshake (its Hello names its cluster) and holds every other
 // server to it: a server that answers with another id is refused (that connection closes with

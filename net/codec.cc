@@ -154,6 +154,7 @@ void FillResponse(const ClientResponse& r, wire::ClientResponse::Builder b) {
   b.setRequestId(r.request_id);
   b.setCode(static_cast<uint16_t>(r.code));
   b.setLeaderHint(r.leader_hint);
+  b.setLeaderAddress(AsText(r.leader_address));
   b.setMessage(AsText(r.message));
   b.setOutcomeCode(static_cast<uint16_t>(r.outcome_code));
   b.setData(AsData(r.data));
@@ -237,7 +238,8 @@ Status ValidateResponse(const ClientResponse& r) {
     return Invalid("client response: leader hint " + std::to_string(r.leader_hint) +
                    " is not a node id");
   }
-  if (r.message.size() > kTextBytesMax || (r.status && r.status->role.size() > kTextBytesMax)) {
+  if (r.message.size() > kTextBytesMax || r.leader_address.size() > kTextBytesMax ||
+      (r.status && r.status->role.size() > kTextBytesMax)) {
     return Invalid("client response: text longer than " + std::to_string(kTextBytesMax));
   }
   return Status::Ok();
@@ -470,6 +472,9 @@ Result<Frame> DecodeResponse(wire::ClientResponse::Reader r) {
   resp.slot = r.getSlot();
   resp.epoch = r.getEpoch();
   Status s = DecodeText("client response message bytes", r.getMessage(), &resp.message);
+  if (!s.ok()) return s;
+  s = DecodeText("client response leader address bytes", r.getLeaderAddress(),
+                 &resp.leader_address);
   if (!s.ok()) return s;
   switch (r.which()) {
     case wire::ClientResponse::NONE:

@@ -350,7 +350,17 @@ class Node::Impl : public DriverHost {
     resp.code = code;
     resp.message = std::move(message);
     resp.leader_hint = hint;
+    resp.leader_address = AddressOf(hint);
     transport_->SendResponse(Handle(tag), std::move(resp));
+  }
+
+  // A member's "host:port" from the configuration in force (the member list changes), else from
+  // the members this node started with; empty if unknown.
+  std::string AddressOf(NodeId id) const {
+    if (id == kNoNode) return "";
+    if (const paxos::Member* m = driver_->replica().configuration().Find(id)) return m->address;
+    auto it = options_.members.find(id);
+    return it == options_.members.end() ? "" : it->second;
   }
 
   void Fatal(Status why) override {
@@ -523,6 +533,7 @@ class Node::Impl : public DriverHost {
         net::ClientResponse resp;
         resp.request_id = tag.request;
         resp.leader_hint = status.leader;
+        resp.leader_address = AddressOf(status.leader);
         resp.epoch = status.leader_epoch.raw();
         transport_->SendResponse(Handle(tag), std::move(resp));
       }

@@ -119,6 +119,9 @@ struct ClientResponse {
   uint64_t request_id = 0;
   StatusCode code = StatusCode::kOk;  // of the request itself: kNotLeader, kOverloaded, ...
   paxos::NodeId leader_hint = paxos::kNoNode;  // with kNotLeader; kNoNode = unknown
+  // With leader_hint: its "host:port", so that a client whose member list does not name it (an
+  // old list, after membership changes) can still reach it. Empty: not known.
+  std::string leader_address;
   std::string message;                         // why, when code != kOk
   StatusCode outcome_code = StatusCode::kOk;   // the state machine's Outcome (propose, read)
   std::string data;                            // the Outcome's data

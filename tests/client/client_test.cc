@@ -874,5 +874,35 @@ TEST(ClientTransferTest, AFailedTransferIsReportedNotRetried) {
   EXPECT_EQ(leader.transfers(), 1);
 }
 
+TEST(ClientTest, FollowsAHintToALeaderItWasNotGiven) {
+  FakeServer leader(kCluster, 3, Echo());
+  // Node 1 points at node 3, which is not in the client's list, and says where it is.
+  FakeServer follower(kCluster, 1, [&](const ClientRequest& req, const FakeServer::Reply& reply) {
+    ClientResponse r = NotLeaderResponse(req, 3);
+    r.leader_address = leader.address();
+    reply(r);
+  });
+  auto client = MakeClient(Unpinned(
+      {{1, follower.address()}, {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client->Propose("x", kLong);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r.value().leader, 3u);
+  }
+  EXPECT_EQ(client->cached_leader(), 3u);
+  EXPECT_EQ(Proposals(leader).size(), 3u);
+  EXPECT_EQ(client->cluster_id(), kCluster);
+  // A hint whose address is not host:port is not followed.
+  FakeServer liar(kCluster, 1, [](const ClientRequest& req, const FakeServer::Reply& reply) {
+    ClientResponse r = NotLeaderResponse(req, 5);
+    r.leader_address = "no port here";
+    reply(r);
+  });
+  auto other = MakeClient(Unpinned({{1, liar.address()}}));
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->Propose("x", 300ms).status().code(), StatusCode::kTimeout);
+}
+
 }  // namespace
 }  // namespace ballot::client_test

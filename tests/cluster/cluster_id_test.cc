@@ -2,7 +2,7 @@
 // stored in every data directory, learnt by clients and by joining nodes; no longer tied to the
 // member list.
 //  (a) ballotctl given a list that differs from the servers' --cluster (another order, a dead
-//      address added, a member killed) works without being told the id; a server of
+//      address added, a member killed, the leader left out) works without being told the id; a server of
 //      another cluster in the list is refused with a message naming both ids, and --cluster_id
 //      pins the id (then that other server is refused whatever the order).
 //  (b) the id is derived at bootstrap from the initial members and --cluster_token; restarted
@@ -110,6 +110,16 @@ TEST(ClusterIdTest, CtlLearnsTheIdFromAnyLiveMemberAndRefusesAnotherCluster) {
                        store::FormatClusterId(a.cluster_id()) + " (given by --cluster_id)"),
             std::string::npos)
       << r.Describe();
+  // A list without the leader (a follower and a dead address): the follower's hint names the
+  // leader's address, and the client goes there.
+  auto leader = a.WaitForLeader(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const paxos::NodeId follower = leader.value().first % 3 + 1;
+  const std::string no_leader =
+      std::to_string(follower) + "@" + Address(a, follower) + ",7@" + dead;
+  r = Ctl(no_leader, {"seq", "next"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.out, "8\n") << r.Describe();
   ASSERT_TRUE(a.CheckAlive().ok());
   ASSERT_TRUE(b.CheckAlive().ok());
 }

@@ -138,6 +138,7 @@ class RandomWire {
     r.request_id = Interesting(UINT64_MAX);
     r.code = Code();
     r.leader_hint = static_cast<paxos::NodeId>(Below(paxos::kNodeIdMax + 1));
+    r.leader_address = Bytes(30);
     r.message = Bytes(60);
     r.outcome_code = Code();
     r.data = Bytes(300);
