@@ -822,7 +822,7 @@ TEST(ReplicaReplicationTest, ProposeReturnsOverloadedAtPendingCommandsMax) {
   EXPECT_EQ(c.AppliedPayloads(leader), std::vector<std::string>({"a", "b", "c"}));
 }
 
-TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromised) {
+TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersMeetTheLease) {
   Cluster c(3, 48);
   const NodeId leader = c.TickUntilLeader(60);
   ASSERT_NE(leader, kNoNode);
@@ -841,8 +841,9 @@ TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromis
   c.r(f).Step(m);
   EXPECT_EQ(c.r(f).counters().messages_dropped, dropped + 2);
   EXPECT_FALSE(c.r(f).HasReady());
-  // A node outside the configuration may talk to us (a member being added does), but a
-  // candidate that is not a voter gets a refusal, not a promise.
+  // A node outside our configuration may talk to us (a member being added does; our view may
+  // be the stale one). Its Prepare meets the acceptor's rules like anyone's: here the leader's
+  // lease refuses it.
   m.ballot = Ballot(99, 9);
   m.from = 9;
   c.r(f).Step(m);
