@@ -396,6 +396,19 @@ void Replica::BecomeLeader() {
 void Replica::ContinueRecovery() {
   if (role_ != Role::kLeader || !proposer_.recovering()) return;
   if (proposer_.in_flight() > 0) return;  // the stage before is not chosen yet
+  // Slots learnt chosen meanwhile (a catch-up reply that arrived late) are settled: their
+  // changes are in config_ already, and peers that compacted them would refuse a Prepare from
+  // below their snapshot.
+  if (learner_.chosen_below() > proposer_.recover_from()) {
+    Ballot newer_leader;
+    for (auto it = log_.LowerBound(proposer_.recover_from()); it != log_.end(); ++it) {
+      if (it->first >= learner_.chosen_below()) break;
+      if (it->second.entry.value.leader_start) {
+        newer_leader = std::max(newer_leader, it->second.entry.value.epoch);
+      }
+    }
+    proposer_.SkipRecoveryTo(learner_.chosen_below(), newer_leader);
+  }
   if (!proposer_.HasPromiseQuorum()) {
     // A membership change was recovered and is now chosen: the slots after it need the
     // promises (and reports) of a majority of the new voters.

@@ -31,7 +31,10 @@ std::string OpString(const AckedOp& op) {
 }  // namespace
 
 Checker::Checker(int nodes, int founders)
-    : nodes_(nodes), fresh_(nodes + 1), epoch_seen_(nodes + 1) {
+    : nodes_(nodes),
+      fixed_voters_(founders == 0 || founders == nodes),
+      fresh_(nodes + 1),
+      epoch_seen_(nodes + 1) {
   chosen_.resize(1);  // slot 0 is never used
   const int voters = founders > 0 ? founders : nodes;
   voters_from_[1] = voters >= 32 ? ~0u : (1u << voters) - 1;
@@ -102,7 +105,7 @@ void Checker::OnDurable(paxos::NodeId n, const paxos::PersistBatch& batch) {
     if (v.nodes == 0) v.value = e.value;
     v.nodes |= 1u << (n - 1);
     const SlotBallot key{e.slot, e.ballot.raw()};
-    if (e.slot <= prefix_) {
+    if (fixed_voters_ || e.slot <= prefix_) {
       JudgeVotes(key);
     } else {
       unjudged_[e.slot].push_back(key);

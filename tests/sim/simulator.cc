@@ -857,8 +857,19 @@ void Simulator::MembershipStep() {
     // And only with four voters or more: the group then removes it and still has three, so a
     // disk hang or a crash afterwards does not cost it its majority.
     const bool voter = config.IsVoter(id);
-    if (voter && (voters.size() < 4 || refused_voters + 1 > (voters.size() - 1) / 2)) return;
-    if (NodesDown() >= chaos_.down_max && !config_.planted.wiped_disk_votes_blank) return;
+    const bool planted = config_.planted.wiped_disk_votes_blank;  // back at once: no refusal
+    if (voter && !planted &&
+        (voters.size() < 4 || refused_voters + 1 > (voters.size() - 1) / 2)) {
+      return;
+    }
+    // A refused node stays down until removed, which needs a leader: in runs whose other
+    // faults can take a second voter away for long (any number of crashes, disk hangs that
+    // outlast the heal), the group could lose its majority for good, which no protocol survives.
+    if (!planted &&
+        (NodesDown() >= chaos_.down_max || chaos_.down_max > (config_.nodes - 1) / 2 ||
+         chaos_.hang_per_tick > 0)) {
+      return;
+    }
     trace_.Log(now_, "member " + std::to_string(id) + "'s disk is replaced");
     WipeMember(id);
   }
