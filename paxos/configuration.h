@@ -12,6 +12,11 @@
 //   - a new leader's phase 1 that finds a change among the values it recovers first settles
 //     the slots up to that change, then needs promises from a majority of the new voters before
 //     it decides anything after it (Proposer).
+//   - a node that joins blank (Options::join) neither promises nor accepts until it has learnt
+//     the chosen change that added it, so its empty memory is never taken for that of a past
+//     member with the same id (Replica::may_vote_);
+//   - a leader serves lease reads only once its recovery is done, and re-counts its lease among
+//     the new voters after every change.
 // Learners receive every accept and heartbeat and store values like voters, but their votes
 // are not counted and they never campaign: a node being added catches up as a learner before
 // its vote can matter.

@@ -26,6 +26,9 @@ struct PlantedBugs {
   // Not a core bug: the simulator runs nodes' clocks faster and slower than
   // Options::max_clock_drift_ppm allows (the core ignores this field).
   bool clock_drift_beyond_bound = false;
+  // Not a core bug either: the simulator (with membership changes) restarts a founding member
+  // whose disk was wiped as a voter with a blank memory, as if no safe-bootstrap gate existed.
+  bool wiped_disk_votes_blank = false;
 };
 
 struct Options {

@@ -822,7 +822,7 @@ TEST(ReplicaReplicationTest, ProposeReturnsOverloadedAtPendingCommandsMax) {
   EXPECT_EQ(c.AppliedPayloads(leader), std::vector<std::string>({"a", "b", "c"}));
 }
 
-TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromised) {
+TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersMeetTheLease) {
   Cluster c(3, 48);
   const NodeId leader = c.TickUntilLeader(60);
   ASSERT_NE(leader, kNoNode);
@@ -841,8 +841,9 @@ TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromis
   c.r(f).Step(m);
   EXPECT_EQ(c.r(f).counters().messages_dropped, dropped + 2);
   EXPECT_FALSE(c.r(f).HasReady());
-  // A node outside the configuration may talk to us (a member being added does), but a
-  // candidate that is not a voter gets a refusal, not a promise.
+  // A node outside our configuration may talk to us (a member being added does; our view may
+  // be the stale one). Its Prepare meets the acceptor's rules like anyone's: here the leader's
+  // lease refuses it.
   m.ballot = Ballot(99, 9);
   m.from = 9;
   c.r(f).Step(m);
@@ -1795,6 +1796,63 @@ TEST(ReplicaMembershipTest, ANewLeaderFindsAChosenChangeAndAsksTheNewVotersBefor
     if (id != old_leader) live.push_back(id);
   }
   ProposeAndApply(&c, new_leader, live, 5, &seq);
+  c.ExpectAgreement();
+}
+
+// A node started blank to join (a replaced disk, maybe under an id the group used before) may
+// have had a past it no longer remembers: until it has learnt the chosen change that added it
+// (and with it every slot below), it neither promises nor accepts, so nobody counts its empty
+// memory as that past member's.
+TEST(ReplicaMembershipTest, ABlankJoinerVotesNothingUntilItLearntItsOwnAddition) {
+  Cluster c(4, 68, ThreeFoundersPlusJoiners());
+  const NodeId leader = c.TickUntilLeader(80);
+  ASSERT_NE(leader, kNoNode);
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3}, 5, &seq);
+  // A candidate working from a configuration in which 4 votes asks it directly.
+  Message prepare;
+  prepare.type = MessageType::kPrepare;
+  prepare.from = leader == 1 ? 2 : 1;
+  prepare.to = 4;
+  prepare.ballot = Ballot(50, prepare.from);
+  prepare.slot = 1;
+  c.r(4).Step(prepare);
+  Ready rd = c.r(4).TakeReady();
+  ASSERT_FALSE(rd.send_now.empty());
+  EXPECT_EQ(rd.send_now.back().type, MessageType::kPromise);
+  EXPECT_FALSE(rd.send_now.back().ok) << "a blank joiner promised";
+  EXPECT_FALSE(rd.persist.has_value());
+  c.Carry(4, std::move(rd), /*advance=*/true);
+  // The leader's own Accept (as if it counted 4 under an old configuration): no vote either.
+  Message accept;
+  accept.type = MessageType::kAccept;
+  accept.from = leader;
+  accept.to = 4;
+  accept.ballot = c.r(leader).UsableEpoch();
+  accept.commit = c.r(leader).status().chosen_below;
+  const Slot next = accept.commit + 10;
+  accept.entries.push_back(Entry{next, Ballot(), Value{accept.ballot, false, {Cmd(9, 1, "x")}}});
+  c.r(4).Step(accept);
+  rd = c.r(4).TakeReady();
+  bool replied = false;
+  for (const Message& m : rd.send_now) {
+    if (m.type != MessageType::kAccepted) continue;
+    replied = true;
+    EXPECT_TRUE(m.slots.empty()) << "a blank joiner accepted";
+  }
+  EXPECT_TRUE(replied);
+  EXPECT_TRUE(rd.send_after_persist.empty());
+  c.Carry(4, std::move(rd), /*advance=*/true);
+  // Once added (and caught up to its addition) it votes like anyone: promoted, it counts.
+  c.log().clear();
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Add(4)).ok());
+  ASSERT_TRUE(TickUntil(&c, 100, [&] { return c.r(4).configuration().IsVoter(4); }));
+  ProposeAndApply(&c, leader, {1, 2, 3, 4}, 3, &seq);
+  size_t votes = 0;
+  for (const Message& m : c.log()) {
+    votes += m.type == MessageType::kAccepted && m.from == 4 && m.ok && !m.slots.empty();
+  }
+  EXPECT_GT(votes, 0u);
   c.ExpectAgreement();
 }
 
