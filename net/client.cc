@@ -57,8 +57,12 @@ constexpr milliseconds kFindLeaderPauseMin{10};
 // Members a client adds from servers' hints (ClientResponse::leader_address) at most.
 constexpr size_t kLearntMembersMax = 64;
 
-// The first pause after "not the leader" answers; it doubles up to retry_backoff.
+// The first pause after "not the leader" answers; it doubles up to kNotLeaderPauseMax (and never
+// beyond retry_backoff). Kept short because a leader change under way (an election, a transfer)
+// ends within tens of milliseconds, and a client asleep for longer only adds to the pause it
+// sees; the cost is a few cheap refusals per client per millisecond while no node leads.
 constexpr milliseconds kNotLeaderPauseMin{1};
+constexpr milliseconds kNotLeaderPauseMax{4};
 
 // Client::TransferLeadership asks the leader it found at most this many times (each time the
 // node it asked no longer led).
@@ -979,7 +983,8 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
   // A leader change in progress (an election, a leader transfer) usually ends within a few
   // milliseconds: pause 1 ms, then 2, 4, ... up to retry_backoff, not retry_backoff at once.
   const uint32_t doublings = std::min(call->not_leader_pauses, 16u);
-  milliseconds delay = std::min(options_.retry_backoff, kNotLeaderPauseMin * (1u << doublings));
+  milliseconds delay = std::min(
+      {options_.retry_backoff, kNotLeaderPauseMin * (1u << doublings), kNotLeaderPauseMax});
   if (hint != node && addresses_.contains(hint)) {
     NoteLeader(hint);
     call->target = hint;

@@ -96,7 +96,7 @@ struct ClientOptions {
   std::chrono::milliseconds attempt_timeout{500};
   // The pause before retrying after an answer that says "not now" (kOverloaded) or a connection
   // failure. After kNotLeader answers that give no usable hint or keep pointing at each other (a
-  // leader change under way) the pause starts at 1 ms and doubles up to this.
+  // leader change under way) the pause is shorter: 1 ms, then 2, then 4 ms (at most this).
   std::chrono::milliseconds retry_backoff{20};
   // The first session's id in every command; 0 = random non-zero. After a "session expired"
   // answer the client moves to a new random id (Client::client_id() tells the current one).
