@@ -148,6 +148,32 @@ TEST(CtlTest, LeaderPrintsIdAndEpoch) {
   EXPECT_TRUE(d.out.empty());
 }
 
+TEST(CtlTest, LeaderTransfer) {
+  MachineNode machine(1, kEpoch, std::make_unique<samples::SequenceGenerator>());
+  FakeServer node(0, 1, machine.handler());
+  const ClusterFlags flags = Flags({&node}, "2@" + Refused(), 2000);
+  auto transfer = [&](uint64_t to) {
+    return Capture(
+        [&](auto& out, auto& err) { return tools::RunLeaderTransfer(flags, to, out, err); });
+  };
+  // The target already leads: nothing to move, it is printed as the leader.
+  Ran already = transfer(1);
+  EXPECT_EQ(already.code, 0) << already.err;
+  EXPECT_EQ(already.out, "1 " + std::to_string(kEpoch) + "\n");
+  // Refused by the leader: exit 1 with its reason, nothing on stdout.
+  Ran refused = transfer(0);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  EXPECT_NE(refused.err.find("no other voter"), std::string::npos) << refused.err;
+  EXPECT_EQ(transfer(uint64_t{1} << 20).code, 2);
+  // Every transfer request went to the leader, once per command that sent one.
+  size_t transfers = 0;
+  for (const auto& r : node.requests()) {
+    transfers += r.kind == net::ClientRequest::Kind::kTransferLeader;
+  }
+  EXPECT_EQ(transfers, 1u);
+}
+
 TEST(CtlTest, KvCommands) {
   MachineNode machine(1, kEpoch, std::make_unique<samples::KvStore>());
   FakeServer node(0, 1, machine.handler());

@@ -313,6 +313,14 @@ void MachineNode::Serve(const net::ClientRequest& request, const FakeServer::Rep
       response.status = s;
       break;
     }
+    case net::ClientRequest::Kind::kSnapshot:
+      response.slot = next_slot_;
+      break;
+    case net::ClientRequest::Kind::kTransferLeader:
+      // One node alone, as a real leader of a one-voter cluster answers.
+      response.code = StatusCode::kFailedPrecondition;
+      response.message = "no other voter to transfer to";
+      break;
   }
   reply(std::move(response));
 }
