@@ -1470,6 +1470,13 @@ Result<std::pair<NodeId, uint64_t>> Client::TransferLeadership(NodeId to, millis
                     /*single_attempt=*/true, left(), /*attempt_timeout=*/left());
     if (a.ok()) {
       const ClientResponse& r = a.value().response;
+      if (to != paxos::kNoNode && r.leader_hint != to) {
+        // The leader was already handing over to another node (another request, a SIGTERM).
+        return ballot::Status(StatusCode::kAborted,
+                              "leadership moved to node " + std::to_string(r.leader_hint) +
+                                  " (epoch " + std::to_string(r.epoch) + "), not to node " +
+                                  std::to_string(to) + ": another transfer was under way");
+      }
       return std::make_pair(r.leader_hint, r.epoch);
     }
     if (a.status().code() != StatusCode::kNotLeader) return a.status();

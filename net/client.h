@@ -195,7 +195,8 @@ class Client {
   // leader, then asks it once: the leader stops taking new commands (they are answered
   // kNotLeader with the target as hint, and this client's proposals follow it), brings the
   // target up to date and makes it campaign at once. If `to` already leads, returns it.
-  // kAborted if the target did not take over (the old leader keeps leading); kInvalidArgument
+  // kAborted if the target did not take over (the old leader keeps leading) or leadership went
+  // to another node (a transfer already under way); kInvalidArgument
   // if `to` is not a voter; kTimeout; kNotFound if no node leads.
   Result<std::pair<paxos::NodeId, uint64_t>> TransferLeadership(paxos::NodeId to,
                                                                 std::chrono::milliseconds timeout);
