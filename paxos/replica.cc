@@ -671,6 +671,14 @@ void Replica::OnPreVoteReply(const Message& m) {
 }
 
 void Replica::OnPrepare(const Message& m) {
+  if (m.slot > learner_.chosen_below() && m.from != options_.id) {
+    // The candidate knows more slots chosen: learn them from it whether or not we promise (a
+    // replica that cannot vote until it has caught up may be the vote that is missing).
+    catchup_peer_ = m.from;
+    leader_commit_ = std::max(leader_commit_, m.slot);
+    catchup_wanted_ = true;
+    MaybeRequestCatchup();
+  }
   // A candidate that starts below what we compacted could not learn those chosen values from
   // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
   // Likewise a candidate so far behind that our report would not fit one message.
@@ -711,6 +719,13 @@ void Replica::OnPrepare(const Message& m) {
 void Replica::OnPromise(const Message& m) {
   if (!m.ok) {
     if (m.promised > candidate_ballot_ && role_ == Role::kCandidate) StepDown();
+    if (role_ == Role::kLeader && m.ballot == leader_epoch_ && proposer_.recovering() &&
+        m.commit > proposer_.recover_from()) {
+      // A later recovery stage asked a new voter that knows more slots chosen than we do and
+      // compacted them: it will never report them, and a leader does not catch up. Let a
+      // replica that knows them lead (we cannot win again until we have caught up).
+      StepDown();
+    }
     return;
   }
   if (m.ballot != candidate_ballot_) return;
@@ -844,14 +859,15 @@ void Replica::MaybeRequestCatchup() {
     catchup_wanted_ = false;
     return;
   }
-  if (leader_ == kNoNode || leader_ == options_.id) return;
+  const NodeId from = leader_ != kNoNode && leader_ != options_.id ? leader_ : catchup_peer_;
+  if (from == kNoNode || from == options_.id) return;
   if (last_catchup_request_ != 0 && last_catchup_request_ + options_.catchup_retry_ticks > now_) {
     return;
   }
   last_catchup_request_ = std::max<uint64_t>(now_, 1);
   Message m;
   m.type = MessageType::kCatchupRequest;
-  m.to = leader_;
+  m.to = from;
   m.ballot = leader_epoch_;
   m.slot = learner_.chosen_below();
   Send(std::move(m));

@@ -265,6 +265,9 @@ class Replica {
   Slot learnt_commit_ = 0;
   uint64_t last_catchup_request_ = 0;
   bool catchup_wanted_ = false;
+  // Who to ask when no leader is known: a candidate whose Prepare showed it knows more chosen
+  // slots (a node that cannot vote until it catches up must not depend on a leader to exist).
+  NodeId catchup_peer_ = kNoNode;
 
   // Pre-candidate / candidate.
   Ballot candidate_ballot_;

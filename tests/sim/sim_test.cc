@@ -113,7 +113,18 @@ constexpr char kStageBelowSnapshot[] = "liveness: a recovery stage asked from be
 // A snapshot transfer kept asking a peer whose disk was replaced for a snapshot it no longer had.
 constexpr char kTransferFromWipedPeer[] = "liveness: a transfer from a peer that lost it";
 
+// Found by a 8000-seed membership soak: a leader whose later recovery stage asked voters that
+// had compacted slots it did not know chosen waited forever (it now steps down)...
+constexpr char kStageLeaderBehind[] = "liveness: a recovering leader behind compacted voters";
+// ...and a promoted node that restarted behind its own addition (its disk had hung) could not
+// vote until it caught up, and could only catch up from a leader that needed its vote (a node
+// now also catches up from a candidate whose Prepare shows it knows more).
+constexpr char kCatchupNeedsLeader[] = "liveness: catch-up only from a leader that needed us";
+
 constexpr Regression kRegressions[] = {
+    {3, 10960, kStageLeaderBehind, SimConfig().chaos_ticks, true},
+    {3, 12059, kStageLeaderBehind, SimConfig().chaos_ticks, true},
+    {3, 15265, kCatchupNeedsLeader, SimConfig().chaos_ticks, true},
     {3, 221, kBlankRejoinVoted, SimConfig().chaos_ticks, true},
     {3, 15, kStaleConfigRefusal, SimConfig().chaos_ticks, true},
     {3, 267, kStaleConfigRefusal, SimConfig().chaos_ticks, true},
