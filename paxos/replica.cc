@@ -821,6 +821,7 @@ void Replica::OnHeartbeatReply(const Message& m) {
   last_heard_[m.from] = now_;
   acked_round_[m.from] = std::max(acked_round_[m.from], m.round);
   follower_commit_[m.from] = std::max(follower_commit_[m.from], m.commit);
+  if (m.from == transfer_target_) MaybeSendTimeoutNow();  // at once, not at the next tick
   UpdateLease();
   ResolveReads();
 }
@@ -1058,7 +1059,11 @@ void Replica::TickTransfer() {
     EndTransfer();  // the target did not take over: lead on (without the lease)
     return;
   }
-  if (timeout_now_sent_) return;
+  MaybeSendTimeoutNow();
+}
+
+void Replica::MaybeSendTimeoutNow() {
+  if (role_ != Role::kLeader || transfer_target_ == kNoNode || timeout_now_sent_) return;
   // Everything this leader proposed is chosen and the target knows it.
   if (proposer_.in_flight() > 0 || proposer_.pending() > 0) return;
   if (follower_commit_[transfer_target_] < learner_.chosen_below()) return;

@@ -178,6 +178,8 @@ class Replica {
   // Leader: promotes a learner that has caught up (one change at a time).
   void MaybePromoteLearner();
   void TickTransfer();
+  // Sends kTimeoutNow once everything proposed is chosen and the target has caught up.
+  void MaybeSendTimeoutNow();
   void EndTransfer();
   // A leader's message with ballot >= our promise: follow it, reset the timer, grant the lease.
   // False if the ballot is stale.
