@@ -118,7 +118,15 @@ struct ClientRequest {
     read @2 :ReadRequest;
     status @3 :Void;
     snapshot @4 :Void;          # take a snapshot now; the response's slot is its applied_below
+    memberList @5 :Void;        # the leader's configuration, in the response's members
+    memberChange @6 :MemberChangeRequest;  # leader only; answered once queued
   }
+}
+
+struct MemberChangeRequest {
+  remove @0 :Bool;              # false: add `id` at `address` as a learner
+  id @1 :UInt32;
+  address @2 :Text;
 }
 
 struct ReadRequest {
@@ -137,6 +145,7 @@ struct ClientResponse {
   union {
     none @8 :Void;
     status @9 :NodeStatus;      # answer to a status request
+    members @10 :List(Member);  # answer to a memberList request
   }
 }
 

@@ -132,6 +132,16 @@ void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
     case ClientRequest::Kind::kSnapshot:
       b.setSnapshot();
       return;
+    case ClientRequest::Kind::kMemberList:
+      b.setMemberList();
+      return;
+    case ClientRequest::Kind::kMemberChange: {
+      auto change = b.initMemberChange();
+      change.setRemove(r.member_change.remove);
+      change.setId(r.member_change.id);
+      change.setAddress(AsText(r.member_change.address));
+      return;
+    }
   }
   LOG(FATAL) << "unknown ClientRequest kind " << static_cast<int>(r.kind);
 }
@@ -158,6 +168,14 @@ void FillResponse(const ClientResponse& r, wire::ClientResponse::Builder b) {
   b.setEpoch(r.epoch);
   if (r.status) {
     FillNodeStatus(*r.status, b.initStatus());
+  } else if (r.members) {
+    auto list = b.initMembers(static_cast<unsigned>(r.members->size()));
+    for (size_t i = 0; i < r.members->size(); ++i) {
+      auto m = list[static_cast<unsigned>(i)];
+      m.setId((*r.members)[i].id);
+      m.setAddress(AsText((*r.members)[i].address));
+      m.setVoter((*r.members)[i].voter);
+    }
   } else {
     b.setNone();
   }
@@ -424,6 +442,24 @@ Result<Frame> DecodeRequest(wire::ClientRequest::Reader r) {
     case wire::ClientRequest::SNAPSHOT:
       req.kind = ClientRequest::Kind::kSnapshot;
       return Frame(std::move(req));
+    case wire::ClientRequest::MEMBER_LIST:
+      req.kind = ClientRequest::Kind::kMemberList;
+      return Frame(std::move(req));
+    case wire::ClientRequest::MEMBER_CHANGE: {
+      req.kind = ClientRequest::Kind::kMemberChange;
+      auto change = r.getMemberChange();
+      req.member_change.remove = change.getRemove();
+      req.member_change.id = change.getId();
+      if (change.getAddress().size() > kMemberAddressBytesMax) {
+        return Invalid("member change: address longer than " +
+                       std::to_string(kMemberAddressBytesMax));
+      }
+      req.member_change.address = change.getAddress().cStr();
+      if (req.member_change.id > paxos::kNodeIdMax) {
+        return Invalid("member change: node id out of range");
+      }
+      return Frame(std::move(req));
+    }
   }
   return Invalid("client request: unknown kind " + std::to_string(r.which()));
 }
@@ -467,6 +503,20 @@ Result<Frame> DecodeResponse(wire::ClientResponse::Reader r) {
       s = DecodeNodeStatus(r.getStatus(), &resp.status.emplace());
       if (!s.ok()) return s;
       break;
+    case wire::ClientResponse::MEMBERS: {
+      auto list = r.getMembers();
+      s = CheckCount("members in a configuration", list.size(), kConfigMembersMax);
+      if (!s.ok()) return s;
+      auto& members = resp.members.emplace();
+      for (auto m : list) {
+        if (m.getId() > paxos::kNodeIdMax) return Invalid("member list: node id out of range");
+        std::string address;
+        s = DecodeText("member address bytes", m.getAddress(), &address);
+        if (!s.ok()) return s;
+        members.push_back(paxos::Member{m.getId(), std::move(address), m.getVoter()});
+      }
+      break;
+    }
     default:
       return Invalid("client response: unknown kind " + std::to_string(r.which()));
   }
@@ -574,7 +624,8 @@ Result<std::string> EncodePeerBatch(std::span<const paxos::Message> messages) {
 }
 
 Result<std::string> EncodeClientRequest(const ClientRequest& request) {
-  const size_t bytes_hint = 128 + request.command.payload.size() + request.query.size();
+  const size_t bytes_hint = 128 + request.command.payload.size() + request.query.size() +
+                            request.member_change.address.size();
   return BuildFrame(bytes_hint,
                     [&](wire::Frame::Builder f) { FillRequest(request, f.initRequest()); });
 }
@@ -584,6 +635,9 @@ Result<std::string> EncodeClientResponse(const ClientResponse& response) {
   if (!s.ok()) return s;
   size_t bytes_hint = 256 + response.message.size() + response.data.size();
   if (response.status) bytes_hint += response.status->role.size();
+  if (response.members) {
+    for (const auto& m : *response.members) bytes_hint += 32 + m.address.size();
+  }
   return BuildFrame(bytes_hint,
                     [&](wire::Frame::Builder f) { FillResponse(response, f.initResponse()); });
 }

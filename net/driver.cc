@@ -204,6 +204,8 @@ void Driver::Drain() {
 }
 
 void Driver::HandleReady(paxos::Ready ready) {
+  // First: the messages below may go to a member this configuration just added.
+  if (ready.configuration) host_->OnConfiguration(*ready.configuration);
   for (Message& m : ready.send_now) host_->SendToPeer(std::move(m));
   HandlePersist(ready);
   // Entries before events: a new leader's announcement waits on the applier side until its

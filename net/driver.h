@@ -125,6 +125,10 @@ class DriverHost {
   // Observation points, for the simulator's checker and for logs. Defaults do nothing.
   // On the driver thread: a leadership event as the core raised it.
   virtual void OnLeadershipEvent(const paxos::LeadershipEvent& event) { (void)event; }
+  // On the driver thread, before the Ready's messages are sent: the configuration now in force
+  // (Ready::configuration), in the first Ready and whenever it changes. Empty while a joining
+  // node does not know it yet. The server connects to new members and drops removed ones.
+  virtual void OnConfiguration(const paxos::Configuration& config) { (void)config; }
   // On the applier side: leadership announced to the state machine (after its recovery was
   // applied), or ended.
   virtual void OnAnnounced(bool leading, uint64_t epoch) { (void)leading, (void)epoch; }

@@ -29,7 +29,7 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
   const NodeId peer = hello.node_id;
   const bool lists_me =
       std::binary_search(hello.joined_members.begin(), hello.joined_members.end(), self_);
-  if (peer == self_ || !IsMember(peer)) return Actions{};
+  if (peer == self_) return Actions{};
   if (!identity_) {
     if (hello.data_state == net::DataState::kEstablished && lists_me) {
       Actions refuse;
@@ -38,12 +38,15 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
           "data directory " + data_dir_ + " is empty but cluster " +
               store::FormatClusterId(cluster_id_) + " already exists (node " +
               std::to_string(peer) + " lists node " + std::to_string(self_) +
-              " as a member that joined): this node's data was lost; start it with --join after "
-              "adding it with `ballotctl member add` (not yet available), or restore its data "
-              "directory");
+              " as a member that joined): this node's data was lost. Remove it and add it back "
+              "as a new member: `ballotctl --cluster=<members> member remove " +
+              std::to_string(self_) + "`, then `ballotctl --cluster=<members> member add " +
+              std::to_string(self_) +
+              "@HOST:PORT`, then start it again with --join (or restore its data directory)");
       return refuse;
     }
-    if (hello.data_state != net::DataState::kUnknown) unaware_.insert(peer);
+    // Only members of the bootstrap configuration decide whether it is being created.
+    if (hello.data_state != net::DataState::kUnknown && IsMember(peer)) unaware_.insert(peer);
     return Evaluate();
   }
   Actions actions;
@@ -54,7 +57,9 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
     joined.insert(std::upper_bound(joined.begin(), joined.end(), peer), peer);
     actions.save = *identity_;
   }
-  if (hello.data_state == net::DataState::kEstablished && lists_me) listed_by_.insert(peer);
+  if (hello.data_state == net::DataState::kEstablished && lists_me && IsMember(peer)) {
+    listed_by_.insert(peer);
+  }
   if (hello.data_state == net::DataState::kEmpty &&
       std::binary_search(identity_->joined_members.begin(), identity_->joined_members.end(),
                          peer) &&
@@ -73,9 +78,26 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
 // it. Each step happens once.
 JoinGate::Actions JoinGate::Evaluate() {
   Actions actions;
+  if (join_) {
+    if (!identity_) {
+      identity_ = store::ClusterIdentity{cluster_id_, self_, {self_}};
+      identity_->bootstrap.emplace();  // joined an existing cluster: no bootstrap of its own
+      actions.save = *identity_;
+      actions.reconnect = true;
+      actions.note = "data directory " + data_dir_ + " was empty; joining cluster " +
+                     store::FormatClusterId(cluster_id_) +
+                     " as a learner (--join): the configuration comes from its log";
+    }
+    if (!participating_) {
+      participating_ = true;
+      actions.participate = true;
+    }
+    return actions;
+  }
   if (!identity_) {
     if (unaware_.size() + 1 < quorum()) return actions;
     identity_ = store::ClusterIdentity{cluster_id_, self_, {self_}};
+    identity_->bootstrap = bootstrap_;
     actions.save = *identity_;
     actions.reconnect = true;  // peers list it only once they hear it joined
     actions.note = "data directory " + data_dir_ + " was empty; " +

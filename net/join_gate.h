@@ -24,6 +24,14 @@
 // losing their disks is beyond what any quorum protocol survives, and the refusal then comes
 // from whichever listing member is reachable.
 //
+// Membership changes (docs/membership.md): a node started with --join on an empty data directory
+// skips all this. It records the identity (bootstrap "join") and takes part at once, and so does
+// it on every restart: it never votes before the cluster's log has made it a voter (it starts as
+// a learner with an unknown configuration, paxos::Options::join), and by then the members it
+// talks to list it. Established nodes list every established peer that handshakes with them,
+// members of the bootstrap configuration or not, so that a node added later that comes back
+// empty is refused like a founding one.
+//
 // The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
 // the initial --cluster list (DefaultClusterId in net/client.h, which clients, ballotctl and
 // ballot-bench derive the same way). It is then recorded in DIR/CLUSTER (and in the LMDB
@@ -36,6 +44,7 @@
 #define BALLOT_NET_JOIN_GATE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -69,6 +78,15 @@ class JoinGate {
   JoinGate(paxos::NodeId self, std::vector<paxos::NodeId> members, uint64_t cluster_id,
            std::optional<store::ClusterIdentity> identity, std::string data_dir);
 
+  // This node joins an existing cluster (ballotd --join, or DIR/CLUSTER says it did): it records
+  // the identity if it has none and takes part at once. Call before Start().
+  void set_join(bool join) { join_ = join; }
+  // The bootstrap configuration to record when the identity is created (DIR/CLUSTER
+  // "bootstrap"). Call before Start().
+  void set_bootstrap(std::map<paxos::NodeId, std::string> bootstrap) {
+    bootstrap_ = std::move(bootstrap);
+  }
+
   // What holds before any peer was heard (a one-node cluster joins and takes part at once).
   Actions Start();
   // One accepted Hello from a peer (its cluster id was checked by the transport).
@@ -93,6 +111,8 @@ class JoinGate {
   const uint64_t cluster_id_;
   const std::string data_dir_;
 
+  bool join_ = false;
+  std::optional<std::map<paxos::NodeId, std::string>> bootstrap_;
   std::optional<store::ClusterIdentity> identity_;
   bool participating_ = false;
   // While empty: peers that said empty, or established without listing this node.

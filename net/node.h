@@ -39,6 +39,12 @@ struct NodeOptions {
   // (unless listen_port_override is set, e.g. 0 in tests).
   std::map<paxos::NodeId, std::string> members;
   std::string data_dir;
+  // Join an existing cluster (ballotd --join): with an empty data directory the node skips the
+  // bootstrap gate and starts as a learner that knows no configuration (paxos::Options::join)
+  // until it learns one from the log or a snapshot; the leader promotes it once it caught up.
+  // `members` then lists some current members (to reach them) and this node (its address).
+  // Ignored once the data directory records how it joined (DIR/CLUSTER "bootstrap").
+  bool join = false;
   std::chrono::milliseconds tick{10};
   // Protocol tuning; id, members and seed are filled in from the fields above.
   paxos::Options paxos;
