@@ -2,6 +2,8 @@
 //
 //   ballotd --id=N --cluster=1@127.0.0.1:P1,2@127.0.0.1:P2,3@127.0.0.1:P3 --data_dir=DIR
 //           --state_machine=sequence
+//   ballotd --id=4 --cluster=1@...,4@127.0.0.1:P4 --data_dir=EMPTY --join   (a new member,
+//           after `ballotctl member add 4@127.0.0.1:P4`; docs/membership.md)
 //
 // One port per node serves both peers and clients. Bad flags: a message and exit code 2.
 // SIGTERM / SIGINT stop the node cleanly; a storage failure stops it with exit code 1, and so
@@ -28,6 +30,11 @@
 DEFINE_uint32(id, 0, "this node's id: one of the ids in --cluster");
 DEFINE_string(cluster, "", "every member as id@host:port, comma-separated; the same on every node");
 DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if missing)");
+DEFINE_bool(join, false,
+            "join an existing cluster as a new member: first `ballotctl member add ID@HOST:PORT`, "
+            "then start this node with an empty --data_dir, --join and --cluster listing some "
+            "current members and this node; it catches up as a learner and the leader promotes "
+            "it. Ignored once the data directory has joined");
 DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv | lock");
 DEFINE_uint64(cluster_id, 0,
               "cluster identity checked in every handshake and data directory "
@@ -114,6 +121,7 @@ NodeOptions OptionsFromFlags() {
   if (!o.members.count(o.id)) UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
   o.cluster_id = FLAGS_cluster_id != 0 ? FLAGS_cluster_id : DefaultClusterId(FLAGS_cluster);
   o.data_dir = FLAGS_data_dir;
+  o.join = FLAGS_join;
   o.tick = std::chrono::milliseconds(FLAGS_tick_ms);
   o.paxos.heartbeat_ticks = FLAGS_heartbeat_ticks;
   o.paxos.election_ticks = FLAGS_election_ticks;
