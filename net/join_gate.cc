@@ -30,6 +30,26 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
   const bool lists_me =
       std::binary_search(hello.joined_members.begin(), hello.joined_members.end(), self_);
   if (peer == self_) return Actions{};
+  if (join_ && !identity_) {
+    // Joining: only established members count, and one that lists this node holds it back.
+    Actions actions;
+    if (hello.data_state != net::DataState::kEstablished) return actions;
+    if (lists_me) {
+      unaware_.erase(peer);
+      if (listing_me_.insert(peer).second) {
+        actions.note =
+            "node " + std::to_string(peer) + " lists this node as a member that joined cluster " +
+            store::FormatClusterId(cluster_id_) + " before: its data was lost. Remove it first: " +
+            "`ballotctl --cluster=<members> member remove " + std::to_string(self_) +
+            "`, then `ballotctl --cluster=<members> member add " + std::to_string(self_) +
+            "@HOST:PORT`; waiting (it joins once the cluster has removed it)";
+      }
+      return actions;
+    }
+    listing_me_.erase(peer);
+    if (IsMember(peer)) unaware_.insert(peer);
+    return Evaluate();
+  }
   if (!identity_) {
     if (hello.data_state == net::DataState::kEstablished && lists_me) {
       Actions refuse;
@@ -74,12 +94,34 @@ JoinGate::Actions JoinGate::OnPeerHello(const net::Hello& hello) {
   return actions;
 }
 
+JoinGate::Actions JoinGate::ForgetRemoved(const std::vector<NodeId>& members) {
+  Actions actions;
+  if (!identity_ || members.empty()) return actions;
+  auto& joined = identity_->joined_members;
+  std::vector<NodeId> forgotten;
+  std::erase_if(joined, [&](NodeId id) {
+    const bool removed =
+        id != self_ && std::find(members.begin(), members.end(), id) == members.end();
+    if (removed) forgotten.push_back(id);
+    return removed;
+  });
+  if (forgotten.empty()) return actions;
+  actions.save = *identity_;
+  actions.note = "forgetting removed member(s)";
+  for (NodeId id : forgotten) actions.note += " " + std::to_string(id);
+  actions.note += ": they may join again as new members";
+  return actions;
+}
+
 // Creates the identity once a majority is unaware of this node; takes part once a majority lists
 // it. Each step happens once.
 JoinGate::Actions JoinGate::Evaluate() {
   Actions actions;
   if (join_) {
     if (!identity_) {
+      // A majority of the other members given agree that this node is not one of them yet.
+      const size_t others = members_.size() - (IsMember(self_) ? 1 : 0);
+      if (!listing_me_.empty() || unaware_.size() < others / 2 + 1) return actions;
       identity_ = store::ClusterIdentity{cluster_id_, self_, {self_}};
       identity_->bootstrap.emplace();  // joined an existing cluster: no bootstrap of its own
       actions.save = *identity_;

@@ -25,12 +25,17 @@
 // from whichever listing member is reachable.
 //
 // Membership changes (docs/membership.md): a node started with --join on an empty data directory
-// skips all this. It records the identity (bootstrap "join") and takes part at once, and so does
-// it on every restart: it never votes before the cluster's log has made it a voter (it starts as
-// a learner with an unknown configuration, paxos::Options::join), and by then the members it
-// talks to list it. Established nodes list every established peer that handshakes with them,
-// members of the bootstrap configuration or not, so that a node added later that comes back
-// empty is refused like a founding one.
+// does not create a cluster. It waits until a majority of the other members it was given
+// (--cluster) say they are established and do not list it, then records the identity (bootstrap
+// "join") and takes part; on every restart it takes part at once. It never votes before the
+// cluster's log has made it a voter (it starts as a learner with an unknown configuration,
+// paxos::Options::join). A peer that lists it shows that it is a member whose data was lost:
+// started with --join before the operator removed it, it would otherwise learn from the log that
+// it is a voter and vote blank. It then waits (logging what to do) and hears its peers again
+// (the node reconnects) until the cluster has removed it: established nodes forget members that
+// left the configuration (ForgetRemoved) and list every established peer that handshakes with
+// them, members of the bootstrap configuration or not, so that a node added later that comes
+// back empty is refused like a founding one.
 //
 // The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
 // the initial --cluster list (DefaultClusterId in net/client.h, which clients, ballotctl and
@@ -91,6 +96,12 @@ class JoinGate {
   Actions Start();
   // One accepted Hello from a peer (its cluster id was checked by the transport).
   Actions OnPeerHello(const net::Hello& hello);
+  // The configuration now in force has these members: joined members that are not among them
+  // were removed, and are forgotten (a removed node may come back empty, with --join, once it
+  // is added again). Nothing while the identity does not exist.
+  Actions ForgetRemoved(const std::vector<paxos::NodeId>& members);
+  // A --join node waiting on an empty directory (it hears its peers again from time to time).
+  bool waiting_to_join() const { return join_ && !identity_; }
 
   bool established() const { return identity_.has_value(); }
   bool participating() const { return participating_; }
@@ -121,6 +132,8 @@ class JoinGate {
   std::set<paxos::NodeId> listed_by_;
   // Peers already warned about (an empty peer this node lists as joined), so it is logged once.
   std::set<paxos::NodeId> warned_;
+  // --join, empty: peers whose latest Hello lists this node as joined.
+  std::set<paxos::NodeId> listing_me_;
 };
 
 }  // namespace ballot

@@ -408,6 +408,11 @@ class Node::Impl : public DriverHost {
     for (const auto& [id, address] : transport_->Peers()) {
       if (!config.IsMember(id)) transport_->RemovePeer(id);
     }
+    if (gate_ != nullptr) {
+      std::vector<NodeId> ids;
+      for (const paxos::Member& m : config.members()) ids.push_back(m.id);
+      (void)CarryOut(gate_->ForgetRemoved(ids));
+    }
   }
 
   void OnAnnounced(bool leading, uint64_t epoch) override {
@@ -436,6 +441,10 @@ class Node::Impl : public DriverHost {
       if (participating_) {
         CatchUpTicks();
         driver_->Drain();
+      } else if (gate_ != nullptr && gate_->waiting_to_join() && ++ticks_waiting_ % 100 == 0) {
+        // A peer's Hello is its state when the connection opened: hear them again, so that a
+        // member that has since removed this node (and forgotten it) lets it join.
+        transport_->ReconnectPeers();
       }
       ArmTick();
     });
@@ -648,6 +657,7 @@ class Node::Impl : public DriverHost {
   bool join_ = false;
   // Until the gate says so, the replica is neither ticked nor stepped: it promises nothing.
   bool participating_ = false;
+  uint64_t ticks_waiting_ = 0;  // ticks spent waiting to join (--join)
   std::chrono::steady_clock::time_point last_tick_time_;
 
   // Between threads.

@@ -166,6 +166,53 @@ TEST(MembershipTest, WipedNodeIsRemovedAddedBackAndRejoinsWithoutHandingOutANumb
   PrintTook("the wiped node's removal and rejoin", test_start);
 }
 
+// (a') The operator's likely mistake: the wiped node started with --join WITHOUT being removed
+// and added again first. Its peers still list it as a member that joined: it must not take part
+// (a blank voter would form a quorum with the stale follower and hand out 1..5 again) and must
+// say what to do; once it is removed and added back it joins.
+TEST(MembershipTest, WipedNodeStartedWithJoinBeforeItsRemovalWaitsAndVotesNothing) {
+  ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
+  Status started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  auto leader = cluster.WaitForLeader(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const paxos::NodeId stale = leader.value().first == 1 ? 2 : 1;
+  const paxos::NodeId wiped = leader.value().first;
+  const paxos::NodeId intact = 6 - stale - wiped;
+  cluster.Kill(stale);
+  Result<SequenceGenerator::Block> first = Next(cluster, 5, kLiveness);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first.value(), (SequenceGenerator::Block{1, 5}));
+  cluster.KillAll();
+  std::filesystem::remove_all(cluster.DataDir(wiped));
+  started = cluster.StartNode(stale, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  started = StartJoining(cluster, wiped, {stale, intact});
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  Result<SequenceGenerator::Block> again = Next(cluster, 5, kNoQuorumWait);
+  if (again.ok()) EXPECT_GT(again.value().first, 5u) << "numbers 1..5 were handed out twice";
+  EXPECT_GE(cluster.WaitForLogLines(wiped, {"lists this node as a member that joined",
+                                            "member remove " + std::to_string(wiped)},
+                                    1, Clock::now() + kLiveness),
+            1u)
+      << cluster.ReadLog(wiped);
+
+  // The operator does it right: the intact node back, the wiped one removed and added again.
+  started = cluster.StartNode(intact, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  const std::vector<paxos::NodeId> all = {1, 2, 3};
+  std::string out;
+  ASSERT_EQ(Ctl(cluster, all, "member remove " + std::to_string(wiped), &out), 0) << out;
+  ASSERT_EQ(Ctl(cluster, all, "member add " + cluster.Entry(wiped), &out), 0) << out;
+  cluster.Kill(stale);
+  Result<SequenceGenerator::Block> next = Next(cluster, 5, kLiveness);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_GT(next.value().first, 5u);
+  Status alive = cluster.CheckAlive();
+  EXPECT_TRUE(alive.ok()) << alive.ToString();
+}
+
 // (b)
 TEST(MembershipTest, ReplaceANodeUnderLoadLosesNothingAcknowledged) {
   const auto test_start = Clock::now();

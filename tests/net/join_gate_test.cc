@@ -135,12 +135,16 @@ TEST(JoinGateTest, EstablishedNodeListsPeersAddedLater) {
   EXPECT_FALSE(a.participate) << "a node outside the configuration does not vouch for this one";
 }
 
-// ballotd --join on an empty directory: the identity (bootstrap "join") is recorded and the node
-// takes part at once, hearing nobody; so does it when restarted.
-TEST(JoinGateTest, JoiningNodeRecordsItAndTakesPartAtOnce) {
-  JoinGate gate = EmptyGate(4, {1, 4});
+// ballotd --join on an empty directory: once a majority of the other members given say they are
+// established and do not list it, the identity (bootstrap "join") is recorded and the node takes
+// part; restarted, it takes part at once.
+TEST(JoinGateTest, JoiningNodeJoinsOnceAMajorityOfTheOthersDoNotListIt) {
+  JoinGate gate = EmptyGate(4, {1, 2, 3, 4});
   gate.set_join(true);
-  JoinGate::Actions a = gate.Start();
+  EXPECT_FALSE(gate.Start().save.has_value());
+  EXPECT_FALSE(gate.OnPeerHello(Empty(1)).save.has_value()) << "an empty node is no member";
+  EXPECT_FALSE(gate.OnPeerHello(Established(1, {1, 2, 3})).save.has_value()) << "1 of 3";
+  JoinGate::Actions a = gate.OnPeerHello(Established(2, {1, 2, 3}));
   ASSERT_TRUE(a.save.has_value());
   ClusterIdentity expected{kCluster, 4, {4}};
   expected.bootstrap.emplace();
@@ -152,6 +156,37 @@ TEST(JoinGateTest, JoiningNodeRecordsItAndTakesPartAtOnce) {
   a = restarted.Start();
   EXPECT_FALSE(a.save.has_value());
   EXPECT_TRUE(a.participate);
+}
+
+// Started with --join while the cluster still has it as a member (its data was lost and the
+// operator did not remove it first): it waits, says what to do, and joins once the members
+// have removed (and forgotten) it.
+TEST(JoinGateTest, JoiningNodeStillListedWaitsUntilItIsRemoved) {
+  JoinGate gate = EmptyGate(2, {1, 2, 3});
+  gate.set_join(true);
+  JoinGate::Actions a = gate.OnPeerHello(Established(1, {1, 2, 3}));
+  EXPECT_FALSE(a.refuse.has_value());
+  EXPECT_FALSE(a.save.has_value());
+  EXPECT_NE(a.note.find("node 1 lists this node as a member that joined"), std::string::npos);
+  EXPECT_NE(a.note.find("member remove 2"), std::string::npos) << a.note;
+  EXPECT_FALSE(gate.OnPeerHello(Established(3, {1, 3})).save.has_value()) << "1 still lists it";
+  EXPECT_TRUE(gate.waiting_to_join());
+  // Node 1 applied the removal and forgot it.
+  a = gate.OnPeerHello(Established(1, {1, 3}));
+  ASSERT_TRUE(a.save.has_value());
+  EXPECT_TRUE(a.participate);
+  EXPECT_FALSE(gate.waiting_to_join());
+}
+
+TEST(JoinGateTest, RemovedMembersAreForgotten) {
+  JoinGate gate(1, {1, 2, 3}, kCluster, ClusterIdentity{kCluster, 1, {1, 2, 3}}, "/data");
+  EXPECT_FALSE(gate.ForgetRemoved({1, 2, 3, 4}).save.has_value()) << "nobody left";
+  JoinGate::Actions a = gate.ForgetRemoved({1, 3, 4});
+  ASSERT_TRUE(a.save.has_value());
+  EXPECT_EQ(a.save->joined_members, (std::vector<paxos::NodeId>{1, 3}));
+  EXPECT_EQ(gate.joined_members(), (std::vector<paxos::NodeId>{1, 3}));
+  // Removed and wiped, it comes back empty: no longer listed, it is not warned about.
+  EXPECT_TRUE(gate.OnPeerHello(Empty(2)).note.empty());
 }
 
 TEST(JoinGateTest, CreatedIdentityRecordsTheBootstrapConfiguration) {
