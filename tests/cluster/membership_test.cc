@@ -220,6 +220,24 @@ TEST(MembershipTest, ReplaceANodeUnderLoadLosesNothingAcknowledged) {
   Status started = cluster.StartAll(Clock::now() + kStartTimeout);
   ASSERT_TRUE(started.ok()) << started.ToString();
   ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
+  Result<SequenceGenerator::Block> zero = Next(cluster, 1, kLiveness);
+  ASSERT_TRUE(zero.ok()) << zero.status().ToString();
+  // No change in the log, no snapshot: the bootstrap configuration recorded in DIR/CLUSTER.
+  // Were --cluster taken instead, node 1 alone would be a majority of itself.
+  cluster.KillAll();
+  cluster.SetNodeCluster(1, cluster.Entry(1));
+  started = cluster.StartNode(1, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> alone = Next(cluster, 1, kNoQuorumWait);
+  EXPECT_FALSE(alone.ok()) << "node 1 alone handed out " << alone.value().first;
+  started = cluster.StartNode(2, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> pair = Next(cluster, 1, kLiveness);
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(pair.value(), (SequenceGenerator::Block{2, 1}));
+  started = cluster.StartNode(3, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
   const paxos::NodeId added = cluster.AddNode();
   ASSERT_EQ(added, 4u);
 
@@ -320,6 +338,69 @@ TEST(MembershipTest, ThreeToFiveToThreeMembers) {
   cluster.Kill(members.back() == current.value().first ? members.front() : members.back());
   next_is_in_order();
   PrintTook("3 -> 5 -> 3 members", test_start);
+}
+
+// Restarts take the membership from the data directory, not from --cluster: a founding node
+// restarted with a --cluster that lists only itself (and a stranger) still knows every member,
+// from its log and, after a snapshot, from the snapshot; the stranger is never dialed.
+TEST(MembershipTest, RestartWithAnotherClusterFlagKeepsTheMembershipFromItsData) {
+  ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
+  Status started = cluster.StartAll(Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
+  Result<SequenceGenerator::Block> zero = Next(cluster, 1, kLiveness);
+  ASSERT_TRUE(zero.ok()) << zero.status().ToString();
+  // No change in the log, no snapshot: the bootstrap configuration recorded in DIR/CLUSTER.
+  // Were --cluster taken instead, node 1 alone would be a majority of itself.
+  cluster.KillAll();
+  cluster.SetNodeCluster(1, cluster.Entry(1));
+  started = cluster.StartNode(1, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> alone = Next(cluster, 1, kNoQuorumWait);
+  EXPECT_FALSE(alone.ok()) << "node 1 alone handed out " << alone.value().first;
+  started = cluster.StartNode(2, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<SequenceGenerator::Block> pair = Next(cluster, 1, kLiveness);
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(pair.value(), (SequenceGenerator::Block{2, 1}));
+  started = cluster.StartNode(3, Clock::now() + kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  const paxos::NodeId added = cluster.AddNode();
+  started = StartJoining(cluster, added, {1, 2, 3});
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  std::string out;
+  ASSERT_EQ(Ctl(cluster, {1, 2, 3}, "member add " + cluster.Entry(added), &out), 0) << out;
+  Result<SequenceGenerator::Block> first = Next(cluster, 5, kLiveness);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+
+  for (bool snapshot : {false, true}) {
+    SCOPED_TRACE(snapshot ? "configuration from a snapshot" : "configuration from the log");
+    if (snapshot) {
+      ASSERT_EQ(Ctl(cluster, {1, 2, 3, 4}, "snapshot --id=1", &out), 0) << out;
+    }
+    cluster.SetNodeCluster(1, cluster.Entry(1) + ",9@127.0.0.1:1");
+    started = cluster.Restart(1, Clock::now() + kStartTimeout);
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    // Nodes 1, 3 and 4 are a majority of the four: node 1 must reach 3 and 4 by itself.
+    cluster.Kill(2);
+    Result<SequenceGenerator::Block> next = Next(cluster, 5, kLiveness);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    EXPECT_GT(next.value().first, first.value().first);
+    first = next;
+    // With node 3 down too, 1 and 4 are no majority of four: node 1 did not shrink it to itself.
+    cluster.Kill(3);
+    Result<SequenceGenerator::Block> none = Next(cluster, 1, kNoQuorumWait);
+    EXPECT_FALSE(none.ok()) << "two of four members handed out " << none.value().first;
+    ASSERT_TRUE(cluster.StartNode(2, Clock::now() + kStartTimeout).ok());
+    ASSERT_TRUE(cluster.StartNode(3, Clock::now() + kStartTimeout).ok());
+    ASSERT_EQ(Ctl(cluster, {1, 2, 3, 4}, "member list --json", &out), 0) << out;
+    EXPECT_EQ(out, ExpectedJson(cluster, {1, 2, 3, 4}));
+    // The stranger from --cluster was dropped once the configuration was known.
+    EXPECT_GE(cluster.CountLogLines(1, {"removed peer 9"}), 1u);
+  }
+  Status alive = cluster.CheckAlive();
+  EXPECT_TRUE(alive.ok()) << alive.ToString();
 }
 
 // (d)
