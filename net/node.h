@@ -92,7 +92,13 @@ class Node {
   // Safe bootstrap (net/join_gate.h): the node promises and accepts nothing, and refuses client
   // commands with kNotLeader, until its peers' handshakes show that it may take part. A node
   // whose data directory is empty although the cluster remembers it stops itself: Wait() then
-  // returns kFailedPrecondition saying that its data was lost.
+  // returns kFailedPrecondition saying that its data was lost. With NodeOptions::join an empty
+  // directory joins an existing cluster instead (docs/membership.md).
+  //
+  // Membership: the configuration comes from the data directory (DIR/CLUSTER's bootstrap
+  // configuration, the log and snapshots), not from `members`, once the directory has joined;
+  // the node dials every member at the address the configuration gives and stops sending to
+  // members that left.
   static Result<std::unique_ptr<Node>> Create(NodeOptions options,
                                               std::unique_ptr<StateMachine> machine);
   ~Node();  // Stop()s and joins every thread
