@@ -193,7 +193,11 @@ class Node::Impl : public DriverHost {
                 << store::FormatClusterId(options_.cluster_id)
                 << " as a new member earlier: taking part at once";
     }
-    if (!identity) {
+    if (!identity && join_) {
+      LOG(INFO) << "node " << options_.id << ": data directory " << options_.data_dir
+                << " is empty: joining cluster " << store::FormatClusterId(options_.cluster_id)
+                << " (--join) once a majority of the other members given do not list this node";
+    } else if (!identity) {
       LOG(INFO) << "node " << options_.id << ": data directory " << options_.data_dir
                 << " is empty: waiting to hear from the other members whether cluster "
                 << store::FormatClusterId(options_.cluster_id) << " already exists";
