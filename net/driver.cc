@@ -607,7 +607,12 @@ void Driver::TickTransfer() {
 void Driver::OnSnapshotChunk(const Message& m) {
   if (!transfer_.active || transfer_.committing || m.from != transfer_.from) return;
   ++counters_.transfer_chunks_received;
-  if (m.slot == 0) return;  // nothing new enough there yet: the retry asks again
+  if (m.slot == 0) {
+    // The peer has no snapshot that new (any more: its disk may have been replaced, or it fell
+    // back to an older one). Asking it again would never end; the core raises the need again,
+    // towards whoever leads by then.
+    return AbandonTransfer("node " + std::to_string(m.from) + " has no snapshot to continue from");
+  }
   if (store::Crc32c(m.data) != m.checksum) {
     ++counters_.transfer_chunks_refused;
     LOG(WARNING) << "node " << self_ << ": snapshot chunk at offset " << m.commit

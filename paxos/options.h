@@ -26,6 +26,9 @@ struct PlantedBugs {
   // Not a core bug: the simulator runs nodes' clocks faster and slower than
   // Options::max_clock_drift_ppm allows (the core ignores this field).
   bool clock_drift_beyond_bound = false;
+  // Not a core bug either: the simulator (with membership changes) restarts a founding member
+  // whose disk was wiped as a voter with a blank memory, as if no safe-bootstrap gate existed.
+  bool wiped_disk_votes_blank = false;
 };
 
 struct Options {
@@ -69,6 +72,7 @@ struct Options {
   // The leader promotes a learner to voter once its reported commit index is within this many
   // slots of the leader's (and past the leader's start slot): it has caught up.
   uint64_t promote_lag_slots_max = 64;
+  bool auto_promote_learners = true;  // off: learners stay learners until promoted by hand
   // A leadership transfer that has not completed after this long is abandoned and the leader
   // takes commands again.
   uint32_t transfer_ticks_max = 50;

@@ -86,6 +86,15 @@ std::vector<Entry> Proposer::RecoverNext(uint64_t now) {
   return out;
 }
 
+void Proposer::SkipRecoveryTo(Slot slot, Ballot newer_leader) {
+  if (!recovering_ || slot <= recover_next_) return;
+  CHECK(in_flight_.empty());
+  recover_next_ = slot;
+  next_slot_ = std::max(next_slot_, slot);
+  newer_leader_ = std::max(newer_leader_, newer_leader);
+  reported_.erase(reported_.begin(), reported_.lower_bound(slot));
+}
+
 Proposer::EnqueueResult Proposer::Enqueue(Command command) {
   if (pending_.size() >= options_.pending_commands_max) return EnqueueResult::kOverloaded;
   pending_.push_back(std::move(command));

@@ -47,6 +47,10 @@ class Proposer {
   // the leader_start entry. Requires HasPromiseQuorum() and nothing in flight.
   std::vector<Entry> RecoverNext(uint64_t now);
   bool recovering() const { return recovering_; }
+  // Every slot below `slot` is known chosen here (learnt meanwhile): recovery need not decide
+  // them again, nor ask for reports about them. `newer_leader` is the highest epoch of the
+  // leader_start entries among them (for RecoverNext's rule about stale leftovers).
+  void SkipRecoveryTo(Slot slot, Ballot newer_leader);
   // The slot recovery must continue from (for a Prepare to new voters).
   Slot recover_from() const { return recover_next_; }
   Ballot ballot() const { return ballot_; }

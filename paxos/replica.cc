@@ -53,6 +53,7 @@ Replica::Replica(Options options, DurableState durable)
       proposer_(options_, &config_) {
   Status s = options_.Validate();
   CHECK(s.ok()) << s.ToString();
+  may_vote_ = !options_.join;
   if (!durable.config.empty()) {
     SetConfiguration(durable.config);
   } else if (!options_.join) {
@@ -169,7 +170,7 @@ ProposeResult Replica::Read(uint64_t read_id) {
 
 bool Replica::HasReady() const {
   if (!out_.empty() || heartbeat_wanted_ || config_changed_) return true;
-  if (role_ == Role::kLeader && ProposalsDue()) return true;
+  if (role_ == Role::kLeader && (ProposalsDue() || ChangeDue())) return true;
   if (learner_.HasApplicable()) return true;
   if (!persist_outstanding_) {
     if (HasWrites()) return true;
@@ -255,7 +256,10 @@ void Replica::InstallSnapshot(Slot applied_below, const Configuration& config) {
   if (applied_below <= learner_.applied_below()) return;
   log_.DropBelow(applied_below);
   learner_.SkipTo(applied_below);
-  if (!config.empty()) SetConfiguration(config);
+  if (!config.empty() && !(config == config_)) {
+    SetConfiguration(config);
+    OnConfigurationChanged();
+  }
   config_scan_from_ = std::max(config_scan_from_, applied_below);
   ApplyChosenConfigs();
 }
@@ -392,6 +396,19 @@ void Replica::BecomeLeader() {
 void Replica::ContinueRecovery() {
   if (role_ != Role::kLeader || !proposer_.recovering()) return;
   if (proposer_.in_flight() > 0) return;  // the stage before is not chosen yet
+  // Slots learnt chosen meanwhile (a catch-up reply that arrived late) are settled: their
+  // changes are in config_ already, and peers that compacted them would refuse a Prepare from
+  // below their snapshot.
+  if (learner_.chosen_below() > proposer_.recover_from()) {
+    Ballot newer_leader;
+    for (auto it = log_.LowerBound(proposer_.recover_from()); it != log_.end(); ++it) {
+      if (it->first >= learner_.chosen_below()) break;
+      if (it->second.entry.value.leader_start) {
+        newer_leader = std::max(newer_leader, it->second.entry.value.epoch);
+      }
+    }
+    proposer_.SkipRecoveryTo(learner_.chosen_below(), newer_leader);
+  }
   if (!proposer_.HasPromiseQuorum()) {
     // A membership change was recovered and is now chosen: the slots after it need the
     // promises (and reports) of a majority of the new voters.
@@ -516,12 +533,16 @@ bool Replica::ProposalsDue() const {
          proposer_.pending() >= options_.batch_commands_max;
 }
 
+bool Replica::ChangeDue() const {
+  // A change goes alone: once every slot in flight is chosen (they are governed by the current
+  // configuration).
+  return queued_change_.has_value() && change_in_flight_ == 0 && proposer_.in_flight() == 0;
+}
+
 void Replica::FlushProposals() {
   if (change_in_flight_ != 0) return;  // nothing after a change until it is chosen
   if (queued_change_) {
-    // A change goes alone: wait until every slot in flight is chosen (they are governed by
-    // the current configuration), then propose it by itself.
-    if (proposer_.in_flight() > 0) return;
+    if (!ChangeDue()) return;
     Entry e = proposer_.ProposeValue(std::move(*queued_change_), now_);
     queued_change_.reset();
     change_in_flight_ = e.slot;
@@ -577,7 +598,9 @@ void Replica::CheckLeadershipUsable() {
 }
 
 bool Replica::LeaseHeld() const {
-  return role_ == Role::kLeader && !lease_given_up_ && now_ < lease_until_;
+  // Only once recovery is done: before that this leader may not know its configuration yet
+  // (a change still to be found in phase 1), and a majority of a stale one proves nothing.
+  return role_ == Role::kLeader && leadership_usable_ && !lease_given_up_ && now_ < lease_until_;
 }
 
 void Replica::UpdateLease() {
@@ -628,9 +651,12 @@ void Replica::OnPreVote(const Message& m) {
   reply.type = MessageType::kPreVoteReply;
   reply.to = m.from;
   reply.ballot = m.ballot;
-  // A live leader (or anyone who heard one within the lease) says no: no disruption. So does
-  // anyone who knows the candidate is not a voter (a removed member that missed its removal).
-  reply.ok = role_ != Role::kLeader && (config_.empty() || IsVoter(m.from)) &&
+  // A live leader (or anyone who heard one within the lease) says no: no disruption. (Whether
+  // the candidate is a voter is not judged here: our configuration may be the stale one, and
+  // refusing a new voter could leave no majority able to elect anyone. A removed node that
+  // missed its removal meets the lease like anyone else, and if it ever wins, its recovery
+  // finds the removal and it steps down.)
+  reply.ok = role_ != Role::kLeader && may_vote_ &&
              acceptor_.CheckPromise(m.ballot, now_) == Acceptor::Verdict::kOk &&
              m.ballot > acceptor_.promised();
   reply.promised = acceptor_.promised();
@@ -648,12 +674,10 @@ void Replica::OnPrepare(const Message& m) {
   // A candidate that starts below what we compacted could not learn those chosen values from
   // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
   // Likewise a candidate so far behind that our report would not fit one message.
-  // And a candidate we know is not a voter (removed) does not get our promise either.
   const bool too_far_behind =
       m.slot < log_.dropped_below() ||
       learner_.chosen_below() > m.slot + options_.promise_entries_max;
-  const bool not_a_voter = !config_.empty() && !IsVoter(m.from) && m.from != options_.id;
-  Acceptor::Verdict v = too_far_behind || not_a_voter
+  Acceptor::Verdict v = too_far_behind || !may_vote_
                             ? Acceptor::Verdict::kStaleBallot
                             : acceptor_.Prepare(m.ballot, now_, m.promised);
   Message reply;
@@ -718,6 +742,13 @@ void Replica::OnAccept(const Message& m) {
   reply.to = m.from;
   reply.ballot = m.ballot;
   if (!AcceptLeader(m)) {
+    reply.promised = acceptor_.promised();
+    Send(std::move(reply));
+    return;
+  }
+  if (!may_vote_) {
+    // Not added yet (or not caught up to our addition): learn the commit index, vote nothing.
+    if (m.from != options_.id) LearnCommit(m.ballot, m.commit);
     reply.promised = acceptor_.promised();
     Send(std::move(reply));
     return;
@@ -876,6 +907,7 @@ void Replica::OnCatchupReply(const Message& m) {
 
 void Replica::SetConfiguration(Configuration config) {
   config_ = std::move(config);
+  if (config_.IsMember(options_.id)) may_vote_ = true;
   peers_.clear();
   for (const Member& m : config_.members()) {
     if (m.id != options_.id) peers_.push_back(m.id);
@@ -896,13 +928,20 @@ void Replica::ApplyChosenConfigs() {
     }
   }
   config_scan_from_ = chosen_below;
-  if (!changed) return;
+  if (changed) OnConfigurationChanged();
+}
+
+void Replica::OnConfigurationChanged() {
   if (role_ == Role::kCandidate || role_ == Role::kPreCandidate) {
     // Votes were counted against the old voters: campaign again under the new ones.
     BecomeFollower(Ballot(), kNoNode);
   } else if (role_ == Role::kLeader && !IsVoter(options_.id)) {
     StepDown();  // removed (by a change this leader recovered): the voters elect one of theirs
   } else if (role_ == Role::kLeader) {
+    // The lease is re-counted among the new voters (the grants themselves stay valid: each
+    // acknowledging acceptor did grant it).
+    lease_until_ = 0;
+    UpdateLease();
     if (transfer_target_ != kNoNode && !IsVoter(transfer_target_)) EndTransfer();
     ContinueRecovery();
   }
@@ -942,7 +981,7 @@ bool Replica::member_change_pending() const {
 
 void Replica::MaybePromoteLearner() {
   if (role_ != Role::kLeader || !leadership_usable_ || member_change_pending() ||
-      transfer_target_ != kNoNode) {
+      transfer_target_ != kNoNode || !options_.auto_promote_learners) {
     return;
   }
   for (NodeId n : config_.learners()) {

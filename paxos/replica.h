@@ -170,6 +170,9 @@ class Replica {
   // continuing a staged recovery, announcing the configuration to the runtime.
   void ApplyChosenConfigs();
   void SetConfiguration(Configuration config);
+  // Role consequences of a new configuration: a campaign restarts under the new voters, a
+  // leader that is no longer a voter steps down, a staged recovery goes on.
+  void OnConfigurationChanged();
   // Leader: proposes the next recovery stage, or asks new voters for their promises.
   void ContinueRecovery();
   // Leader: promotes a learner that has caught up (one change at a time).
@@ -185,6 +188,7 @@ class Replica {
 
   void SendHeartbeats();
   bool ProposalsDue() const;
+  bool ChangeDue() const;
   void FlushProposals();
   void SendAccepts(const std::vector<Entry>& entries, bool include_self);
   void SendAcceptTo(NodeId peer, std::vector<Entry> entries);
@@ -215,6 +219,12 @@ class Replica {
   Configuration config_;       // governs slot chosen_below and later (until the next change)
   std::vector<NodeId> peers_;  // members of config_ other than us, voters and learners
   Slot config_scan_from_ = 1;  // chosen slots below this were checked for changes
+  // A joining node (Options::join) neither promises nor accepts until it has learnt the chosen
+  // change that added it: until then it is blank where its id may have had a past (a removed
+  // member whose disk was replaced, rejoining under its old id), and a candidate still working
+  // from an older configuration would count its empty report as that past member's. Once the
+  // change is learnt, so is every slot below it (a change is proposed with nothing in flight).
+  bool may_vote_ = true;
   bool config_changed_ = true;  // announce config_ in the next Ready
   // Leader: a change waiting for the window to drain, and the slot of the one in flight.
   std::optional<Value> queued_change_;

@@ -822,7 +822,7 @@ TEST(ReplicaReplicationTest, ProposeReturnsOverloadedAtPendingCommandsMax) {
   EXPECT_EQ(c.AppliedPayloads(leader), std::vector<std::string>({"a", "b", "c"}));
 }
 
-TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromised) {
+TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersMeetTheLease) {
   Cluster c(3, 48);
   const NodeId leader = c.TickUntilLeader(60);
   ASSERT_NE(leader, kNoNode);
@@ -841,8 +841,9 @@ TEST(ReplicaReplicationTest, MessagesForOthersAreDroppedAndStrangersAreNotPromis
   c.r(f).Step(m);
   EXPECT_EQ(c.r(f).counters().messages_dropped, dropped + 2);
   EXPECT_FALSE(c.r(f).HasReady());
-  // A node outside the configuration may talk to us (a member being added does), but a
-  // candidate that is not a voter gets a refusal, not a promise.
+  // A node outside our configuration may talk to us (a member being added does; our view may
+  // be the stale one). Its Prepare meets the acceptor's rules like anyone's: here the leader's
+  // lease refuses it.
   m.ballot = Ballot(99, 9);
   m.from = 9;
   c.r(f).Step(m);
@@ -1614,6 +1615,314 @@ TEST(ReplicaCatchupTest, AReplyThatTaughtNothingDoesNotTriggerAnImmediateRequest
   EXPECT_GE(later, 1u) << "the timer-driven retry must remain";
 }
 
+// ----------------------------------------------------------------------------------------------
+// Membership changes (paxos/configuration.h) and leader transfer.
+
+// Nodes 1..3 bootstrap the group; nodes above 3 start as joiners with an unknown configuration.
+std::function<void(Options*)> ThreeFoundersPlusJoiners(bool auto_promote = true) {
+  return [auto_promote](Options* o) {
+    o->members = {1, 2, 3};
+    o->join = o->id > 3;
+    if (o->join) o->members.clear();
+    o->auto_promote_learners = auto_promote;
+  };
+}
+
+MemberChange Add(NodeId id) {
+  return MemberChange{MemberChange::Kind::kAddLearner, id, "host:" + std::to_string(id)};
+}
+MemberChange Promote(NodeId id) { return MemberChange{MemberChange::Kind::kPromote, id, ""}; }
+MemberChange Remove(NodeId id) { return MemberChange{MemberChange::Kind::kRemove, id, ""}; }
+
+// Proposes `count` commands at `leader` and ticks until `ids` applied them all.
+void ProposeAndApply(Cluster* c, NodeId leader, const std::vector<NodeId>& ids, int count,
+                     uint64_t* seq) {
+  for (int i = 0; i < count; ++i) {
+    ++*seq;
+    ASSERT_EQ(c->r(leader).Propose(Cmd(5, *seq, "m" + std::to_string(*seq))).kind,
+              ProposeResult::Kind::kOk);
+  }
+  ASSERT_TRUE(c->Ticks(2));
+  ASSERT_TRUE(c->TickUntilApplied(ids, c->r(leader).status().chosen_below, 60));
+}
+
+// Ticks until `pred` holds (false after max_ticks).
+bool TickUntil(Cluster* c, int max_ticks, const std::function<bool()>& pred) {
+  for (int i = 0; i <= max_ticks; ++i) {
+    if (pred()) return true;
+    if (!c->Tick()) return false;
+  }
+  return false;
+}
+
+TEST(ReplicaMembershipTest, ALearnerCatchesUpIsPromotedAndItsVoteThenCounts) {
+  Cluster c(4, 61, ThreeFoundersPlusJoiners());
+  const NodeId leader = c.TickUntilLeader(80);
+  ASSERT_NE(leader, kNoNode);
+  ASSERT_NE(leader, 4u) << "a joiner never campaigns";
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3}, 20, &seq);
+  EXPECT_TRUE(c.r(4).configuration().empty());
+  EXPECT_EQ(c.r(4).status().applied_below, 1u) << "nobody talks to a stranger yet";
+
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Add(4)).ok());
+  EXPECT_TRUE(c.r(leader).member_change_pending());
+  // Added as a learner, it catches up; then the leader promotes it by itself.
+  ASSERT_TRUE(TickUntil(&c, 100, [&] { return c.r(4).configuration().IsVoter(4); }));
+  EXPECT_EQ(c.r(4).counters().elections_started, 0u) << "a learner never campaigns";
+  for (NodeId id = 1; id <= 4; ++id) {
+    EXPECT_EQ(c.r(id).configuration().voters(), (std::vector<NodeId>{1, 2, 3, 4})) << id;
+    EXPECT_EQ(c.r(id).configuration().Find(4)->address, "host:4");
+  }
+  // Four voters: a quorum is three. With one founder cut off, progress needs node 4's vote.
+  const NodeId cut = leader == 1 ? 2 : 1;
+  c.Isolate(cut);
+  std::vector<NodeId> rest;
+  for (NodeId id = 1; id <= 4; ++id) {
+    if (id != cut) rest.push_back(id);
+  }
+  ProposeAndApply(&c, leader, rest, 5, &seq);
+  c.SetDropRule([cut](const Message& m) {
+    return m.from == cut || m.to == cut || m.from == 4 || m.to == 4;
+  });
+  const Slot before = c.r(leader).status().chosen_below;
+  ASSERT_EQ(c.r(leader).Propose(Cmd(5, ++seq, "needs 3 of 4")).kind, ProposeResult::Kind::kOk);
+  ASSERT_TRUE(c.Ticks(5));
+  EXPECT_EQ(c.r(leader).status().chosen_below, before) << "2 of 4 voters are not a majority";
+  c.ClearDropRule();
+  ASSERT_TRUE(c.TickUntilApplied({1, 2, 3, 4}, before + 1, 80));
+  c.ExpectAgreement();
+  EXPECT_EQ(c.AppliedPayloads(4), c.AppliedPayloads(leader));
+}
+
+TEST(ReplicaMembershipTest, ARemovedVoterNoLongerCountsAndCannotDisruptTheGroup) {
+  Cluster c(3, 62);
+  const NodeId leader = c.TickUntilLeader(60);
+  ASSERT_NE(leader, kNoNode);
+  const NodeId gone = leader == 3 ? 2 : 3;
+  const NodeId stays = 6 - leader - gone;
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3}, 5, &seq);
+  // The node to remove misses its own removal: it will campaign with a stale configuration.
+  c.Isolate(gone);
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Remove(gone)).ok());
+  ASSERT_TRUE(TickUntil(&c, 60, [&] {
+    return !c.r(stays).configuration().IsMember(gone) &&
+           !c.r(leader).configuration().IsMember(gone);
+  }));
+  const Ballot epoch = c.r(leader).UsableEpoch();
+  // Two voters, both needed. The removed node times out and asks for votes: refused.
+  ASSERT_TRUE(c.Ticks(40));  // isolated: it keeps campaigning on its own
+  EXPECT_GT(c.r(gone).counters().elections_started + c.r(gone).status().promised.round(), 0u);
+  c.ClearDropRule();
+  ASSERT_TRUE(c.Ticks(60));
+  EXPECT_EQ(c.UsableLeader(), leader);
+  EXPECT_EQ(c.r(leader).UsableEpoch(), epoch) << "the removed node deposed nobody";
+  ProposeAndApply(&c, leader, {leader, stays}, 5, &seq);
+  c.ExpectAgreement();
+}
+
+TEST(ReplicaMembershipTest, ChangesAreOneAtATimeAndALeaderDoesNotRemoveItself) {
+  Cluster c(4, 63, ThreeFoundersPlusJoiners(/*auto_promote=*/false));
+  const NodeId leader = c.TickUntilLeader(80);
+  ASSERT_NE(leader, kNoNode);
+  const NodeId follower = leader == 1 ? 2 : 1;
+  EXPECT_EQ(c.r(follower).ProposeMemberChange(Add(4)).code(), StatusCode::kNotLeader);
+  Status self = c.r(leader).ProposeMemberChange(Remove(leader));
+  EXPECT_EQ(self.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(self.message().find("transfer leadership"), std::string::npos) << self.message();
+  EXPECT_EQ(c.r(leader).ProposeMemberChange(Promote(4)).code(), StatusCode::kFailedPrecondition)
+      << "not a member yet";
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Add(4)).ok());
+  EXPECT_EQ(c.r(leader).ProposeMemberChange(Remove(follower)).code(),
+            StatusCode::kFailedPrecondition)
+      << "one change at a time";
+  ASSERT_TRUE(TickUntil(&c, 40, [&] { return !c.r(leader).member_change_pending(); }));
+  EXPECT_EQ(c.r(leader).ProposeMemberChange(Add(4)).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(TickUntil(&c, 40, [&] { return c.r(4).configuration().IsMember(4); }));
+  EXPECT_FALSE(c.r(4).configuration().IsVoter(4)) << "promotion is off in this test";
+  ASSERT_TRUE(c.Ticks(20));
+  EXPECT_FALSE(c.r(leader).configuration().IsVoter(4));
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Promote(4)).ok());
+  ASSERT_TRUE(TickUntil(&c, 40, [&] { return c.r(4).configuration().IsVoter(4); }));
+}
+
+// The staged recovery: a change chosen by the old leader that the new leader only finds in its
+// phase 1. The slots after it belong to the new voters, so the new leader must also hear from a
+// majority of those before it decides them.
+TEST(ReplicaMembershipTest, ANewLeaderFindsAChosenChangeAndAsksTheNewVotersBeforeGoingOn) {
+  Cluster c(4, 64, ThreeFoundersPlusJoiners(/*auto_promote=*/false));
+  const NodeId old_leader = c.TickUntilLeader(80);
+  ASSERT_NE(old_leader, kNoNode);
+  uint64_t seq = 0;
+  ProposeAndApply(&c, old_leader, {1, 2, 3}, 5, &seq);
+  ASSERT_TRUE(c.r(old_leader).ProposeMemberChange(Add(4)).ok());
+  ASSERT_TRUE(TickUntil(&c, 60, [&] { return c.r(4).configuration().IsMember(4); }));
+  ASSERT_TRUE(c.TickUntilApplied({1, 2, 3, 4}, c.r(old_leader).status().chosen_below, 60));
+  // The promotion reaches one other founder only, and nobody but the old leader learns that it
+  // was chosen: the old leader then dies.
+  const NodeId witness = old_leader == 1 ? 2 : 1;
+  c.SetDropRule([&](const Message& m) {
+    return m.from == old_leader && !(m.type == MessageType::kAccept && m.to == witness);
+  });
+  const Slot promote_slot = c.r(old_leader).status().chosen_below;
+  ASSERT_TRUE(c.r(old_leader).ProposeMemberChange(Promote(4)).ok());
+  ASSERT_TRUE(c.DeliverAll());
+  ASSERT_TRUE(c.r(old_leader).configuration().IsVoter(4)) << "chosen by the old leader and "
+                                                          << witness;
+  for (NodeId id = 1; id <= 4; ++id) {
+    if (id != old_leader) {
+      ASSERT_FALSE(c.r(id).configuration().IsVoter(4)) << "node " << id << " must not know yet";
+    }
+  }
+  c.Isolate(old_leader);
+  c.log().clear();
+  const NodeId new_leader = c.TickUntilLeader(200, old_leader);
+  ASSERT_NE(new_leader, kNoNode);
+  ASSERT_NE(new_leader, 4u);
+  // It recovered the promotion, then asked node 4 (a voter from the slot after it on).
+  bool asked_4 = false;
+  for (const Message& m : c.log()) {
+    if (m.type == MessageType::kPrepare && m.from == new_leader && m.to == 4 &&
+        m.slot == promote_slot + 1) {
+      asked_4 = true;
+    }
+  }
+  EXPECT_TRUE(asked_4) << "no Prepare from slot " << promote_slot + 1 << " to the new voter";
+  EXPECT_TRUE(c.r(new_leader).configuration().IsVoter(4));
+  // Voters 1..4 with the old leader gone: the other three carry on.
+  std::vector<NodeId> live;
+  for (NodeId id = 1; id <= 4; ++id) {
+    if (id != old_leader) live.push_back(id);
+  }
+  ProposeAndApply(&c, new_leader, live, 5, &seq);
+  c.ExpectAgreement();
+}
+
+// A node started blank to join (a replaced disk, maybe under an id the group used before) may
+// have had a past it no longer remembers: until it has learnt the chosen change that added it
+// (and with it every slot below), it neither promises nor accepts, so nobody counts its empty
+// memory as that past member's.
+TEST(ReplicaMembershipTest, ABlankJoinerVotesNothingUntilItLearntItsOwnAddition) {
+  Cluster c(4, 68, ThreeFoundersPlusJoiners());
+  const NodeId leader = c.TickUntilLeader(80);
+  ASSERT_NE(leader, kNoNode);
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3}, 5, &seq);
+  // A candidate working from a configuration in which 4 votes asks it directly.
+  Message prepare;
+  prepare.type = MessageType::kPrepare;
+  prepare.from = leader == 1 ? 2 : 1;
+  prepare.to = 4;
+  prepare.ballot = Ballot(50, prepare.from);
+  prepare.slot = 1;
+  c.r(4).Step(prepare);
+  Ready rd = c.r(4).TakeReady();
+  ASSERT_FALSE(rd.send_now.empty());
+  EXPECT_EQ(rd.send_now.back().type, MessageType::kPromise);
+  EXPECT_FALSE(rd.send_now.back().ok) << "a blank joiner promised";
+  EXPECT_FALSE(rd.persist.has_value());
+  c.Carry(4, std::move(rd), /*advance=*/true);
+  // The leader's own Accept (as if it counted 4 under an old configuration): no vote either.
+  Message accept;
+  accept.type = MessageType::kAccept;
+  accept.from = leader;
+  accept.to = 4;
+  accept.ballot = c.r(leader).UsableEpoch();
+  accept.commit = c.r(leader).status().chosen_below;
+  const Slot next = accept.commit + 10;
+  accept.entries.push_back(Entry{next, Ballot(), Value{accept.ballot, false, {Cmd(9, 1, "x")}}});
+  c.r(4).Step(accept);
+  rd = c.r(4).TakeReady();
+  bool replied = false;
+  for (const Message& m : rd.send_now) {
+    if (m.type != MessageType::kAccepted) continue;
+    replied = true;
+    EXPECT_TRUE(m.slots.empty()) << "a blank joiner accepted";
+  }
+  EXPECT_TRUE(replied);
+  EXPECT_TRUE(rd.send_after_persist.empty());
+  c.Carry(4, std::move(rd), /*advance=*/true);
+  // Once added (and caught up to its addition) it votes like anyone: promoted, it counts.
+  c.log().clear();
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Add(4)).ok());
+  ASSERT_TRUE(TickUntil(&c, 100, [&] { return c.r(4).configuration().IsVoter(4); }));
+  ProposeAndApply(&c, leader, {1, 2, 3, 4}, 3, &seq);
+  size_t votes = 0;
+  for (const Message& m : c.log()) {
+    votes += m.type == MessageType::kAccepted && m.from == 4 && m.ok && !m.slots.empty();
+  }
+  EXPECT_GT(votes, 0u);
+  c.ExpectAgreement();
+}
+
+TEST(ReplicaMembershipTest, MembershipSurvivesARestartFromTheLog) {
+  Cluster c(4, 65, ThreeFoundersPlusJoiners());
+  const NodeId leader = c.TickUntilLeader(80);
+  ASSERT_NE(leader, kNoNode);
+  ASSERT_TRUE(c.r(leader).ProposeMemberChange(Add(4)).ok());
+  ASSERT_TRUE(TickUntil(&c, 100, [&] { return c.r(4).configuration().IsVoter(4); }));
+  // Later batches carry the commit index past the changes to every disk.
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3, 4}, 3, &seq);
+  ProposeAndApply(&c, leader, {1, 2, 3, 4}, 3, &seq);
+  for (NodeId id = 1; id <= 4; ++id) {
+    const Configuration before = c.r(id).configuration();
+    ASSERT_TRUE(before.IsVoter(4));
+    c.Restart(id);
+    EXPECT_EQ(c.r(id).configuration().ToString(), before.ToString()) << "node " << id;
+  }
+  ProposeAndApply(&c, c.TickUntilLeader(100), {1, 2, 3, 4}, 3, &seq);
+  c.ExpectAgreement();
+}
+
+TEST(ReplicaTransferTest, TheTargetTakesOverAtOnceWithAHigherEpoch) {
+  Cluster c(3, 66);
+  const NodeId leader = c.TickUntilLeader(60);
+  ASSERT_NE(leader, kNoNode);
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {1, 2, 3}, 5, &seq);
+  const Ballot epoch = c.r(leader).UsableEpoch();
+  const NodeId target = leader == 3 ? 1 : leader + 1;
+  EXPECT_EQ(c.r(leader).TransferLeadership(leader).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.r(target).TransferLeadership(leader).code(), StatusCode::kNotLeader);
+  ASSERT_TRUE(c.r(leader).TransferLeadership(target).ok());
+  EXPECT_EQ(c.r(leader).transfer_target(), target);
+  ProposeResult refused = c.r(leader).Propose(Cmd(5, ++seq, "during"));
+  EXPECT_EQ(refused.kind, ProposeResult::Kind::kNotLeader);
+  EXPECT_EQ(refused.leader_hint, target);
+  EXPECT_FALSE(c.r(leader).status().lease_held) << "no lease reads once handing over";
+  // Well inside the lease, which an ordinary candidate would have to wait out.
+  const uint32_t lease_ticks = c.node(leader).options.lease_ticks;
+  ASSERT_TRUE(TickUntil(&c, static_cast<int>(lease_ticks) - 1,
+                        [&] { return c.UsableLeader() == target; }));
+  EXPECT_GT(c.r(target).UsableEpoch(), epoch);
+  EXPECT_FALSE(c.r(leader).IsLeader());
+  ProposeAndApply(&c, target, {1, 2, 3}, 5, &seq);
+  c.ExpectAgreement();
+}
+
+TEST(ReplicaTransferTest, AnUnreachableTargetIsGivenUpAndTheLeaderGoesOnWithoutItsLease) {
+  Cluster c(3, 67);
+  const NodeId leader = c.TickUntilLeader(60);
+  ASSERT_NE(leader, kNoNode);
+  const NodeId target = leader == 3 ? 1 : leader + 1;
+  c.Isolate(target);
+  ASSERT_TRUE(c.r(leader).TransferLeadership(target).ok());
+  const uint32_t give_up = c.node(leader).options.transfer_ticks_max;
+  ASSERT_TRUE(c.Ticks(static_cast<int>(give_up) + 1));
+  EXPECT_EQ(c.r(leader).transfer_target(), kNoNode);
+  EXPECT_EQ(c.UsableLeader(), leader);
+  uint64_t seq = 0;
+  ProposeAndApply(&c, leader, {leader, 6 - leader - target}, 3, &seq);
+  EXPECT_FALSE(c.r(leader).status().lease_held)
+      << "a handover Prepare may still be on its way: this leadership keeps no lease";
+  ASSERT_EQ(c.r(leader).Read(77).kind, ProposeResult::Kind::kOk);
+  ASSERT_TRUE(c.Ticks(3));
+  ASSERT_FALSE(c.node(leader).reads.empty()) << "read-index reads still work";
+  EXPECT_EQ(c.node(leader).reads.back().read_id, 77u);
+}
+
 }  // namespace
 }  // namespace ballot::paxos
 
@@ -1655,6 +1964,5 @@ TEST(ReplicaLearnTest, ASlotResentBelowTheLearntCommitIsStillChosen) {
   accept(1, 11);
   EXPECT_EQ(f.status().chosen_below, 11u);
 }
-
 }  // namespace
 }  // namespace ballot::paxos

@@ -30,12 +30,53 @@ std::string OpString(const AckedOp& op) {
 
 }  // namespace
 
-Checker::Checker(int nodes)
+Checker::Checker(int nodes, int founders)
     : nodes_(nodes),
-      quorum_(static_cast<size_t>(nodes) / 2 + 1),
+      fixed_voters_(founders == 0 || founders == nodes),
       fresh_(nodes + 1),
       epoch_seen_(nodes + 1) {
   chosen_.resize(1);  // slot 0 is never used
+  const int voters = founders > 0 ? founders : nodes;
+  voters_from_[1] = voters >= 32 ? ~0u : (1u << voters) - 1;
+}
+
+uint32_t Checker::VotersAt(paxos::Slot slot) const {
+  return std::prev(voters_from_.upper_bound(slot))->second;
+}
+
+void Checker::JudgeVotes(const SlotBallot& key) {
+  Votes& v = votes_[key];
+  if (v.chosen) return;
+  const uint32_t voters = VotersAt(key.slot);
+  const int needed = std::popcount(voters) / 2 + 1;
+  if (std::popcount(v.nodes & voters) < needed) return;
+  v.chosen = true;
+  std::ostringstream os;
+  os << "acceptor quorum " << std::hex << v.nodes << " of voters " << voters << std::dec << " at "
+     << SlotBallotString(key.slot, key.ballot);
+  Choose(key.slot, v.value, v.hash, os.str());
+}
+
+void Checker::AdvancePrefix() {
+  if (advancing_) return;  // JudgeVotes -> Choose -> here: the loop below picks it up
+  advancing_ = true;
+  for (;;) {
+    const paxos::Slot before = prefix_;
+    while (prefix_ < chosen_.size() && chosen_[prefix_].known) {
+      if (chosen_[prefix_].config_voters) voters_from_[prefix_ + 1] = *chosen_[prefix_].config_voters;
+      ++prefix_;
+    }
+    // Votes at slots up to prefix_ can be judged now (all slots below them are known).
+    bool judged = false;
+    while (!unjudged_.empty() && unjudged_.begin()->first <= prefix_) {
+      std::vector<SlotBallot> keys = std::move(unjudged_.begin()->second);
+      unjudged_.erase(unjudged_.begin());
+      for (const SlotBallot& key : keys) JudgeVotes(key);
+      judged = true;
+    }
+    if (prefix_ == before && !judged) break;
+  }
+  advancing_ = false;
 }
 
 void Checker::Fail(const std::string& what) {
@@ -61,15 +102,16 @@ void Checker::OnDurable(paxos::NodeId n, const paxos::PersistBatch& batch) {
       return;
     }
     v.hash = hash;
+    if (v.nodes == 0) v.value = e.value;
     v.nodes |= 1u << (n - 1);
-    if (!v.chosen && static_cast<size_t>(std::popcount(v.nodes)) >= quorum_) {
-      v.chosen = true;
-      std::ostringstream os;
-      os << "acceptor quorum " << std::hex << v.nodes << std::dec << " at "
-         << SlotBallotString(e.slot, e.ballot.raw());
-      Choose(e.slot, e.value, hash, os.str());
+    const SlotBallot key{e.slot, e.ballot.raw()};
+    if (fixed_voters_ || e.slot <= prefix_) {
+      JudgeVotes(key);
+    } else {
+      unjudged_[e.slot].push_back(key);
     }
   }
+  AdvancePrefix();
 }
 
 void Checker::OnApply(paxos::NodeId n, const paxos::Entry& e) {
@@ -77,6 +119,7 @@ void Checker::OnApply(paxos::NodeId n, const paxos::Entry& e) {
   std::ostringstream os;
   os << "apply at node " << n;
   Choose(e.slot, e.value, paxos::HashValue(e.value), os.str());
+  AdvancePrefix();
 }
 
 void Checker::Choose(paxos::Slot slot, const paxos::Value& v, uint64_t hash,
@@ -85,7 +128,12 @@ void Checker::Choose(paxos::Slot slot, const paxos::Value& v, uint64_t hash,
   if (slot >= chosen_.size()) chosen_.resize(slot + 1);
   Chosen& c = chosen_[slot];
   if (!c.known) {
-    c = Chosen{true, v.leader_start, hash, v.epoch.raw(), source};
+    c = Chosen{true, v.leader_start, hash, v.epoch.raw(), source, std::nullopt};
+    if (v.config) {
+      uint32_t voters = 0;
+      for (paxos::NodeId id : v.config->voters()) voters |= 1u << (id - 1);
+      c.config_voters = voters;
+    }
     return;
   }
   if (c.hash == hash) return;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -58,7 +59,9 @@ class Checker {
   // Per node: the commands (client id, sequence) its state machine applied, and where.
   using FreshMap = std::map<std::pair<uint64_t, uint64_t>, paxos::Slot>;
 
-  explicit Checker(int nodes);
+  // Node ids 1..nodes; the group starts with voters 1..founders (0: all of them) and changes
+  // through membership values in the log, which the oracle follows.
+  explicit Checker(int nodes, int founders = 0);
 
   bool failed() const { return !violation_.empty(); }
   const std::string& violation() const { return violation_; }
@@ -105,11 +108,13 @@ class Checker {
     uint64_t hash = 0;
     uint64_t epoch = 0;
     std::string source;
+    std::optional<uint32_t> config_voters;  // a membership change: its voters (bit n-1: node n)
   };
   struct Votes {
     uint64_t hash = 0;
     uint32_t nodes = 0;  // bit n-1 for node n
     bool chosen = false;
+    paxos::Value value;  // for judging later
   };
   struct SlotBallot {
     paxos::Slot slot;
@@ -133,13 +138,22 @@ class Checker {
   using SessionKey = std::pair<uint64_t, uint64_t>;  // (client id, sequence)
 
   void Choose(paxos::Slot slot, const paxos::Value& v, uint64_t hash, const std::string& source);
+  // Acceptor-quorum detection needs the voters of the slot, known once every slot below it is:
+  // votes above the oracle's known prefix wait, and are judged as the prefix grows.
+  void JudgeVotes(const SlotBallot& key);
+  void AdvancePrefix();
+  uint32_t VotersAt(paxos::Slot slot) const;
   void CheckLeaderStarts();
   void CheckUnique();
   void CheckRealTimeOrder();
   void CheckExactlyOnce(const std::vector<paxos::NodeId>& converged);
 
   const int nodes_;
-  const size_t quorum_;
+  const bool fixed_voters_;  // no spares: the voters never change, votes are judged at once
+  std::map<paxos::Slot, uint32_t> voters_from_;  // slot -> voters governing it and later slots
+  paxos::Slot prefix_ = 1;                        // every slot below is known chosen
+  std::map<paxos::Slot, std::vector<SlotBallot>> unjudged_;  // votes at slots >= prefix_
+  bool advancing_ = false;
   std::string violation_;
   std::vector<Chosen> chosen_;  // by slot
   std::unordered_map<SlotBallot, Votes, SlotBallotHash> votes_;

@@ -97,6 +97,42 @@ TEST(Checker, TwoValuesChosenByQuorumsAtOneSlot) {
   EXPECT_NE(c.violation().find("two different values chosen for slot 5"), std::string::npos);
 }
 
+// With spares (membership changes), a quorum is a majority of the slot's voters: those of the
+// last change chosen below it. Nodes outside them (learners, spares) do not count.
+TEST(Checker, VotesCountOnlyFromTheVotersOfTheirSlot) {
+  Checker c(5, 3);  // founders 1..3, spares 4 and 5
+  Value promote4;
+  promote4.epoch = Ballot(1, 1);
+  promote4.config = paxos::Configuration::AllVoters({1, 2, 3, 4});
+  c.OnDurable(1, Accepts({{1, Ballot(1, 1), promote4}}));
+  c.OnDurable(2, Accepts({{1, Ballot(1, 1), promote4}}));  // 2 of 1..3: chosen
+  EXPECT_EQ(c.known_chosen_below(), 2u);
+  // Slot 2 is governed by 1..4: two of four voters are no majority, whatever node 5 says.
+  c.OnDurable(3, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  c.OnDurable(4, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  c.OnDurable(5, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  EXPECT_EQ(c.known_chosen_below(), 2u);
+  c.OnDurable(1, Accepts({{2, Ballot(2, 2), MakeValue(8, 1)}}));
+  c.OnDurable(2, Accepts({{2, Ballot(2, 2), MakeValue(8, 1)}}));
+  EXPECT_FALSE(c.failed()) << "1 and 2 alone are not a majority of 1..4 either";
+  c.OnDurable(4, Accepts({{2, Ballot(2, 2), MakeValue(8, 1)}}));
+  EXPECT_EQ(c.known_chosen_below(), 3u) << "1, 2 and 4: chosen";
+  c.OnDurable(1, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  EXPECT_TRUE(c.failed()) << "1, 3 and 4 accepted the other value at ballot 1.1";
+  EXPECT_NE(c.violation().find("two different values chosen for slot 2"), std::string::npos)
+      << c.violation();
+}
+
+// Votes above the known prefix wait for the voters of their slot to be known.
+TEST(Checker, VotesAboveAnUnknownSlotAreJudgedOnceItIsKnown) {
+  Checker c(5, 3);
+  c.OnDurable(1, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  c.OnDurable(2, Accepts({{2, Ballot(1, 1), MakeValue(7, 1)}}));
+  EXPECT_EQ(c.known_chosen_below(), 1u) << "slot 1 could change the voters of slot 2";
+  c.OnApply(1, {1, Ballot(1, 1), MakeValue(6, 1)});
+  EXPECT_EQ(c.known_chosen_below(), 3u);
+}
+
 TEST(Checker, ApplyDisagreesWithQuorum) {
   Checker c(5);
   for (paxos::NodeId n : {1, 2, 3}) c.OnDurable(n, Accepts({{2, Ballot(1, 1), MakeValue(1, 1)}}));

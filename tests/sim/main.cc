@@ -20,6 +20,9 @@ DEFINE_int32(nodes, 3, "replicas per run (1..7; CI uses 3 and 5)");
 DEFINE_uint64(first_seed, 1, "first seed to run");
 DEFINE_uint64(seeds, 1, "how many consecutive seeds to run");
 DEFINE_bool(verbose, false, "print a readable trace of every event");
+DEFINE_bool(membership, false,
+            "change membership among the chaos (2 spare nodes join, voters are removed, the "
+            "leader hands over, disks are wiped); --nodes founders + 2 must be at most 7");
 DEFINE_string(plant, "",
               "planted bugs to turn on, comma-separated: ack_before_durable, ignore_accepted, "
               "forget_promise, apply_out_of_order, lease_from_ack");
@@ -59,6 +62,11 @@ int main(int argc, char** argv) {
   }
   ballot::sim::SimConfig config;
   config.nodes = FLAGS_nodes;
+  config.membership = FLAGS_membership;
+  if (FLAGS_membership && FLAGS_nodes > 5) {
+    std::cerr << "ballot-sim: --membership adds 2 spare nodes; --nodes must be at most 5\n";
+    return 2;
+  }
   config.clients = FLAGS_clients;
   config.chaos_ticks = FLAGS_chaos_ticks;
   config.liveness_ticks = FLAGS_liveness_ticks;

@@ -76,6 +76,10 @@ paxos::Options SimNode::OptionsFor(uint64_t incarnation) const {
   paxos::Options o = base_;
   o.id = id_;
   o.seed = Mix64(run_seed_ ^ Mix64(id_ * 0x100000001B3ull + incarnation));
+  if (joiner_) {
+    o.join = true;
+    o.members.clear();
+  }
   return o;
 }
 
@@ -83,17 +87,19 @@ void SimNode::Start() {
   CHECK(!up());
   ++incarnation_;
   auto applier = std::make_unique<Applier>(std::make_unique<SequenceGenerator>());
-  std::vector<paxos::Member> members;
-  for (paxos::NodeId n : base_.members) members.push_back({n, "sim:" + std::to_string(n), true});
-  applier->set_configuration(paxos::Configuration(std::move(members)));
+  if (!joiner_) {
+    std::vector<paxos::Member> members;
+    for (paxos::NodeId n : base_.members) members.push_back({n, SimAddress(n), true});
+    applier->set_configuration(paxos::Configuration(std::move(members)));
+  }
   host_->checker().OnNodeStart(id_);  // replaced by OnSnapshotRestored if one is restored
   Result<Driver::Recovered> recovered =
-      Driver::Recover(&store_, &snapshots_, applier.get(), id_, this);
+      Driver::Recover(store_.get(), snapshots_.get(), applier.get(), id_, this);
   CHECK(recovered.ok()) << "node " << id_ << ": " << recovered.status().ToString();
   auto replica = std::make_unique<paxos::Replica>(OptionsFor(incarnation_),
                                                   std::move(recovered.value().durable));
   driver_ = std::make_unique<Driver>(snapshots_config_.driver, this, std::move(replica),
-                                     std::move(applier), &store_, &snapshots_,
+                                     std::move(applier), store_.get(), snapshots_.get(),
                                      recovered.value().store_mark);
   host_->trace().Fold({0x5741, id_, incarnation_});
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " starts, incarnation " +
@@ -108,15 +114,24 @@ void SimNode::Crash() {
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " CRASHES" +
                                        (outstanding_ ? " (losing an unsynced write)" : "") +
                                        (background_.empty() ? "" : " (losing background work)"));
-  store_.Crash();
+  store_->Crash();
   // The planted bug "forget promise" models a node that never persisted its promise; the disk
   // must not remember it either.
-  if (base_.planted.forget_promise_on_restart) store_.TEST_ForgetPromise();
+  if (base_.planted.forget_promise_on_restart) store_->TEST_ForgetPromise();
   driver_.reset();
   outstanding_.reset();
   to_driver_.clear();
   background_.clear();
   askers_.clear();
+}
+
+void SimNode::WipeDisk() {
+  CHECK(!up());
+  host_->trace().Fold({0x3A9E, id_, incarnation_});
+  host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " DISK WIPED");
+  store_ = std::make_unique<store::MemStore>();
+  snapshots_ = std::make_unique<store::MemSnapshotStore>();
+  // snapshot_fresh_ stays: a peer may still install a snapshot it copied from the old disk.
 }
 
 void SimNode::Tick() {
@@ -155,7 +170,7 @@ void SimNode::OnSyncDone(uint64_t incarnation) {
   CHECK(outstanding_.has_value());
   paxos::PersistBatch done = std::move(*outstanding_);
   outstanding_.reset();
-  store_.Sync();
+  store_->Sync();
   host_->checker().OnDurable(id_, done);
   host_->trace().Fold({0x5C, id_, done.entries.size()});
   if (host_->trace().verbose()) {
@@ -240,7 +255,7 @@ void SimNode::Persist(paxos::PersistBatch batch) {
                           ": a second persist batch was handed out before Advance()");
     return;
   }
-  store_.Stage(batch);
+  store_->Stage(batch);
   outstanding_ = std::move(batch);
   host_->ScheduleSync(id_, incarnation_, DrawSyncLatency());
 }

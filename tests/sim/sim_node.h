@@ -63,6 +63,9 @@ struct SnapshotConfig {
   std::string ToString() const;
 };
 
+// How a node is named in a simulated configuration (the core treats addresses as opaque).
+inline std::string SimAddress(paxos::NodeId n) { return "sim:" + std::to_string(n); }
+
 // One simulated server: the shipping Driver (net/driver.h) over a paxos::Replica, a MemStore (a
 // disk whose unsynced writes a crash loses), a MemSnapshotStore (snapshots that survive), and an
 // Applier over a SequenceGenerator. It supplies what Node supplies in production: the network
@@ -88,6 +91,12 @@ class SimNode final : public DriverHost {
 
   // Boots a fresh Driver from what the stores synced: the newest snapshot plus the log.
   void Start();
+  // A joiner (a spare node, or one whose disk was wiped) starts with no bootstrap
+  // configuration (paxos::Options::join) and waits to be added through the log.
+  void set_joiner(bool joiner) { joiner_ = joiner; }
+  bool joiner() const { return joiner_; }
+  // The disk is replaced (node down): the log, the promise and every snapshot are gone.
+  void WipeDisk();
   // Loses everything volatile: the Driver, the state machine, unsynced writes, background work
   // not yet done, waiting clients.
   void Crash();
@@ -107,6 +116,8 @@ class SimNode final : public DriverHost {
     return up() ? driver_->replica().UsableEpoch() : paxos::Ballot();
   }
   paxos::Slot applied_below() const { return driver_->applied_below(); }
+  paxos::Replica& replica() { return driver_->replica(); }
+  const paxos::Replica& replica() const { return driver_->replica(); }
   const Checker::FreshMap* snapshot_fresh(paxos::Slot below) const;
   const DriverCounters& counters() const { return driver_->counters(); }
 
@@ -153,9 +164,12 @@ class SimNode final : public DriverHost {
   Time disk_hung_until_ms_ = 0;
   SnapshotConfig snapshots_config_ = SnapshotConfig::Off();
 
-  // Survives crashes: the disk.
-  store::MemStore store_;
-  store::MemSnapshotStore snapshots_;
+  bool joiner_ = false;
+
+  // Survives crashes: the disk (replaced only by WipeDisk).
+  std::unique_ptr<store::MemStore> store_ = std::make_unique<store::MemStore>();
+  std::unique_ptr<store::MemSnapshotStore> snapshots_ =
+      std::make_unique<store::MemSnapshotStore>();
   std::map<paxos::Slot, Checker::FreshMap> snapshot_fresh_;  // goes with each snapshot
   uint64_t incarnation_ = 0;
 

@@ -15,10 +15,12 @@ struct Sweep {
   int nodes;
   uint64_t first_seed;
   uint64_t seeds;
+  bool membership = false;
 };
 
 void PrintTo(const Sweep& s, std::ostream* os) {
-  *os << s.nodes << " nodes, seeds " << s.first_seed << ".." << s.first_seed + s.seeds - 1;
+  *os << s.nodes << " nodes, seeds " << s.first_seed << ".." << s.first_seed + s.seeds - 1
+      << (s.membership ? ", membership changes" : "");
 }
 
 // Runs every seed; returns the failures as "VIOLATION ...\nreplay: ..." lines.
@@ -44,6 +46,7 @@ class SimSweep : public ::testing::TestWithParam<Sweep> {
 TEST_P(SimSweep, NoViolations) {
   SimConfig config;
   config.nodes = GetParam().nodes;
+  config.membership = GetParam().membership;
   const std::vector<std::string> failures =
       RunSeeds(config, GetParam().first_seed, GetParam().seeds);
   for (const std::string& f : failures) ADD_FAILURE() << f;
@@ -56,6 +59,11 @@ INSTANTIATE_TEST_SUITE_P(Nodes3, SimSweep,
                                            Sweep{3, 1'000'401, 200}));
 INSTANTIATE_TEST_SUITE_P(Nodes5, SimSweep,
                          ::testing::Values(Sweep{5, 1'000'001, 200}, Sweep{5, 1'000'201, 200}));
+// Membership changes (3 founders + 2 spares, 5 founders + 2 spares).
+INSTANTIATE_TEST_SUITE_P(Membership, SimSweep,
+                         ::testing::Values(Sweep{3, 1'000'001, 200, true},
+                                           Sweep{3, 1'000'201, 200, true},
+                                           Sweep{5, 1'000'001, 200, true}));
 
 // Seeds that once exposed a bug in the core, the state machine or the simulator, kept forever:
 // each must pass now. (A change to the simulator's draws or to the core makes a seed replay a
@@ -66,6 +74,7 @@ struct Regression {
   uint64_t seed;
   const char* found;
   uint64_t chaos_ticks = SimConfig().chaos_ticks;
+  bool membership = false;
 };
 // Leader stuck behind a follower's snapshot (found 2026-11, core at 35cce96): a follower
 // compacted past the new leader's chosen_below between promising it and receiving its Accept;
@@ -85,7 +94,34 @@ constexpr char kStaleLeaderStart[] = "safety: leader_start epochs out of order i
 constexpr char kUninstalledSnapshot[] =
     "simulator: a restart restored a transferred snapshot it never installed";
 
+// Found when the simulator learnt membership changes (2026-12, --membership):
+// A replaced disk rejoining under its old id counted as its old self: a candidate still on an
+// older configuration took the blank node's empty report for the old member's, and chose a
+// second value for a slot (a joining node now votes nothing until it learnt its own addition).
+constexpr char kBlankRejoinVoted[] = "safety: a blank rejoined node voted as its old self";
+// Acceptors refused pre-votes and promises from candidates outside their own (stale)
+// configuration: a lagging voter refused the new voters and nobody could be elected.
+constexpr char kStaleConfigRefusal[] = "liveness: a stale configuration refused new voters";
+// A candidate that installed a snapshot whose configuration no longer had it kept campaigning,
+// won, and led without accepting its own proposals (a core CHECK).
+constexpr char kCampaignAcrossSnapshotConfig[] = "core CHECK: a removed candidate led";
+// A leader counted a lease from a majority of a configuration it had not finished recovering.
+constexpr char kLeaseOfStaleConfig[] = "safety: a lease from a stale configuration's majority";
+// A later recovery stage asked new voters to report from below their snapshot (the leader had
+// learnt those slots chosen meanwhile): refused forever.
+constexpr char kStageBelowSnapshot[] = "liveness: a recovery stage asked from below snapshots";
+// A snapshot transfer kept asking a peer whose disk was replaced for a snapshot it no longer had.
+constexpr char kTransferFromWipedPeer[] = "liveness: a transfer from a peer that lost it";
+
 constexpr Regression kRegressions[] = {
+    {3, 221, kBlankRejoinVoted, SimConfig().chaos_ticks, true},
+    {3, 15, kStaleConfigRefusal, SimConfig().chaos_ticks, true},
+    {3, 267, kStaleConfigRefusal, SimConfig().chaos_ticks, true},
+    {5, 475, kCampaignAcrossSnapshotConfig, SimConfig().chaos_ticks, true},
+    {5, 614, kLeaseOfStaleConfig, SimConfig().chaos_ticks, true},
+    {5, 661, kLeaseOfStaleConfig, SimConfig().chaos_ticks, true},
+    {5, 726, kStageBelowSnapshot, SimConfig().chaos_ticks, true},
+    {5, 134, kTransferFromWipedPeer, SimConfig().chaos_ticks, true},
     {3, 2000222, kUninstalledSnapshot, 1000},
     {3, 101036, kStaleLeaderStart},    {3, 1002946, kLeaderBehindSnapshot},
     {3, 2949, kLeaderBehindSnapshot},  {3, 8198, kLeaderBehindSnapshot},
@@ -100,6 +136,7 @@ TEST(SimRegression, SeedsThatOnceFailed) {
     config.nodes = r.nodes;
     config.seed = r.seed;
     config.chaos_ticks = r.chaos_ticks;
+    config.membership = r.membership;
     const SimResult result = RunSimulation(config);
     EXPECT_TRUE(result.ok()) << "seed " << r.seed << " (found: " << r.found
                              << ")\nnow: " << result.violation

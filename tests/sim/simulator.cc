@@ -22,6 +22,11 @@ namespace {
 
 // A hard bound on events per run; a run that needs more is a livelock (reported as such).
 constexpr uint64_t kEventsMax = 50'000'000;
+// In runs with membership changes: spare nodes beyond the founders, and how often a change is
+// tried (in ticks, drawn per attempt).
+constexpr int kSpareNodes = 2;
+constexpr uint64_t kMembershipTicksMin = 20;
+constexpr uint64_t kMembershipTicksMax = 150;
 // In runs with snapshots, how often nodes capture their state machine and compact.
 constexpr uint64_t kSnapshotEveryTicks = 50;
 // In runs with drifting clocks, how often a node's clock changes its rate (per tick of its own):
@@ -196,6 +201,7 @@ class Simulator final : public NodeHost, public ClientHost {
     kMonitor,
     kSnapshot,
     kResume,
+    kMembership,
   };
   enum class Phase { kChaos, kLiveness, kConverge, kDone };
   struct Event {
@@ -237,6 +243,12 @@ class Simulator final : public NodeHost, public ClientHost {
   void MaybePartition();
   void MaybePause();
   void MaybeHangDisk();
+  // Membership changes (SimConfig::membership), drawn from member_rng_ so that runs without
+  // them draw exactly what they always did.
+  void MembershipStep();
+  SimNode* UsableLeaderNode();
+  void WipeMember(paxos::NodeId id);
+  bool ConvergenceSet(paxos::NodeId id) const;
   void Heal();
   void Snapshots();
   void Monitor();
@@ -245,8 +257,11 @@ class Simulator final : public NodeHost, public ClientHost {
   SimResult Finish();
 
   const SimConfig config_;
+  const int total_nodes_;  // founders plus spares
   const Time chaos_end_ms_;
   Rng rng_;
+  Rng member_rng_;
+  std::vector<bool> refused_;  // by node id: a member whose disk was wiped, kept down
   Trace trace_;
   Checker checker_;
   Network network_;
@@ -284,16 +299,19 @@ class Simulator final : public NodeHost, public ClientHost {
 
 Simulator::Simulator(const SimConfig& config)
     : config_(config),
+      total_nodes_(config.nodes + (config.membership ? kSpareNodes : 0)),
       chaos_end_ms_(config.chaos_ticks * kTickMs),
       rng_(Mix64(config.seed) ^ config.seed),
+      member_rng_(Mix64(config.seed ^ 0x4D454D4245525321ull)),
+      refused_(total_nodes_ + 1),
       trace_(config.verbose, config.log),
-      checker_(config.nodes),
-      network_(config.nodes, &rng_),
-      clocks_(config.nodes + 1),
-      paused_inputs_(config.nodes + 1),
-      lease_views_(config.nodes + 1),
-      granted_(config.nodes + 1) {
-  CHECK(config.nodes >= 1 && config.nodes <= kNodesMax);
+      checker_(total_nodes_, config.nodes),
+      network_(total_nodes_, &rng_),
+      clocks_(total_nodes_ + 1),
+      paused_inputs_(total_nodes_ + 1),
+      lease_views_(total_nodes_ + 1),
+      granted_(total_nodes_ + 1) {
+  CHECK(config.nodes >= 1 && total_nodes_ <= kNodesMax);
   stats_.seed = config.seed;
   checker_.TEST_SetObserver(config.observer);
 }
@@ -325,13 +343,14 @@ void Simulator::Setup() {
   const SnapshotConfig snapshots =
       rng_.Chance(0.4) ? SnapshotConfig::Draw(&rng_) : SnapshotConfig::Off();
   trace_.Log(0, snapshots.ToString());
-  for (int i = 1; i <= config_.nodes; ++i) {
+  for (int i = 1; i <= total_nodes_; ++i) {
     nodes_.push_back(std::make_unique<SimNode>(i, base, config_.seed, this));
     nodes_.back()->set_disk(disk);
     nodes_.back()->set_snapshots(snapshots);
+    nodes_.back()->set_joiner(i > config_.nodes);  // a spare: joins when the group adds it
   }
   for (int i = 0; i < clients; ++i)
-    clients_.push_back(std::make_unique<Client>(i, config_.nodes, this));
+    clients_.push_back(std::make_unique<Client>(i, total_nodes_, this));
   // Clocks: in half the runs every node ticks at exactly the nominal rate; in the other half
   // each runs fast or slow within the drift bound (or far beyond it, planted).
   const bool drift = config_.planted.clock_drift_beyond_bound || rng_.Chance(0.5);
@@ -354,6 +373,12 @@ void Simulator::Setup() {
   Push(0, EventKind::kChaos, 0);
   Push(chaos_end_ms_, EventKind::kHeal, 0);
   if (snapshots.on) Push(kSnapshotEveryTicks * kTickMs, EventKind::kSnapshot, 0);
+  if (config_.membership) {
+    trace_.Log(0, "membership changes on: nodes " + std::to_string(config_.nodes + 1) + ".." +
+                      std::to_string(total_nodes_) + " are spares");
+    Push(member_rng_.Uniform(kMembershipTicksMin, kMembershipTicksMax) * kTickMs,
+         EventKind::kMembership, 0);
+  }
 }
 
 void Simulator::Push(Time at, EventKind kind, uint32_t target, uint64_t arg, Envelope envelope) {
@@ -468,6 +493,8 @@ void Simulator::CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m,
   if (m.type != paxos::MessageType::kPrepare) return;
   if (!(st.promised == m.ballot && promised_before < m.ballot)) return;  // nothing promised
   if (g.holder.IsZero() || g.holder.node() == m.ballot.node() || index >= g.until_index) return;
+  // A leader transfer: the lease's holder handed over (and stopped using its lease first).
+  if (!m.promised.IsZero() && m.promised == g.holder) return;
   checker_.Fail("node " + std::to_string(to) + " promised " + paxos::ToString(m.ballot) +
                 " at its tick " + std::to_string(index) + " while the lease it granted to " +
                 paxos::ToString(g.holder) + " runs until tick " + std::to_string(g.until_index));
@@ -571,7 +598,7 @@ void Simulator::DispatchEvent(Event& e) {
       node(e.target).OnBackgroundDone(e.arg);
       break;
     case EventKind::kRestart:
-      if (!node(e.target).up()) {
+      if (!node(e.target).up() && !refused_[e.target]) {
         granted_[e.target].incarnation_max = paxos::Ballot();
         node(e.target).Start();
       }
@@ -591,6 +618,11 @@ void Simulator::DispatchEvent(Event& e) {
     case EventKind::kSnapshot:
       Snapshots();
       Push(now_ + kSnapshotEveryTicks * kTickMs, EventKind::kSnapshot, 0);
+      break;
+    case EventKind::kMembership:
+      MembershipStep();
+      Push(now_ + member_rng_.Uniform(kMembershipTicksMin, kMembershipTicksMax) * kTickMs,
+           EventKind::kMembership, 0);
       break;
   }
 }
@@ -670,7 +702,7 @@ paxos::NodeId Simulator::PickVictim() {
       if (n->up() && n->status().role == paxos::Role::kLeader) return n->id();
     }
   }
-  return static_cast<paxos::NodeId>(rng_.Uniform(1, config_.nodes));
+  return static_cast<paxos::NodeId>(rng_.Uniform(1, total_nodes_));
 }
 
 void Simulator::MaybeCrash() {
@@ -723,6 +755,126 @@ void Simulator::MaybeHangDisk() {
                        std::to_string(ticks) + " ticks");
 }
 
+SimNode* Simulator::UsableLeaderNode() {
+  for (auto& n : nodes_) {
+    if (n->usable_leader() && !clocks_[n->id()].paused) return n.get();
+  }
+  return nullptr;
+}
+
+// Who must have applied everything at the end: every node without membership changes; with
+// them, the members of the leader's configuration that are up (spares never added, removed
+// nodes and refused ones are out of the group).
+bool Simulator::ConvergenceSet(paxos::NodeId id) const {
+  const SimNode& n = *nodes_.at(id - 1);
+  if (!config_.membership) return true;
+  if (!n.up()) return false;
+  for (const auto& l : nodes_) {
+    if (l->usable_leader()) return l->replica().configuration().IsMember(id);
+  }
+  return true;
+}
+
+void Simulator::WipeMember(paxos::NodeId id) {
+  SimNode& n = node(id);
+  if (n.up()) n.Crash();
+  n.WipeDisk();
+  checker_.OnNodeStart(id);
+  if (config_.planted.wiped_disk_votes_blank && id <= static_cast<paxos::NodeId>(config_.nodes)) {
+    // BUG, planted for the simulator's teeth: back at once as a voter that remembers nothing.
+    granted_[id] = Granted{};
+    n.Start();
+    return;
+  }
+  // The safe-bootstrap gate (net/join_gate) refuses an empty data directory of a cluster that
+  // exists: the node stays down until the group removes it and it rejoins with --join.
+  refused_[id] = true;
+}
+
+void Simulator::MembershipStep() {
+  SimNode* leader = UsableLeaderNode();
+  if (leader == nullptr) return;
+  paxos::Replica& r = leader->replica();
+  if (r.member_change_pending() || r.transfer_target() != paxos::kNoNode) return;
+  const paxos::Configuration config = r.configuration();
+  auto propose = [&](const paxos::MemberChange& change) {
+    Status s = r.ProposeMemberChange(change);
+    trace_.Fold({0x3E3B, change.id, static_cast<uint64_t>(change.kind), s.ok() ? 1u : 0u});
+    trace_.Log(now_, "leader " + std::to_string(leader->id()) + ": member " +
+                         paxos::MemberChangeKindName(change.kind) + " " +
+                         std::to_string(change.id) + (s.ok() ? "" : " refused: " + s.message()));
+  };
+  // A wiped member is removed first; once out of the group it comes back blank, as a joiner.
+  for (paxos::NodeId id = 1; id <= static_cast<paxos::NodeId>(total_nodes_); ++id) {
+    if (!refused_[id]) continue;
+    if (config.IsMember(id)) {
+      if (id != leader->id()) return propose({paxos::MemberChange::Kind::kRemove, id, ""});
+      continue;
+    }
+    refused_[id] = false;
+    node(id).set_joiner(true);
+    granted_[id] = Granted{};
+    node(id).Start();
+    trace_.Log(now_, "node " + std::to_string(id) + " rejoins blank, as a joiner");
+  }
+  if (phase_ != Phase::kChaos) return;
+  std::vector<paxos::NodeId> voters = config.voters();
+  std::vector<paxos::NodeId> joinable, removable, outsiders;
+  for (paxos::NodeId id = 1; id <= static_cast<paxos::NodeId>(total_nodes_); ++id) {
+    const bool member = config.IsMember(id);
+    if (!member && node(id).up() && node(id).joiner()) joinable.push_back(id);
+    if (!member && !refused_[id]) outsiders.push_back(id);
+    if (member && id != leader->id()) removable.push_back(id);
+  }
+  size_t refused_voters = 0;
+  for (paxos::NodeId id : voters) refused_voters += refused_[id] ? 1 : 0;
+  const double action = member_rng_.Uniform(0, 99) / 100.0;
+  if (action < 0.30 && !joinable.empty()) {
+    const paxos::NodeId id = joinable[member_rng_.Uniform(0, joinable.size() - 1)];
+    propose({paxos::MemberChange::Kind::kAddLearner, id, SimAddress(id)});
+  } else if (action < 0.55 && voters.size() > 3 && !removable.empty()) {
+    propose({paxos::MemberChange::Kind::kRemove,
+             removable[member_rng_.Uniform(0, removable.size() - 1)], ""});
+  } else if (action < 0.70 && voters.size() > 1) {
+    Status s = r.TransferLeadership(paxos::kNoNode);
+    trace_.Log(now_, "leader " + std::to_string(leader->id()) + ": transfer leadership" +
+                         (s.ok() ? " to " + std::to_string(r.transfer_target())
+                                 : " refused: " + s.message()));
+  } else if (action < 0.80 && !outsiders.empty()) {
+    // A removed node's disk is replaced: it rejoins blank, as a joiner.
+    const paxos::NodeId id = outsiders[member_rng_.Uniform(0, outsiders.size() - 1)];
+    if (node(id).joiner() && !node(id).up()) return;
+    if (node(id).up()) node(id).Crash();
+    node(id).WipeDisk();
+    checker_.OnNodeStart(id);
+    node(id).set_joiner(true);
+    granted_[id] = Granted{};
+    node(id).Start();
+  } else if (action < 0.95 && !removable.empty()) {
+    // A member's disk is replaced while the group still counts it: only while a majority of
+    // the voters stays untouched, since losing a majority's disks loses data by definition.
+    const paxos::NodeId id = removable[member_rng_.Uniform(0, removable.size() - 1)];
+    // And only with four voters or more: the group then removes it and still has three, so a
+    // disk hang or a crash afterwards does not cost it its majority.
+    const bool voter = config.IsVoter(id);
+    const bool planted = config_.planted.wiped_disk_votes_blank;  // back at once: no refusal
+    if (voter && !planted &&
+        (voters.size() < 4 || refused_voters + 1 > (voters.size() - 1) / 2)) {
+      return;
+    }
+    // A refused node stays down until removed, which needs a leader: in runs whose other
+    // faults can take a second voter away for long (any number of crashes, disk hangs that
+    // outlast the heal), the group could lose its majority for good, which no protocol survives.
+    if (!planted &&
+        (NodesDown() >= chaos_.down_max || chaos_.down_max > (config_.nodes - 1) / 2 ||
+         chaos_.hang_per_tick > 0)) {
+      return;
+    }
+    trace_.Log(now_, "member " + std::to_string(id) + "'s disk is replaced");
+    WipeMember(id);
+  }
+}
+
 void Simulator::Heal() {
   trace_.Log(now_, "HEAL: faults stop, crashed nodes restart");
   phase_ = Phase::kLiveness;
@@ -732,7 +884,7 @@ void Simulator::Heal() {
   for (auto& n : nodes_) {
     n->set_disk(DiskConfig::Calm());  // a hung disk stays hung (HangDiskUntil)
     Resume(n->id());
-    if (!n->up()) {
+    if (!n->up() && !refused_[n->id()]) {
       granted_[n->id()].incarnation_max = paxos::Ballot();
       n->Start();
     }
@@ -785,8 +937,11 @@ void Simulator::Monitor() {
 
 bool Simulator::Converged(std::string* why) const {
   paxos::Slot chosen_max = 0;
-  for (const auto& n : nodes_) chosen_max = std::max(chosen_max, n->status().chosen_below);
   for (const auto& n : nodes_) {
+    if (n->up()) chosen_max = std::max(chosen_max, n->status().chosen_below);
+  }
+  for (const auto& n : nodes_) {
+    if (!ConvergenceSet(n->id())) continue;
     if (n->applied_below() != chosen_max) {
       *why = "node " + std::to_string(n->id()) + " applied below " +
              std::to_string(n->applied_below()) + ", chosen below " + std::to_string(chosen_max);
@@ -836,7 +991,9 @@ SimResult Simulator::Finish() {
   if (!checker_.failed()) {
     std::vector<paxos::NodeId> converged;
     if (phase_ == Phase::kDone) {
-      for (const auto& n : nodes_) converged.push_back(n->id());
+      for (const auto& n : nodes_) {
+        if (ConvergenceSet(n->id())) converged.push_back(n->id());
+      }
     }
     checker_.FinalChecks(converged);
   }
@@ -901,6 +1058,8 @@ bool SetPlant(std::string_view name, paxos::PlantedBugs* planted) {
     planted->no_persist_stall_stepdown = true;
   } else if (name == "clock_drift_beyond_bound") {
     planted->clock_drift_beyond_bound = true;
+  } else if (name == "wiped_disk_votes_blank") {
+    planted->wiped_disk_votes_blank = true;
   } else {
     return false;
   }
@@ -923,6 +1082,7 @@ std::string PlantNames(const paxos::PlantedBugs& p) {
   add(p.announce_older_epoch, "announce_older_epoch");
   add(p.no_persist_stall_stepdown, "no_persist_stall_stepdown");
   add(p.clock_drift_beyond_bound, "clock_drift_beyond_bound");
+  add(p.wiped_disk_votes_blank, "wiped_disk_votes_blank");
   return out;
 }
 
@@ -939,6 +1099,7 @@ std::string ReplayCommand(const SimConfig& config) {
   if (config.converge_ticks != defaults.converge_ticks) {
     os << " --converge_ticks=" << config.converge_ticks;
   }
+  if (config.membership) os << " --membership";
   const std::string plants = PlantNames(config.planted);
   if (!plants.empty()) os << " --plant=" << plants;
   return os.str();

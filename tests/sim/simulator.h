@@ -26,6 +26,11 @@ struct SimConfig {
   uint64_t liveness_ticks = 1500;  // after the heal: leader elected and pending ops done
   uint64_t converge_ticks = 500;   // then: every replica applied everything chosen
   paxos::PlantedBugs planted;
+  // Membership changes among the chaos: two spare nodes join as learners and are promoted,
+  // voters are removed (the leader after handing over), leadership is transferred, removed
+  // nodes' disks are wiped and they rejoin blank, and members' disks are wiped (the node is
+  // refused until the group removes it and it rejoins). Off keeps every older seed's run.
+  bool membership = false;
   bool verbose = false;
   std::ostream* log = nullptr;  // where the verbose trace goes
   // Test hook (not owned; nullptr for none): watches the run through the Checker.
