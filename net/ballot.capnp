@@ -94,6 +94,7 @@ struct Value {
   commands @2 :List(Command);
   hasConfig @3 :Bool;             # a membership change: `config` governs every later slot
   config @4 :List(Member);
+  retired @5 :List(UInt32);       # with config: ids removed from the group, never reused
 }
 
 struct Member {
@@ -120,7 +121,15 @@ struct ClientRequest {
     snapshot @4 :Void;          # take a snapshot now; the response's slot is its applied_below
     transferLeader @5 :UInt32;  # leader transfer to this node (0 = the most up-to-date voter);
                                 # answered once another node leads: leaderHint, epoch = its own
+    memberList @6 :Void;        # the leader's configuration, in the response's members
+    memberChange @7 :MemberChangeRequest;  # leader only; answered once queued
   }
+}
+
+struct MemberChangeRequest {
+  remove @0 :Bool;              # false: add `id` at `address` as a learner
+  id @1 :UInt32;
+  address @2 :Text;
 }
 
 struct ReadRequest {
@@ -139,6 +148,7 @@ struct ClientResponse {
   union {
     none @8 :Void;
     status @9 :NodeStatus;      # answer to a status request
+    members @11 :List(Member);  # answer to a memberList request
   }
   leaderAddress @10 :Text;      # with leaderHint: its host:port, for clients that do not list it
 }

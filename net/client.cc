@@ -360,7 +360,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // One request from the caller's point of view: every attempt, until it is answered or its
 // deadline passes.
 struct ClientCall {
-  enum class Kind { kPropose, kRead, kStatus, kSnapshot, kTransferLeader };
+  enum class Kind { kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange };
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
   explicit ClientCall(asio::io_context& io) : timer(io) {}
@@ -1349,6 +1349,25 @@ Result<paxos::Slot> Client::TakeSnapshot(NodeId node, milliseconds timeout) {
       impl_->Call(ClientCall::Kind::kSnapshot, std::move(request), node, false, timeout);
   if (!a.ok()) return a.status();
   return a.value().response.slot;
+}
+
+Result<std::vector<paxos::Member>> Client::MemberList(milliseconds timeout) {
+  ClientRequest request;
+  request.kind = ClientRequest::Kind::kMemberList;
+  Result<ClientCore::Answer> a = impl_->Call(ClientCall::Kind::kMemberList, std::move(request),
+                                             paxos::kNoNode, false, timeout);
+  if (!a.ok()) return a.status();
+  if (!a.value().response.members) return Invalid("member list response without members");
+  return std::move(*a.value().response.members);
+}
+
+ballot::Status Client::ChangeMember(net::MemberChangeRequest change, milliseconds timeout) {
+  ClientRequest request;
+  request.kind = ClientRequest::Kind::kMemberChange;
+  request.member_change = std::move(change);
+  Result<ClientCore::Answer> a = impl_->Call(ClientCall::Kind::kMemberChange, std::move(request),
+                                             paxos::kNoNode, false, timeout);
+  return a.status();
 }
 
 std::map<NodeId, Result<NodeStatus>> Client::StatusAll(milliseconds timeout) {

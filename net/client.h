@@ -180,6 +180,17 @@ class Client {
   // writing failed; kTimeout.
   Result<paxos::Slot> TakeSnapshot(paxos::NodeId node, std::chrono::milliseconds timeout);
 
+  // Membership (docs/membership.md), through the leader like proposals. MemberList: the
+  // configuration the leader works with (the one governing its next slot), by id.
+  // ChangeMember: asks the leader to add a learner or remove a member; kOk once the leader has
+  // queued it (watch MemberList for its effect: a learner is promoted once it caught up).
+  // Refusals carry the leader's reason: kFailedPrecondition ("another membership change is
+  // under way"), kInvalidArgument (an id that is already a member, not a member, ...). Removing
+  // the leader makes it hand over first (Replica::TransferLeadership); the call then follows the
+  // new leader, which removes it.
+  Result<std::vector<paxos::Member>> MemberList(std::chrono::milliseconds timeout);
+  ballot::Status ChangeMember(net::MemberChangeRequest change, std::chrono::milliseconds timeout);
+
   // Asks every member once, concurrently, and returns each one's status or why it has none: a
   // node that refuses connections is reported at once (kIoError), a silent one after
   // min(attempt_timeout, timeout) (kTimeout). Never retries; the map has every member.

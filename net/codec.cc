@@ -74,6 +74,9 @@ void FillEntry(const paxos::Entry& e, wire::Entry::Builder b) {
       m.setAddress(members[i].address);
       m.setVoter(members[i].voter);
     }
+    const auto& retired = e.value.config->retired();
+    auto ids = value.initRetired(static_cast<unsigned>(retired.size()));
+    for (size_t i = 0; i < retired.size(); ++i) ids.set(static_cast<unsigned>(i), retired[i]);
   }
 }
 
@@ -135,6 +138,16 @@ void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
     case ClientRequest::Kind::kTransferLeader:
       b.setTransferLeader(r.transfer_to);
       return;
+    case ClientRequest::Kind::kMemberList:
+      b.setMemberList();
+      return;
+    case ClientRequest::Kind::kMemberChange: {
+      auto change = b.initMemberChange();
+      change.setRemove(r.member_change.remove);
+      change.setId(r.member_change.id);
+      change.setAddress(AsText(r.member_change.address));
+      return;
+    }
   }
   LOG(FATAL) << "unknown ClientRequest kind " << static_cast<int>(r.kind);
 }
@@ -162,6 +175,14 @@ void FillResponse(const ClientResponse& r, wire::ClientResponse::Builder b) {
   b.setEpoch(r.epoch);
   if (r.status) {
     FillNodeStatus(*r.status, b.initStatus());
+  } else if (r.members) {
+    auto list = b.initMembers(static_cast<unsigned>(r.members->size()));
+    for (size_t i = 0; i < r.members->size(); ++i) {
+      auto m = list[static_cast<unsigned>(i)];
+      m.setId((*r.members)[i].id);
+      m.setAddress(AsText((*r.members)[i].address));
+      m.setVoter((*r.members)[i].voter);
+    }
   } else {
     b.setNone();
   }
@@ -325,6 +346,13 @@ Status DecodeEntry(wire::Entry::Reader r, ObjectBudget* budget, paxos::Entry* e)
       members.push_back(paxos::Member{m.getId(), m.getAddress().cStr(), m.getVoter()});
     }
     paxos::Configuration config(std::move(members));
+    auto retired = value.getRetired();
+    s = CheckCount("retired ids in a configuration", retired.size(), paxos::kNodeIdMax);
+    if (s.ok()) s = budget->Charge("retired ids", retired.size(), ObjectBudget::kSlotWords);
+    if (!s.ok()) return s;
+    std::vector<paxos::NodeId> retired_ids;
+    for (uint32_t id : retired) retired_ids.push_back(id);
+    config.set_retired(std::move(retired_ids));
     s = config.Validate();
     if (!s.ok()) return Invalid("value: " + s.message());
     e->value.config = std::move(config);
@@ -437,6 +465,24 @@ Result<Frame> DecodeRequest(wire::ClientRequest::Reader r) {
                        " is not a node id");
       }
       return Frame(std::move(req));
+    case wire::ClientRequest::MEMBER_LIST:
+      req.kind = ClientRequest::Kind::kMemberList;
+      return Frame(std::move(req));
+    case wire::ClientRequest::MEMBER_CHANGE: {
+      req.kind = ClientRequest::Kind::kMemberChange;
+      auto change = r.getMemberChange();
+      req.member_change.remove = change.getRemove();
+      req.member_change.id = change.getId();
+      if (change.getAddress().size() > kMemberAddressBytesMax) {
+        return Invalid("member change: address longer than " +
+                       std::to_string(kMemberAddressBytesMax));
+      }
+      req.member_change.address = change.getAddress().cStr();
+      if (req.member_change.id > paxos::kNodeIdMax) {
+        return Invalid("member change: node id out of range");
+      }
+      return Frame(std::move(req));
+    }
   }
   return Invalid("client request: unknown kind " + std::to_string(r.which()));
 }
@@ -483,6 +529,20 @@ Result<Frame> DecodeResponse(wire::ClientResponse::Reader r) {
       s = DecodeNodeStatus(r.getStatus(), &resp.status.emplace());
       if (!s.ok()) return s;
       break;
+    case wire::ClientResponse::MEMBERS: {
+      auto list = r.getMembers();
+      s = CheckCount("members in a configuration", list.size(), kConfigMembersMax);
+      if (!s.ok()) return s;
+      auto& members = resp.members.emplace();
+      for (auto m : list) {
+        if (m.getId() > paxos::kNodeIdMax) return Invalid("member list: node id out of range");
+        std::string address;
+        s = DecodeText("member address bytes", m.getAddress(), &address);
+        if (!s.ok()) return s;
+        members.push_back(paxos::Member{m.getId(), std::move(address), m.getVoter()});
+      }
+      break;
+    }
     default:
       return Invalid("client response: unknown kind " + std::to_string(r.which()));
   }
@@ -590,7 +650,8 @@ Result<std::string> EncodePeerBatch(std::span<const paxos::Message> messages) {
 }
 
 Result<std::string> EncodeClientRequest(const ClientRequest& request) {
-  const size_t bytes_hint = 128 + request.command.payload.size() + request.query.size();
+  const size_t bytes_hint = 128 + request.command.payload.size() + request.query.size() +
+                            request.member_change.address.size();
   return BuildFrame(bytes_hint,
                     [&](wire::Frame::Builder f) { FillRequest(request, f.initRequest()); });
 }
@@ -600,6 +661,9 @@ Result<std::string> EncodeClientResponse(const ClientResponse& response) {
   if (!s.ok()) return s;
   size_t bytes_hint = 256 + response.message.size() + response.data.size();
   if (response.status) bytes_hint += response.status->role.size();
+  if (response.members) {
+    for (const auto& m : *response.members) bytes_hint += 32 + m.address.size();
+  }
   return BuildFrame(bytes_hint,
                     [&](wire::Frame::Builder f) { FillResponse(response, f.initResponse()); });
 }

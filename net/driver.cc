@@ -204,6 +204,8 @@ void Driver::Drain() {
 }
 
 void Driver::HandleReady(paxos::Ready ready) {
+  // First: the messages below may go to a member this configuration just added.
+  if (ready.configuration) host_->OnConfiguration(*ready.configuration);
   for (Message& m : ready.send_now) host_->SendToPeer(std::move(m));
   HandlePersist(ready);
   // Entries before events: a new leader's announcement waits on the applier side until its
@@ -598,6 +600,11 @@ void Driver::TickTransfer() {
   if (transfer_.request_due) return RequestChunk();
   if (now_ticks_ - transfer_.last_progress_tick >= options_.transfer_retry_ticks) {
     ++counters_.transfer_retries;
+    if (++transfer_.silent_retries > kTransferSilentRetriesMax) {
+      // The peer is gone (down for good, removed): the core raises the need again, towards
+      // whoever leads by then.
+      return AbandonTransfer("node " + std::to_string(transfer_.from) + " does not answer");
+    }
     RequestChunk();  // resumes at the offset: a lost request, chunk or connection costs a retry
   }
 }
@@ -605,6 +612,7 @@ void Driver::TickTransfer() {
 void Driver::OnSnapshotChunk(const Message& m) {
   if (!transfer_.active || transfer_.committing || m.from != transfer_.from) return;
   ++counters_.transfer_chunks_received;
+  transfer_.silent_retries = 0;
   if (m.slot == 0) {
     // The peer has no snapshot that new (any more: its disk may have been replaced, or it fell
     // back to an older one). Asking it again would never end; the core raises the need again,

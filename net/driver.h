@@ -125,6 +125,10 @@ class DriverHost {
   // Observation points, for the simulator's checker and for logs. Defaults do nothing.
   // On the driver thread: a leadership event as the core raised it.
   virtual void OnLeadershipEvent(const paxos::LeadershipEvent& event) { (void)event; }
+  // On the driver thread, before the Ready's messages are sent: the configuration now in force
+  // (Ready::configuration), in the first Ready and whenever it changes. Empty while a joining
+  // node does not know it yet. The server connects to new members and drops removed ones.
+  virtual void OnConfiguration(const paxos::Configuration& config) { (void)config; }
   // On the applier side: leadership announced to the state machine (after its recovery was
   // applied), or ended.
   virtual void OnAnnounced(bool leading, uint64_t epoch) { (void)leading, (void)epoch; }
@@ -147,6 +151,9 @@ class DriverHost {
 
 class Driver {
  public:
+  // A transfer whose peer answered none of this many retries in a row is abandoned.
+  static constexpr uint32_t kTransferSilentRetriesMax = 5;
+
   // Restores `applier` from the newest valid snapshot at or above the store's compaction mark
   // (falling back to an older one if the newest fails its checksum), and returns the durable
   // state to build the Replica from, with applied_below set to the restored position.
@@ -219,6 +226,7 @@ class Driver {
     uint64_t offset = 0;
     uint64_t last_progress_tick = 0;
     bool request_due = false;      // throttled: ask at the next tick
+    uint32_t silent_retries = 0;   // retries since the peer last sent a chunk
     std::shared_ptr<store::SnapshotSink> sink;
   };
   // A snapshot a peer is copying from this node (driver thread).

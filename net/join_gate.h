@@ -24,6 +24,19 @@
 // losing their disks is beyond what any quorum protocol survives, and the refusal then comes
 // from whichever listing member is reachable.
 //
+// Membership changes (docs/membership.md): a node started with --join on an empty data directory
+// does not create a cluster. It waits until a majority of the other members it was given
+// (--cluster) say they are established and do not list it, then records the identity (bootstrap
+// "join") and takes part; on every restart it takes part at once. It never votes before the
+// cluster's log has made it a voter (it starts as a learner with an unknown configuration,
+// paxos::Options::join). A peer that lists it shows that it is a member whose data was lost:
+// started with --join before the operator removed it, it would otherwise learn from the log that
+// it is a voter and vote blank. It then waits (logging what to do) and hears its peers again
+// (the node reconnects) until the cluster has removed it: established nodes forget members that
+// left the configuration (ForgetRemoved) and list every established peer that handshakes with
+// them, members of the bootstrap configuration or not, so that a node added later that comes
+// back empty is refused like a founding one.
+//
 // The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
 // the initial --cluster list and --cluster_token (BootstrapClusterId in net/client.h). It is
 // then recorded in DIR/CLUSTER (and in the LMDB identity record), and once recorded it is what
@@ -36,6 +49,7 @@
 #define BALLOT_NET_JOIN_GATE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -69,10 +83,25 @@ class JoinGate {
   JoinGate(paxos::NodeId self, std::vector<paxos::NodeId> members, uint64_t cluster_id,
            std::optional<store::ClusterIdentity> identity, std::string data_dir);
 
+  // This node joins an existing cluster (ballotd --join, or DIR/CLUSTER says it did): it records
+  // the identity if it has none and takes part at once. Call before Start().
+  void set_join(bool join) { join_ = join; }
+  // The bootstrap configuration to record when the identity is created (DIR/CLUSTER
+  // "bootstrap"). Call before Start().
+  void set_bootstrap(std::map<paxos::NodeId, std::string> bootstrap) {
+    bootstrap_ = std::move(bootstrap);
+  }
+
   // What holds before any peer was heard (a one-node cluster joins and takes part at once).
   Actions Start();
   // One accepted Hello from a peer (its cluster id was checked by the transport).
   Actions OnPeerHello(const net::Hello& hello);
+  // The configuration now in force has these members: joined members that are not among them
+  // were removed, and are forgotten (a removed node may come back empty, with --join, once it
+  // is added again). Nothing while the identity does not exist.
+  Actions ForgetRemoved(const std::vector<paxos::NodeId>& members);
+  // A --join node waiting on an empty directory (it hears its peers again from time to time).
+  bool waiting_to_join() const { return join_ && !identity_; }
 
   bool established() const { return identity_.has_value(); }
   bool participating() const { return participating_; }
@@ -93,6 +122,8 @@ class JoinGate {
   const uint64_t cluster_id_;
   const std::string data_dir_;
 
+  bool join_ = false;
+  std::optional<std::map<paxos::NodeId, std::string>> bootstrap_;
   std::optional<store::ClusterIdentity> identity_;
   bool participating_ = false;
   // While empty: peers that said empty, or established without listing this node.
@@ -101,6 +132,8 @@ class JoinGate {
   std::set<paxos::NodeId> listed_by_;
   // Peers already warned about (an empty peer this node lists as joined), so it is logged once.
   std::set<paxos::NodeId> warned_;
+  // --join, empty: peers whose latest Hello lists this node as joined.
+  std::set<paxos::NodeId> listing_me_;
 };
 
 }  // namespace ballot

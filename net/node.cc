@@ -95,9 +95,26 @@ class Node::Impl : public DriverHost {
   // Restores the state machine from the newest usable snapshot and builds the core and the
   // driver over what the store holds.
   Status Recover(std::unique_ptr<StateMachine> machine) {
+    // The bootstrap configuration: what DIR/CLUSTER recorded when the cluster was created (so a
+    // restart with another --cluster keeps the membership), none for a node that joined an
+    // existing cluster (it learns it from the log or a snapshot), else --cluster (a new cluster,
+    // or a directory of a format that did not record it: membership was fixed then).
+    bootstrap_ = options_.members;
+    join_ = options_.join;
+    if (!options_.in_memory) {
+      auto loaded = store::LoadClusterIdentity(options_.data_dir);
+      if (!loaded.ok()) return loaded.status();
+      if (loaded.value() && loaded.value()->bootstrap) {
+        bootstrap_ = *loaded.value()->bootstrap;
+        join_ = bootstrap_.empty();
+      } else if (loaded.value()) {
+        join_ = false;
+      }
+    }
+    if (join_) bootstrap_.clear();
     auto applier = std::make_unique<Applier>(std::move(machine));
     std::vector<paxos::Member> bootstrap;
-    for (const auto& [id, address] : options_.members) bootstrap.push_back({id, address, true});
+    for (const auto& [id, address] : bootstrap_) bootstrap.push_back({id, address, true});
     applier->set_configuration(paxos::Configuration(std::move(bootstrap)));
     auto recovered = Driver::Recover(store_.get(), snapshots_.get(), applier.get(), options_.id,
                                      /*host=*/nullptr);
@@ -121,7 +138,8 @@ class Node::Impl : public DriverHost {
     paxos::Options po = options_.paxos;
     po.id = options_.id;
     po.members.clear();
-    for (const auto& [id, address] : options_.members) po.members.push_back(id);
+    for (const auto& [id, address] : bootstrap_) po.members.push_back(id);
+    po.join = join_;
     // Different per node and per start, so two nodes never time out in lockstep.
     po.seed = options_.paxos.seed ^ WallClockMs() ^ (uint64_t{options_.id} << 32);
     auto replica = paxos::Replica::Create(po, std::move(recovered.value().durable));
@@ -154,19 +172,40 @@ class Node::Impl : public DriverHost {
     if (!identity && has_protocol_state_) {
       // Written before DIR/CLUSTER existed: the node took part, so it has joined.
       identity = store::ClusterIdentity{options_.cluster_id, options_.id, {options_.id}};
+      identity->bootstrap = bootstrap_;
       if (Status s = store::SaveClusterIdentity(options_.data_dir, *identity); !s.ok()) return s;
       LOG(INFO) << "node " << options_.id << ": recorded the cluster identity of existing data in "
                 << options_.data_dir << "/" << store::kClusterIdentityFile;
     }
-    std::vector<NodeId> members;
-    for (const auto& [id, address] : options_.members) members.push_back(id);
-    if (!identity) {
+    if (identity && !identity->bootstrap) {
+      // Format 1 (fixed membership): the bootstrap configuration was --cluster; record it.
+      identity->bootstrap = bootstrap_;
+      if (Status s = store::SaveClusterIdentity(options_.data_dir, *identity); !s.ok()) return s;
+    }
+    // Who must list this node before it takes part: the voters of the configuration it
+    // recovered (membership changes), or the bootstrap members while it knows none.
+    std::vector<NodeId> members = driver_->replica().configuration().voters();
+    if (members.empty()) {
+      for (const auto& [id, address] : options_.members) members.push_back(id);
+    }
+    if (identity && join_) {
+      LOG(INFO) << "node " << options_.id << ": joined cluster "
+                << store::FormatClusterId(options_.cluster_id)
+                << " as a new member earlier: taking part at once";
+    }
+    if (!identity && join_) {
+      LOG(INFO) << "node " << options_.id << ": data directory " << options_.data_dir
+                << " is empty: joining cluster " << store::FormatClusterId(options_.cluster_id)
+                << " (--join) once a majority of the other members given do not list this node";
+    } else if (!identity) {
       LOG(INFO) << "node " << options_.id << ": data directory " << options_.data_dir
                 << " is empty: waiting to hear from the other members whether cluster "
                 << store::FormatClusterId(options_.cluster_id) << " already exists";
     }
     gate_ = std::make_unique<JoinGate>(options_.id, std::move(members), options_.cluster_id,
                                        std::move(identity), options_.data_dir);
+    gate_->set_join(join_);
+    gate_->set_bootstrap(bootstrap_);
     return CarryOut(gate_->Start());
   }
 
@@ -219,8 +258,13 @@ class Node::Impl : public DriverHost {
     t.listen_port = options_.listen_port_override >= 0
                         ? static_cast<uint16_t>(options_.listen_port_override)
                         : port.value();
+    // The members this node knows of: --cluster, and the recovered configuration's (which wins:
+    // --cluster may be out of date). OnConfiguration keeps the table in step afterwards.
     for (const auto& [id, address] : options_.members) {
       if (id != options_.id) t.peers[id] = address;
+    }
+    for (const paxos::Member& m : driver_->replica().configuration().members()) {
+      if (m.id != options_.id && !m.address.empty()) t.peers[m.id] = m.address;
     }
     auto transport = net::Transport::Create(
         io_, std::move(t), [this](paxos::Message m) { OnPeerMessage(m); },
@@ -368,6 +412,27 @@ class Node::Impl : public DriverHost {
     Stop(std::move(why));
   }
 
+  // Membership changed (or is first known): dial new members at their configured address and
+  // stop sending to members that left. --cluster entries that are not members go too.
+  void OnConfiguration(const paxos::Configuration& config) override {
+    if (config.empty()) return;  // a joining node that knows nothing yet keeps --cluster
+    LOG(INFO) << "node " << options_.id << ": configuration " << config.ToString();
+    for (const paxos::Member& m : config.members()) {
+      if (m.id == options_.id || m.address.empty()) continue;
+      Status s = transport_->AddPeer(m.id, m.address);
+      LOG_IF(WARNING, !s.ok()) << "node " << options_.id << ": cannot reach member " << m.id
+                               << " at " << m.address << ": " << s.message();
+    }
+    for (const auto& [id, address] : transport_->Peers()) {
+      if (!config.IsMember(id)) transport_->RemovePeer(id);
+    }
+    if (gate_ != nullptr) {
+      std::vector<NodeId> ids;
+      for (const paxos::Member& m : config.members()) ids.push_back(m.id);
+      (void)CarryOut(gate_->ForgetRemoved(ids));
+    }
+  }
+
   void OnAnnounced(bool leading, uint64_t epoch) override {
     LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
               << " with epoch " << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " (token "
@@ -403,6 +468,10 @@ class Node::Impl : public DriverHost {
         driver_->Drain();
         if (stop_at_next_tick_) return Stop(Status::Ok());
         CheckTransfer();
+      } else if (gate_ != nullptr && gate_->waiting_to_join() && ++ticks_waiting_ % 100 == 0) {
+        // A peer's Hello is its state when the connection opened: hear them again, so that a
+        // member that has since removed this node (and forgotten it) lets it join.
+        transport_->ReconnectPeers();
       }
       ArmTick();
     });
@@ -470,6 +539,10 @@ class Node::Impl : public DriverHost {
         break;
       case net::ClientRequest::Kind::kStatus:
         transport_->SendResponse(client, StatusResponse(request.request_id));
+        break;
+      case net::ClientRequest::Kind::kMemberList:
+      case net::ClientRequest::Kind::kMemberChange:
+        OnMemberRequest(tag, request);
         break;
       case net::ClientRequest::Kind::kSnapshot:
         driver_->RequestSnapshot([this, tag](Result<Slot> r) {
@@ -576,6 +649,60 @@ class Node::Impl : public DriverHost {
     stop_after_transfer_ = true;
   }
 
+  // Membership requests are the leader's: it knows the configuration governing its next slot
+  // and alone proposes changes. Others refuse with a hint, like proposals.
+  void OnMemberRequest(ClientTag tag, const net::ClientRequest& request) {
+    paxos::Replica& replica = driver_->replica();
+    if (!replica.IsLeader() || driver_->token() == 0) {
+      const NodeId hint = replica.leader() == options_.id ? kNoNode : replica.leader();
+      return Refuse(tag, StatusCode::kNotLeader, "not the leader", hint);
+    }
+    if (request.kind == net::ClientRequest::Kind::kMemberList) {
+      net::ClientResponse resp;
+      resp.request_id = tag.request;
+      resp.members = replica.configuration().members();
+      return transport_->SendResponse(Handle(tag), std::move(resp));
+    }
+    const net::MemberChangeRequest& want = request.member_change;
+    if (want.remove && want.id == options_.id) {
+      // A leader does not remove itself: it hands over first, and the client follows the hint
+      // to the new leader, which removes it.
+      if (replica.transfer_target() == kNoNode) {
+        Status s = replica.TransferLeadership(kNoNode);
+        if (!s.ok()) return Refuse(tag, s.code(), s.message(), kNoNode);
+        LOG(INFO) << "node " << options_.id << ": asked to remove itself: handing leadership to "
+                  << "node " << replica.transfer_target();
+      }
+      return Refuse(tag, StatusCode::kNotLeader,
+                    "node " + std::to_string(options_.id) +
+                        " is being removed: leadership moves to node " +
+                        std::to_string(replica.transfer_target()),
+                    replica.transfer_target());
+    }
+    paxos::MemberChange change;
+    change.kind = want.remove ? paxos::MemberChange::Kind::kRemove
+                              : paxos::MemberChange::Kind::kAddLearner;
+    change.id = want.id;
+    change.address = want.address;
+    if (!want.remove) {
+      if (Result<uint16_t> port = PortOf(want.address); !port.ok() || port.value() == 0) {
+        return Refuse(tag, StatusCode::kInvalidArgument,
+                      "bad member address '" + want.address + "': want host:port", kNoNode);
+      }
+    }
+    Status s = replica.ProposeMemberChange(change);
+    if (!s.ok()) {
+      return Refuse(tag, s.code(), s.message(),
+                    s.code() == StatusCode::kNotLeader ? replica.leader() : kNoNode);
+    }
+    LOG(INFO) << "node " << options_.id << ": membership change queued: "
+              << paxos::MemberChangeKindName(change.kind) << " node " << change.id
+              << (change.address.empty() ? "" : " at " + change.address);
+    net::ClientResponse resp;
+    resp.request_id = tag.request;
+    transport_->SendResponse(Handle(tag), std::move(resp));
+  }
+
   net::ClientResponse StatusResponse(uint64_t request_id) {
     paxos::ReplicaStatus s = driver_->replica().status();
     net::NodeStatus ns;
@@ -644,8 +771,13 @@ class Node::Impl : public DriverHost {
   bool drain_scheduled_ = false;
   bool has_protocol_state_ = false;  // what Recover() found in the store
   std::unique_ptr<JoinGate> gate_;   // null in memory
+  // What Recover() decided: the bootstrap configuration (empty when joining) and whether this
+  // node joins an existing cluster.
+  std::map<NodeId, std::string> bootstrap_;
+  bool join_ = false;
   // Until the gate says so, the replica is neither ticked nor stepped: it promises nothing.
   bool participating_ = false;
+  uint64_t ticks_waiting_ = 0;  // ticks spent waiting to join (--join)
   std::chrono::steady_clock::time_point last_tick_time_;
   struct PendingTransfer {
     NodeId target = kNoNode;

@@ -42,16 +42,20 @@ struct NodeOptions {
   // Mixed into a new cluster's id, so that two clusters created with the same member list
   // differ (etcd's initial-cluster-token). Only read when a fresh data directory bootstraps.
   std::string cluster_token;
-  // The node joins a cluster that exists (ballotd --join): a fresh data directory learns the
-  // cluster id from the other members instead of deriving a new one. Within
-  // join_learn_timeout, else Create fails (kTimeout).
-  bool join = false;
+  // With `join` (below), a fresh data directory learns the cluster id from the other members
+  // instead of deriving a new one: within join_learn_timeout, else Create fails (kTimeout).
   std::chrono::milliseconds join_learn_timeout{60000};
   paxos::NodeId id = paxos::kNoNode;
   // Every member, this node included: id -> "host:port". This node listens on its own entry
   // (unless listen_port_override is set, e.g. 0 in tests).
   std::map<paxos::NodeId, std::string> members;
   std::string data_dir;
+  // Join an existing cluster (ballotd --join): with an empty data directory the node skips the
+  // bootstrap gate and starts as a learner that knows no configuration (paxos::Options::join)
+  // until it learns one from the log or a snapshot; the leader promotes it once it caught up.
+  // `members` then lists some current members (to reach them) and this node (its address).
+  // Ignored once the data directory records how it joined (DIR/CLUSTER "bootstrap").
+  bool join = false;
   std::chrono::milliseconds tick{10};
   // Protocol tuning; id, members and seed are filled in from the fields above.
   paxos::Options paxos;
@@ -99,7 +103,13 @@ class Node {
   // Safe bootstrap (net/join_gate.h): the node promises and accepts nothing, and refuses client
   // commands with kNotLeader, until its peers' handshakes show that it may take part. A node
   // whose data directory is empty although the cluster remembers it stops itself: Wait() then
-  // returns kFailedPrecondition saying that its data was lost.
+  // returns kFailedPrecondition saying that its data was lost. With NodeOptions::join an empty
+  // directory joins an existing cluster instead (docs/membership.md).
+  //
+  // Membership: the configuration comes from the data directory (DIR/CLUSTER's bootstrap
+  // configuration, the log and snapshots), not from `members`, once the directory has joined;
+  // the node dials every member at the address the configuration gives and stops sending to
+  // members that left.
   static Result<std::unique_ptr<Node>> Create(NodeOptions options,
                                               std::unique_ptr<StateMachine> machine);
   ~Node();  // Stop()s and joins every thread

@@ -109,6 +109,9 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   void SetPeerHelloHandler(PeerHelloHandler handler) { on_peer_hello_ = std::move(handler); }
   void SetDataState(DataState state, std::vector<NodeId> joined_members);
   void ReconnectPeers();
+  Status AddPeer(NodeId node, const std::string& address);
+  void RemovePeer(NodeId node);
+  std::map<NodeId, std::string> Peers() const;
 
   // Called by connections, on the io thread.
   void OnConnectResult(Connection& conn, const error_code& ec);
@@ -154,11 +157,10 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   Status OnPeerFrame(Connection& conn, std::vector<paxos::Message> batch);
   Status OnClientFrame(Connection& conn, ClientRequest request);
   std::shared_ptr<Connection> NewConnection(tcp::socket socket, NodeId dialed);
-  // Links are created with the transport and never removed.
-  PeerLink& LinkOf(NodeId node) {
+  // Null once the link was removed (RemovePeer): handlers queued for it become no-ops.
+  PeerLink* FindLink(NodeId node) {
     auto it = links_.find(node);
-    CHECK(it != links_.end()) << "no link to node " << node;
-    return *it->second;
+    return it == links_.end() ? nullptr : it->second.get();
   }
 
   // Constant after construction.
@@ -173,6 +175,7 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   // directory's state are for peers.
   std::string client_hello_frame_;
   bool reconnecting_ = false;  // inside ReconnectPeers(): closes are deliberate
+  bool started_ = false;       // Start() ran: a peer added later is dialed at once
 
   tcp::acceptor acceptor_;
   asio::steady_timer accept_retry_timer_;
@@ -513,6 +516,54 @@ void Transport::Impl::ReconnectPeers() {
   reconnecting_ = false;
 }
 
+Status Transport::Impl::AddPeer(NodeId node, const std::string& address) {
+  if (node == paxos::kNoNode || node > paxos::kNodeIdMax || node == options_.node_id) {
+    return Invalid("cannot add peer " + std::to_string(node));
+  }
+  Result<HostPort> hp = ParseHostPort(address);
+  if (!hp.ok()) return hp.status();
+  auto it = links_.find(node);
+  if (it != links_.end()) {
+    if (it->second->address.host == hp.value().host &&
+        it->second->address.port == hp.value().port) {
+      return Status::Ok();
+    }
+    RemovePeer(node);  // moved: dial the new address
+  }
+  auto link = std::make_unique<PeerLink>(io_, node, std::move(hp).value());
+  link->backoff = options_.reconnect_delay_min;
+  links_.emplace(node, std::move(link));
+  LOG(INFO) << log_prefix_ << "added peer " << node << " at " << address;
+  if (started_) Dial(node);
+  return Status::Ok();
+}
+
+void Transport::Impl::RemovePeer(NodeId node) {
+  auto it = links_.find(node);
+  if (it == links_.end()) return;
+  std::unique_ptr<PeerLink> link = std::move(it->second);
+  links_.erase(it);
+  error_code ec;
+  link->retry_timer.cancel(ec);
+  link->resolver.cancel();
+  counters_.peer_messages_dropped += link->pending.size();
+  if (link->conn) {
+    // OnClosed no longer finds the link: it only forgets the connection.
+    link->conn->Close(Status(StatusCode::kAborted, "peer removed"), CloseKind::kNormal);
+  }
+  LOG(INFO) << log_prefix_ << "removed peer " << node;
+}
+
+std::map<NodeId, std::string> Transport::Impl::Peers() const {
+  std::map<NodeId, std::string> out;
+  for (const auto& [node, link] : links_) {
+    const bool v6 = link->address.host.find(':') != std::string::npos;
+    out[node] = (v6 ? "[" + link->address.host + "]" : link->address.host) + ":" +
+                std::to_string(link->address.port);
+  }
+  return out;
+}
+
 Status Transport::Impl::Listen() {
   error_code ec;
   const auto address = asio::ip::make_address(options_.listen_host, ec);
@@ -530,6 +581,7 @@ Status Transport::Impl::Listen() {
 }
 
 void Transport::Impl::Start() {
+  started_ = true;
   Accept();
   for (const auto& [node, link] : links_) Dial(node);
 }
@@ -605,7 +657,9 @@ void Transport::Impl::Dial(NodeId node) {
                                       tcp::resolver::results_type results) {
         auto self = weak.lock();
         if (!self || self->shut_down_ || resolve_ec == asio::error::operation_aborted) return;
-        PeerLink& link = self->LinkOf(node);
+        PeerLink* found = self->FindLink(node);
+        if (found == nullptr) return;
+        PeerLink& link = *found;
         if (resolve_ec || results.empty()) {
           ++self->counters_.connects_failed;
           VLOG(1) << self->log_prefix_ << "cannot resolve " << link.address.host << ": "
@@ -746,10 +800,12 @@ Status Transport::Impl::CheckHello(const Connection& conn, const Hello& hello) c
                   "handshake: dialed node " + std::to_string(conn.dialed()) +
                       " but it says it is node " + std::to_string(hello.node_id));
   }
-  if (conn.dialed() == paxos::kNoNode && hello.node_id != kClientNodeId &&
-      !links_.contains(hello.node_id)) {
+  // An incoming peer need not be configured here: membership changes, and a node being added
+  // may dial before this one learns of it. The cluster id and the timing are the gate; what the
+  // peer may do is the core's business (only voters' votes count).
+  if (hello.node_id > paxos::kNodeIdMax || hello.node_id == options_.node_id) {
     return Status(StatusCode::kFailedPrecondition,
-                  "handshake: node " + std::to_string(hello.node_id) + " is not a configured peer");
+                  "handshake: node id " + std::to_string(hello.node_id) + " is not acceptable");
   }
   return Status::Ok();
 }
@@ -848,9 +904,10 @@ void Transport::Impl::PostFlush(PeerLink& link) {
   asio::post(io_, [weak = weak_from_this(), node = link.node] {
     auto self = weak.lock();
     if (!self || self->shut_down_) return;
-    PeerLink& link = self->LinkOf(node);
-    link.flush_posted = false;
-    self->FlushLink(link);
+    PeerLink* link = self->FindLink(node);
+    if (link == nullptr) return;
+    link->flush_posted = false;
+    self->FlushLink(*link);
   });
 }
 
@@ -1001,6 +1058,14 @@ void Transport::SetDataState(DataState state, std::vector<NodeId> joined_members
 }
 
 void Transport::ReconnectPeers() { impl_->ReconnectPeers(); }
+
+Status Transport::AddPeer(NodeId node, const std::string& address) {
+  return impl_->AddPeer(node, address);
+}
+
+void Transport::RemovePeer(NodeId node) { impl_->RemovePeer(node); }
+
+std::map<NodeId, std::string> Transport::Peers() const { return impl_->Peers(); }
 
 PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& options) {
   PeerTiming t;

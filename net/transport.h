@@ -5,9 +5,10 @@
 // client) sends its own at once; the accepting side checks it and only then answers with its own,
 // so a dialer that gets a Hello back knows it was accepted. Nothing else is accepted until the
 // other side's Hello names this cluster, this protocol version and an acceptable node id: the
-// dialed peer's id on an outgoing connection; on an incoming one, a configured peer's id or 0
-// for a client. A client may also say cluster 0: it does not know the id yet (net/client.h) and
-// learns it from the answer. Until then a frame may be at most kHandshakeFrameBytesMax long.
+// dialed peer's id on an outgoing connection; on an incoming one, any other node id (membership
+// changes: a node being added may dial before this one knows it) or 0 for a client. A client may
+// also say cluster 0: it does not know the id yet (net/client.h) and learns it from the answer.
+// Until then a frame may be at most kHandshakeFrameBytesMax long.
 //
 // Peers also compare their timing (PeerTiming: tick, heartbeat, election timeout, lease, drift
 // bound): a lease is only safe if every node counts it alike. A peer whose timing differs is
@@ -74,7 +75,7 @@ struct TransportOptions {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;
   // Every other member: node id -> "host:port" ("[v6addr]:port" for IPv6). Must not contain
-  // node_id. Only these ids are accepted as peers on incoming connections.
+  // node_id. AddPeer()/RemovePeer() change the set later (membership changes).
   std::map<paxos::NodeId, std::string> peers;
 
   std::chrono::milliseconds reconnect_delay_min{10};
@@ -170,6 +171,15 @@ class Transport {
   // Closes every peer connection, incoming and outgoing; links redial at once and each side
   // handshakes again. Queued messages stay queued.
   void ReconnectPeers();
+
+  // Membership changes. AddPeer starts dialing `node` at `address` (a no-op if it is already a
+  // peer there; a new address replaces the old link). RemovePeer closes the outgoing link and
+  // drops what is queued on it; incoming connections from the node are left alone (they carry
+  // nothing this node must answer on them). kInvalidArgument for this node's id or a bad address.
+  Status AddPeer(paxos::NodeId node, const std::string& address);
+  void RemovePeer(paxos::NodeId node);
+  // The configured peers: id -> "host:port".
+  std::map<paxos::NodeId, std::string> Peers() const;
 
   const TransportCounters& counters() const;
 

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "paxos/configuration.h"
 #include "paxos/message.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -83,6 +84,15 @@ struct Hello {
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 
+// A membership change as a client asks for it (ballotctl member add / remove).
+struct MemberChangeRequest {
+  bool remove = false;  // false: add `id` at `address` as a learner (promoted once caught up)
+  paxos::NodeId id = paxos::kNoNode;
+  std::string address;
+
+  friend bool operator==(const MemberChangeRequest&, const MemberChangeRequest&) = default;
+};
+
 struct ClientRequest {
   // kSnapshot: take a snapshot now (ballotctl snapshot); answered once it is durable, with its
   // applied_below in ClientResponse::slot.
@@ -90,13 +100,18 @@ struct ClientRequest {
   // (kNoNode: the most up-to-date voter). Answered once another node leads, with its id in
   // ClientResponse::leader_hint and its epoch in ClientResponse::epoch; kNotLeader (with a hint)
   // from a node that does not lead; kAborted if the target did not take over in time.
-  enum class Kind : uint8_t { kPropose, kRead, kStatus, kSnapshot, kTransferLeader };
+  // kMemberList: the leader's configuration, in ClientResponse::members. kMemberChange: leader
+  // only, answered once the change is queued (the caller watches kMemberList for its effect).
+  enum class Kind : uint8_t {
+    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange
+  };
 
   uint64_t request_id = 0;  // chosen by the client, echoed in the response
   Kind kind = Kind::kStatus;
   paxos::Command command;  // kPropose only; stamp_ms is set by the leader, not the client
   std::string query;       // kRead only: passed to StateMachine::Query
   paxos::NodeId transfer_to = paxos::kNoNode;  // kTransferLeader only
+  MemberChangeRequest member_change;  // kMemberChange only
 
   friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
 };
@@ -128,6 +143,7 @@ struct ClientResponse {
   paxos::Slot slot = 0;                        // propose: where the command was chosen
   uint64_t epoch = 0;                          // propose: the log's epoch there
   std::optional<NodeStatus> status;            // set in answers to kStatus
+  std::optional<std::vector<paxos::Member>> members;  // set in answers to kMemberList
 
   friend bool operator==(const ClientResponse&, const ClientResponse&) = default;
 };

@@ -48,6 +48,16 @@ size_t Configuration::voter_count() const {
       std::count_if(members_.begin(), members_.end(), [](const Member& m) { return m.voter; }));
 }
 
+bool Configuration::IsRetired(NodeId id) const {
+  return std::binary_search(retired_.begin(), retired_.end(), id);
+}
+
+void Configuration::set_retired(std::vector<NodeId> retired) {
+  std::sort(retired.begin(), retired.end());
+  retired.erase(std::unique(retired.begin(), retired.end()), retired.end());
+  retired_ = std::move(retired);
+}
+
 bool Configuration::IsQuorum(const std::vector<NodeId>& nodes) const {
   std::set<NodeId> counted;
   for (NodeId n : nodes) {
@@ -69,6 +79,9 @@ Status Configuration::Validate() const {
     }
   }
   if (voter_count() == 0) return invalid("no voters");
+  for (const Member& m : members_) {
+    if (IsRetired(m.id)) return invalid("node id " + std::to_string(m.id) + " was retired");
+  }
   return Status::Ok();
 }
 
@@ -80,7 +93,12 @@ std::string Configuration::ToString() const {
     if (!m.address.empty()) out += "@" + m.address;
     if (!m.voter) out += "(learner)";
   }
-  return out.empty() ? "(unknown)" : out;
+  if (out.empty()) return "(unknown)";
+  if (!retired_.empty()) {
+    out += " retired";
+    for (NodeId id : retired_) out += " " + std::to_string(id);
+  }
+  return out;
 }
 
 const char* MemberChangeKindName(MemberChange::Kind kind) {
@@ -106,6 +124,10 @@ Result<Configuration> ApplyMemberChange(const Configuration& config, const Membe
       if (existing != nullptr) {
         return refuse(existing->voter ? "already a voter" : "already a learner");
       }
+      if (config.IsRetired(change.id)) {
+        return refuse("this id belonged to a member that was removed; ids are never reused, so "
+                      "add the node under a new id");
+      }
       if (change.address.empty()) return refuse("no address given");
       members.push_back(Member{change.id, change.address, false});
       break;
@@ -125,6 +147,9 @@ Result<Configuration> ApplyMemberChange(const Configuration& config, const Membe
       break;
   }
   Configuration next(std::move(members));
+  std::vector<NodeId> retired = config.retired();
+  if (change.kind == MemberChange::Kind::kRemove) retired.push_back(change.id);
+  next.set_retired(std::move(retired));
   Status s = next.Validate();
   if (!s.ok()) return s;
   return next;

@@ -63,7 +63,16 @@ class Configuration {
   // Do the voters among `nodes` form a majority? (Non-voters and strangers do not count.)
   bool IsQuorum(const std::vector<NodeId>& nodes) const;
 
-  // Distinct ids in 1..65535, at least one voter.
+  // Ids removed from the group: they never come back (a node that returns needs a new id, as
+  // in etcd). A blank node under an old id could otherwise be counted, by a candidate working
+  // from an older configuration where that id voted, as the old member it no longer remembers
+  // being (found by the simulator: a removed, stale node served the rejoined one a snapshot of
+  // that older configuration).
+  const std::vector<NodeId>& retired() const { return retired_; }
+  bool IsRetired(NodeId id) const;
+  void set_retired(std::vector<NodeId> retired);  // sorts
+
+  // Distinct ids in 1..65535, at least one voter, no member retired.
   Status Validate() const;
   std::string ToString() const;  // "1@h:p,2@h:p,4@h:p(learner)"
 
@@ -71,6 +80,7 @@ class Configuration {
 
  private:
   std::vector<Member> members_;  // by id
+  std::vector<NodeId> retired_;  // increasing
 };
 
 // One membership change, as an operator asks for it.
@@ -84,7 +94,8 @@ struct MemberChange {
 const char* MemberChangeKindName(MemberChange::Kind kind);
 
 // The configuration after `change`, or why the change is not allowed: adding an id that is
-// already a member, promoting a non-learner, removing a non-member or the last voter.
+// already a member or was removed before, promoting a non-learner, removing a non-member or the
+// last voter. A removal retires the id.
 Result<Configuration> ApplyMemberChange(const Configuration& config, const MemberChange& change);
 
 }  // namespace ballot::paxos

@@ -444,7 +444,11 @@ bool Replica::PersistStalled() const {
 void Replica::TickFollower() {
   if (now_ < election_deadline_) return;
   if (!IsVoter(options_.id)) {
-    // A learner (or a removed member) never campaigns: its vote does not count.
+    // A learner (or a removed member) never campaigns: its vote does not count. Having heard
+    // from no leader for an election timeout, it stops naming one (a removed node would
+    // otherwise send clients to a leader that may be long gone).
+    leader_ = kNoNode;
+    leader_epoch_ = Ballot();
     ResetElectionTimer();
     return;
   }

@@ -54,6 +54,8 @@ uint64_t HashValue(const Value& v) {
         h *= kFnvPrime;
       }
     }
+    Mix(&h, v.config->retired().size());
+    for (NodeId id : v.config->retired()) Mix(&h, id);
   }
   return h;
 }

@@ -170,6 +170,8 @@ std::string EncodeHeader(paxos::Slot applied_below, uint64_t log_epoch,
     writer.PutU8(m.voter ? 1 : 0);
     writer.PutBytes(m.address);
   }
+  writer.PutU32(static_cast<uint32_t>(config.retired().size()));
+  for (paxos::NodeId id : config.retired()) writer.PutU32(id);
   writer.PutBytes(sessions);
   return writer.Release();
 }
@@ -255,6 +257,25 @@ Status ReadMembers(SnapshotReader* in, uint8_t version, uint32_t count,
   }
   *config = paxos::Configuration(std::move(members));
   if (!config->empty() && config->voter_count() == 0) return Corrupt("no member votes");
+  if (version == kSnapshotVersionAllVoters) return Status::Ok();
+  // Version 3: the retired ids follow, increasing.
+  Status status = in->ReadExact(4, &bytes);
+  if (!status.ok()) return status;
+  uint32_t retired_count = 0;
+  CHECK(ByteReader(bytes).GetU32(&retired_count));
+  if (retired_count > kSnapshotMembersMax) return Corrupt("too many retired ids");
+  std::vector<paxos::NodeId> retired;
+  for (uint32_t i = 0; i < retired_count; i++) {
+    status = in->ReadExact(4, &bytes);
+    if (!status.ok()) return status;
+    uint32_t id = 0;
+    CHECK(ByteReader(bytes).GetU32(&id));
+    if (id == paxos::kNoNode || id > paxos::kNodeIdMax) return Corrupt("bad retired id");
+    if (!retired.empty() && retired.back() >= id) return Corrupt("retired ids out of order");
+    if (config->IsMember(id)) return Corrupt("a retired id is a member");
+    retired.push_back(id);
+  }
+  config->set_retired(std::move(retired));
   return Status::Ok();
 }
 

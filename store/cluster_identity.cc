@@ -15,6 +15,8 @@ namespace ballot::store {
 namespace {
 
 constexpr char kHeader[] = "ballot cluster identity ";
+// The bootstrap line of a node that joined an existing cluster.
+constexpr char kJoinedExisting[] = "join";
 
 Status Corrupt(const std::string& path, const std::string& why) {
   return Status(StatusCode::kCorruption, path + ": " + why);
@@ -25,9 +27,19 @@ std::string Body(const ClusterIdentity& identity) {
   for (paxos::NodeId id : identity.joined_members) {
     joined += (joined.empty() ? "" : ",") + std::to_string(id);
   }
-  return std::string(kHeader) + std::to_string(kClusterIdentityVersion) + "\n" + "cluster_id " +
-         FormatClusterId(identity.cluster_id) + "\n" + "node_id " +
-         std::to_string(identity.node_id) + "\n" + "joined " + joined + "\n";
+  // Without a bootstrap line the file is format 1, which is what it then is.
+  const uint32_t version = identity.bootstrap ? kClusterIdentityVersion : 1;
+  std::string body = std::string(kHeader) + std::to_string(version) + "\n" +
+                     "cluster_id " + FormatClusterId(identity.cluster_id) + "\n" + "node_id " +
+                     std::to_string(identity.node_id) + "\n" + "joined " + joined + "\n";
+  if (identity.bootstrap) {
+    std::string members;
+    for (const auto& [id, address] : *identity.bootstrap) {
+      members += (members.empty() ? "" : ",") + std::to_string(id) + "@" + address;
+    }
+    body += "bootstrap " + (members.empty() ? std::string(kJoinedExisting) : members) + "\n";
+  }
+  return body;
 }
 
 std::string ChecksumLine(std::string_view body) {
@@ -51,6 +63,14 @@ Status Validate(const ClusterIdentity& identity) {
     self = self || id == identity.node_id;
   }
   if (!self) return Status(StatusCode::kInvalidArgument, "joined members must include node_id");
+  if (identity.bootstrap) {
+    for (const auto& [id, address] : *identity.bootstrap) {
+      if (id == paxos::kNoNode || id > paxos::kNodeIdMax || address.empty() ||
+          address.find_first_of(",@\n ") != std::string::npos) {
+        return Status(StatusCode::kInvalidArgument, "bad bootstrap member " + std::to_string(id));
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -88,7 +108,7 @@ Result<ClusterIdentity> Parse(const std::string& path, std::string_view text) {
   if (!NextValue(body, &pos, "ballot cluster identity", &v) || !ParseNumber(v, &version)) {
     return Corrupt(path, "not a ballot cluster identity file");
   }
-  if (version != kClusterIdentityVersion) {
+  if (version < 1 || version > kClusterIdentityVersion) {
     return Status(StatusCode::kFailedPrecondition,
                   path + ": written by a newer ballotd (format " + std::to_string(version) + ")");
   }
@@ -106,6 +126,24 @@ Result<ClusterIdentity> Parse(const std::string& path, std::string_view text) {
     if (!ParseNumber(v.substr(0, comma), &id)) return Corrupt(path, "bad joined line");
     identity.joined_members.push_back(id);
     v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+  }
+  if (version >= 2) {
+    if (!NextValue(body, &pos, "bootstrap", &v)) return Corrupt(path, "bad bootstrap line");
+    identity.bootstrap.emplace();
+    if (v != kJoinedExisting) {
+      while (!v.empty()) {
+        const size_t comma = v.find(',');
+        const std::string_view entry = v.substr(0, comma);
+        const size_t at = entry.find('@');
+        paxos::NodeId id = 0;
+        if (at == std::string_view::npos || !ParseNumber(entry.substr(0, at), &id) ||
+            !identity.bootstrap->emplace(id, std::string(entry.substr(at + 1))).second) {
+          return Corrupt(path, "bad bootstrap line");
+        }
+        v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+      }
+      if (identity.bootstrap->empty()) return Corrupt(path, "bad bootstrap line");
+    }
   }
   if (pos != body.size()) return Corrupt(path, "unexpected lines");
   if (Status s = Validate(identity); !s.ok()) return Corrupt(path, s.message());

@@ -130,7 +130,16 @@ Status DecodeConfigurationFrom(Reader* r, paxos::Configuration* config) {
     STORE_RETURN_IF_ERROR(r->Bytes("member.address", address_bytes, &address));
     m.address.assign(address);
   }
+  uint32_t retired_count = 0;
+  STORE_RETURN_IF_ERROR(r->U32("configuration.retired count", &retired_count));
+  if (retired_count > r->remaining() / 4) {
+    return Corrupt("configuration claims " + std::to_string(retired_count) +
+                   " retired ids but only " + std::to_string(r->remaining()) + " bytes remain");
+  }
+  std::vector<paxos::NodeId> retired(retired_count);
+  for (paxos::NodeId& id : retired) STORE_RETURN_IF_ERROR(r->U32("retired id", &id));
   *config = paxos::Configuration(std::move(members));
+  config->set_retired(std::move(retired));
   if (!config->empty()) {
     Status s = config->Validate();
     if (!s.ok()) return Corrupt(s.message());
@@ -281,6 +290,8 @@ void EncodeConfiguration(const paxos::Configuration& config, std::string* out) {
     PutU32(static_cast<uint32_t>(m.address.size()), out);
     out->append(m.address);
   }
+  PutU32(static_cast<uint32_t>(config.retired().size()), out);
+  for (paxos::NodeId id : config.retired()) PutU32(id, out);
 }
 
 Status DecodeConfiguration(std::string_view in, paxos::Configuration* config) {

@@ -3,6 +3,7 @@
 //   ballotctl --cluster=... seq next [--count=N]
 //   ballotctl --cluster=... status [--json]
 //   ballotctl --cluster=... leader
+//   ballotctl --cluster=... member list [--json] | add ID@HOST:PORT | remove ID
 //   ballotctl --cluster=... snapshot --id=N
 //   ballotctl --cluster=... kv get|put|delete|cas|create ...
 //   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
@@ -30,6 +31,7 @@
 #include "store/lmdb_store.h"
 #include "store/store_inspect.h"
 #include "tools/ctl/cluster_commands.h"
+#include "tools/ctl/member_commands.h"
 #include "tools/flag_check.h"
 
 DEFINE_string(data_dir, "", "A node's data directory (the LMDB store).");
@@ -44,12 +46,15 @@ DEFINE_uint64(cluster_id, 0,
               "order, that answers, and refuse servers of any other cluster)");
 DEFINE_int32(timeout_ms, 5000, "Deadline of the whole command, in milliseconds.");
 DEFINE_uint64(count, 1, "seq next: how many numbers to draw.");
-DEFINE_bool(json, false, "status: print one JSON object instead of a table.");
+DEFINE_bool(json, false, "status, member list: print one JSON object instead of a table.");
 DEFINE_uint64(id, 0, "snapshot: the node that takes the snapshot.");
 DEFINE_uint64(to, 0,
               "leader transfer: the node to hand leadership to (0: the most up-to-date voter).");
 DEFINE_string(owner, "", "lock: the owner id acting on the lock.");
 DEFINE_uint64(ttl_ms, 10000, "lock acquire: time to live of the grant, in milliseconds.");
+DEFINE_int32(wait_ms, 120000,
+             "member add / remove: how long to wait for the change to take effect (add: until "
+             "the new node has caught up and is a voter), in milliseconds.");
 
 namespace ballot::tools {
 namespace {
@@ -112,6 +117,19 @@ int RunSnapshotCommand(const Args&) {
 int RunKvCommand(const Args& args) {
   if (!NeedCluster()) return kExitUsage;
   return RunKv(Cluster(), args);
+}
+
+int RunMemberListCommand(const Args&) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunMemberList(Cluster(), FLAGS_json);
+}
+int RunMemberAddCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunMemberAdd(Cluster(), args[0], FLAGS_wait_ms);
+}
+int RunMemberRemoveCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  return RunMemberRemove(Cluster(), args[0], FLAGS_wait_ms);
 }
 
 // Sends one lock command; prints the token on success. A refusal (held by another owner, not
@@ -214,6 +232,15 @@ constexpr Command kCommands[] = {
     {"snapshot", "", "--cluster --id",
      "node --id takes a snapshot now and compacts its log; prints the slot it covers",
      &RunSnapshotCommand},
+    {"member", "list", "--cluster [--json]",
+     "the configuration: id, address, voter or learner, one member per line", &RunMemberListCommand},
+    {"member", "add", "--cluster ID@HOST:PORT [--wait_ms]",
+     "add a node as a learner (start it with ballotd --join); returns once it caught up and is "
+     "a voter",
+     &RunMemberAddCommand, 1, 1},
+    {"member", "remove", "--cluster ID [--wait_ms]",
+     "remove a node (the leader hands over first if it is the one); returns once it is gone",
+     &RunMemberRemoveCommand, 1, 1},
     {"kv", "", "--cluster get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create "
                "KEY VALUE",
      "the key-value sample", &RunKvCommand, 2, 4},

@@ -2,6 +2,8 @@
 //
 //   ballotd --id=N --cluster=1@127.0.0.1:P1,2@127.0.0.1:P2,3@127.0.0.1:P3 --data_dir=DIR
 //           --state_machine=sequence
+//   ballotd --id=4 --cluster=1@...,4@127.0.0.1:P4 --data_dir=EMPTY --join   (a new member,
+//           after `ballotctl member add 4@127.0.0.1:P4`; docs/membership.md)
 //
 // One port per node serves both peers and clients. Bad flags: a message and exit code 2.
 // SIGTERM / SIGINT stop the node cleanly (a leader hands over leadership first; a second signal
@@ -32,6 +34,11 @@
 DEFINE_uint32(id, 0, "this node's id: one of the ids in --cluster");
 DEFINE_string(cluster, "", "every member as id@host:port, comma-separated; the same on every node");
 DEFINE_string(data_dir, "", "directory for this node's LMDB store (created if missing)");
+DEFINE_bool(join, false,
+            "join an existing cluster as a new member: first `ballotctl member add ID@HOST:PORT`, "
+            "then start this node with an empty --data_dir, --join and --cluster listing some "
+            "current members and this node; it catches up as a learner and the leader promotes "
+            "it. Ignored once the data directory has joined");
 DEFINE_string(state_machine, "sequence", "the service to run: sequence | kv | lock");
 DEFINE_uint64(cluster_id, 0,
               "cluster identity checked in every handshake and data directory. 0: the one "
@@ -41,9 +48,6 @@ DEFINE_string(cluster_token, "",
               "bootstrap only: mixed into a new cluster's id, so that clusters created with the "
               "same --cluster list get different ids (like etcd's initial-cluster-token); the "
               "same on every initial member");
-DEFINE_bool(join, false,
-            "join an existing cluster: a fresh data directory learns the cluster id from the "
-            "first other member in --cluster that answers, instead of creating a new cluster");
 // The timing flags below must be the same on every node: peers compare them in the handshake
 // and refuse each other when they differ (a lease is only safe if every node counts it alike).
 DEFINE_uint32(tick_ms, 10, "length of one protocol tick in milliseconds (the same on every node)");

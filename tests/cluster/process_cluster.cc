@@ -153,6 +153,43 @@ const ProcessCluster::Child& ProcessCluster::child(paxos::NodeId id) const {
   return it->second;
 }
 
+paxos::NodeId ProcessCluster::AddNode() {
+  Child c;
+  c.id = children_.rbegin()->first + 1;
+  c.port = PickFreePorts(1)[0];
+  c.data_dir = dir_ + "/node" + std::to_string(c.id);
+  c.log_path = dir_ + "/node" + std::to_string(c.id) + ".log";
+  const paxos::NodeId id = c.id;
+  children_.emplace(id, std::move(c));
+  admin_.reset();  // the admin client must know the new node
+  return id;
+}
+
+void ProcessCluster::SetNodeCluster(paxos::NodeId id, std::string cluster_flag) {
+  child(id).cluster_flag = std::move(cluster_flag);
+}
+
+std::string ProcessCluster::Address(paxos::NodeId id) const {
+  return "127.0.0.1:" + std::to_string(child(id).port);
+}
+
+std::string ProcessCluster::Entry(paxos::NodeId id) const {
+  return std::to_string(id) + "@" + Address(id);
+}
+
+Status ProcessCluster::Launch(paxos::NodeId id) {
+  Child& c = child(id);
+  if (c.pid > 0) return Status(StatusCode::kFailedPrecondition, "already running");
+  return Spawn(c);
+}
+
+std::string ProcessCluster::WaitExit(paxos::NodeId id, Clock::time_point deadline) {
+  Child& c = child(id);
+  std::string how;
+  WaitUntil(deadline, [&] { return ReapIfExited(c, &how); });
+  return how;
+}
+
 std::vector<paxos::NodeId> ProcessCluster::ids() const {
   std::vector<paxos::NodeId> out;
   for (const auto& [id, c] : children_) out.push_back(id);
@@ -192,10 +229,14 @@ void ProcessCluster::AppendToLog(const Child& c, const std::string& line) const 
 
 Status ProcessCluster::Spawn(Child& c) {
   std::vector<std::string> args = {
-      options_.ballotd_path,      "--id=" + std::to_string(c.id), "--cluster=" + cluster_flag_,
-      "--data_dir=" + c.data_dir, "--state_machine=" + options_.state_machine,
+      options_.ballotd_path,
+      "--id=" + std::to_string(c.id),
+      "--cluster=" + (c.cluster_flag.empty() ? cluster_flag_ : c.cluster_flag),
+      "--data_dir=" + c.data_dir,
+      "--state_machine=" + options_.state_machine,
   };
   if (!options_.cluster_token.empty()) args.push_back("--cluster_token=" + options_.cluster_token);
+  if (!c.cluster_flag.empty()) args.push_back("--cluster_id=" + std::to_string(cluster_id_));
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   args.insert(args.end(), c.extra_flags.begin(), c.extra_flags.end());
   std::vector<char*> argv;

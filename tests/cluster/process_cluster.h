@@ -142,6 +142,22 @@ class ProcessCluster {
   // The node's --data_dir (it exists once the node has been started).
   std::string DataDir(paxos::NodeId id) const;
 
+  // Membership changes (tests/cluster/membership_test.cc). AddNode makes a new node (the next
+  // id, a free port, its own directory) and starts nothing; clients made afterwards know it.
+  // A node whose --cluster was set with SetNodeCluster is started with that list and with
+  // --cluster_id pinned to the cluster's (the id derived from its own list would differ).
+  // SetNodeFlags (above) gives such a node its own flags, e.g. {"--join"}.
+  paxos::NodeId AddNode();
+  void SetNodeCluster(paxos::NodeId id, std::string cluster_flag);
+  // "127.0.0.1:<port>" and "<id>@127.0.0.1:<port>".
+  std::string Address(paxos::NodeId id) const;
+  std::string Entry(paxos::NodeId id) const;
+  // Starts the node without waiting for it to answer (e.g. one expected to refuse and exit).
+  Status Launch(paxos::NodeId id);
+  // Waits until the node exits on its own; its exit status ("exited 1", ...) or "" at the
+  // deadline (it keeps running).
+  std::string WaitExit(paxos::NodeId id, Clock::time_point deadline);
+
   std::vector<paxos::NodeId> ids() const;
   uint16_t port(paxos::NodeId id) const;
   const std::string& cluster_flag() const { return cluster_flag_; }
@@ -161,6 +177,7 @@ class ProcessCluster {
     pid_t pid = -1;  // -1: not running
     bool stopped = false;
     int starts = 0;
+    std::string cluster_flag;        // empty: the cluster's
   };
 
   Child& child(paxos::NodeId id);

@@ -467,9 +467,10 @@ TEST_F(HostileInputTest, WrongClusterId) {
   ExpectClosed(client, &TransportCounters::handshakes_rejected);
 }
 
-TEST_F(HostileInputTest, UnknownNodeId) {
+// Another node may claim any id but the server's own.
+TEST_F(HostileInputTest, PeerClaimingTheServersOwnId) {
   RawClient client(io_, server().port);
-  client.Hello(kCluster, 9);
+  client.Hello(kCluster, server().id);
   ExpectClosed(client, &TransportCounters::handshakes_rejected);
 }
 
@@ -667,8 +668,12 @@ TEST_F(TransportTest, PeerHellosCarryTheDataStateAndReconnectTellsTheNewOne) {
 TEST_F(TransportTest, PeerThatRefusesUsIsRedialedWithBackoff) {
   const std::vector<uint16_t> ports = PickFreePorts(2);
   Node a, b;
-  Start(&b, Options(2, ports[1]));
-  Start(&a, Options(1, ports[0], {{2, Local(ports[1])}}));
+  TransportOptions ob = Options(2, ports[1]);
+  ob.timing = Timing(20);  // b refuses a: their timing differs
+  Start(&b, ob);
+  TransportOptions oa = Options(1, ports[0], {{2, Local(ports[1])}});
+  oa.timing = Timing(10);
+  Start(&a, oa);
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(RunUntil([&] { return a.counters().handshakes_rejected >= 4; }));
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -676,6 +681,41 @@ TEST_F(TransportTest, PeerThatRefusesUsIsRedialedWithBackoff) {
   EXPECT_FALSE(a.transport->PeerConnected(2));
   EXPECT_EQ(a.counters().handshakes_completed, 0u);
   EXPECT_GE(b.counters().handshakes_rejected, 4u);
+}
+
+// Membership changes: a node that is not configured here may connect (a node being added dials
+// the members before they know it); AddPeer dials a new member at once; RemovePeer stops sending
+// to it and drops what was queued.
+TEST_F(TransportTest, PeersAreAddedAndRemovedAtRuntime) {
+  const std::vector<uint16_t> ports = PickFreePorts(2);
+  Node a, b;
+  Start(&a, Options(1, ports[0]));
+  Start(&b, Options(2, ports[1], {{1, Local(ports[0])}}));
+  // b is not a peer of a, yet its messages arrive.
+  ASSERT_TRUE(RunUntil([&] { return b.transport->PeerConnected(1); }));
+  b.transport->Send(1, Heartbeat(2, 1, 7));
+  ASSERT_TRUE(RunUntil([&] { return !a.received.empty(); }));
+  EXPECT_EQ(a.received.back().round, 7u);
+  // a learns of b.
+  EXPECT_EQ(a.transport->Peers().size(), 0u);
+  ASSERT_TRUE(a.transport->AddPeer(2, Local(ports[1])).ok());
+  EXPECT_EQ(a.transport->Peers(), (std::map<paxos::NodeId, std::string>{{2, Local(ports[1])}}));
+  ASSERT_TRUE(RunUntil([&] { return a.transport->PeerConnected(2); }));
+  a.transport->Send(2, Heartbeat(1, 2, 8));
+  ASSERT_TRUE(RunUntil([&] { return !b.received.empty(); }));
+  EXPECT_EQ(b.received.back().round, 8u);
+  // ... and forgets it: nothing more goes out to it.
+  a.transport->RemovePeer(2);
+  EXPECT_FALSE(a.transport->PeerConnected(2));
+  EXPECT_TRUE(a.transport->Peers().empty());
+  const uint64_t dropped = a.counters().peer_messages_dropped;
+  a.transport->Send(2, Heartbeat(1, 2, 9));
+  EXPECT_EQ(a.counters().peer_messages_dropped, dropped + 1);
+  RunUntil([] { return false; }, 50ms);
+  for (const auto& m : b.received) EXPECT_NE(m.round, 9u);
+  // Invalid additions are refused.
+  EXPECT_FALSE(a.transport->AddPeer(1, Local(ports[1])).ok()) << "its own id";
+  EXPECT_FALSE(a.transport->AddPeer(3, "no-port").ok());
 }
 
 TEST_F(TransportTest, ConnectionsBeyondTheMaximumAreRefused) {

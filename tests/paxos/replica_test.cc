@@ -1720,6 +1720,11 @@ TEST(ReplicaMembershipTest, ARemovedVoterNoLongerCountsAndCannotDisruptTheGroup)
   EXPECT_EQ(c.r(leader).UsableEpoch(), epoch) << "the removed node deposed nobody";
   ProposeAndApply(&c, leader, {leader, stays}, 5, &seq);
   c.ExpectAgreement();
+  // Its id is retired: a node that comes back needs a new one.
+  EXPECT_TRUE(c.r(leader).configuration().IsRetired(gone));
+  Status again = c.r(leader).ProposeMemberChange(Add(gone));
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.message().find("new id"), std::string::npos) << again.message();
 }
 
 TEST(ReplicaMembershipTest, ChangesAreOneAtATimeAndALeaderDoesNotRemoveItself) {

@@ -121,7 +121,19 @@ constexpr char kStageLeaderBehind[] = "liveness: a recovering leader behind comp
 // now also catches up from a candidate whose Prepare shows it knows more).
 constexpr char kCatchupNeedsLeader[] = "liveness: catch-up only from a leader that needed us";
 
+// Found the same way: a removed node rejoined blank under its old id and a stale removed peer
+// served it a snapshot of an older configuration listing that id; together they chose a second
+// value (ids are now retired: paxos/configuration.h). And a transfer from a peer that is down
+// for good, and a removed node still naming a long-gone leader to clients.
+constexpr char kOldIdRejoined[] = "safety: a blank node under a retired id counted as its past";
+constexpr char kTransferFromDeadPeer[] = "liveness: a snapshot transfer from a peer gone for good";
+constexpr char kStaleLeaderHint[] = "liveness: a removed node hinted at a long-gone leader";
+
 constexpr Regression kRegressions[] = {
+    {3, 272, kOldIdRejoined, SimConfig().chaos_ticks, true},
+    {5, 1000268, kOldIdRejoined, SimConfig().chaos_ticks, true},
+    {3, 778, kTransferFromDeadPeer, SimConfig().chaos_ticks, true},
+    {3, 892, kStaleLeaderHint, SimConfig().chaos_ticks, true},
     {3, 10960, kStageLeaderBehind, SimConfig().chaos_ticks, true},
     {3, 12059, kStageLeaderBehind, SimConfig().chaos_ticks, true},
     {3, 15265, kCatchupNeedsLeader, SimConfig().chaos_ticks, true},

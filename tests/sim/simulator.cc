@@ -493,8 +493,11 @@ void Simulator::CheckLeaseGrants(paxos::NodeId to, const paxos::Message& m,
   if (m.type != paxos::MessageType::kPrepare) return;
   if (!(st.promised == m.ballot && promised_before < m.ballot)) return;  // nothing promised
   if (g.holder.IsZero() || g.holder.node() == m.ballot.node() || index >= g.until_index) return;
-  // A leader transfer: the lease's holder handed over (and stopped using its lease first).
-  if (!m.promised.IsZero() && m.promised == g.holder) return;
+  // A leader transfer: the lease's holder handed over (and stopped using its lease first). A
+  // handover from a ballot above the holder's is one step of a chain of handovers, each of
+  // which was judged here when it was promised (the acceptor could not have promised the later
+  // ballot while the holder's lease ran otherwise).
+  if (!m.promised.IsZero() && m.promised >= g.holder) return;
   checker_.Fail("node " + std::to_string(to) + " promised " + paxos::ToString(m.ballot) +
                 " at its tick " + std::to_string(index) + " while the lease it granted to " +
                 paxos::ToString(g.holder) + " runs until tick " + std::to_string(g.until_index));
@@ -804,25 +807,21 @@ void Simulator::MembershipStep() {
                          paxos::MemberChangeKindName(change.kind) + " " +
                          std::to_string(change.id) + (s.ok() ? "" : " refused: " + s.message()));
   };
-  // A wiped member is removed first; once out of the group it comes back blank, as a joiner.
+  // A wiped member is removed. Its id is retired with it (paxos/configuration.h): the
+  // machine would come back under a new id, which here is a spare's, so it stays down.
   for (paxos::NodeId id = 1; id <= static_cast<paxos::NodeId>(total_nodes_); ++id) {
-    if (!refused_[id]) continue;
-    if (config.IsMember(id)) {
-      if (id != leader->id()) return propose({paxos::MemberChange::Kind::kRemove, id, ""});
-      continue;
+    if (refused_[id] && config.IsMember(id) && id != leader->id()) {
+      return propose({paxos::MemberChange::Kind::kRemove, id, ""});
     }
-    refused_[id] = false;
-    node(id).set_joiner(true);
-    granted_[id] = Granted{};
-    node(id).Start();
-    trace_.Log(now_, "node " + std::to_string(id) + " rejoins blank, as a joiner");
   }
   if (phase_ != Phase::kChaos) return;
   std::vector<paxos::NodeId> voters = config.voters();
   std::vector<paxos::NodeId> joinable, removable, outsiders;
   for (paxos::NodeId id = 1; id <= static_cast<paxos::NodeId>(total_nodes_); ++id) {
     const bool member = config.IsMember(id);
-    if (!member && node(id).up() && node(id).joiner()) joinable.push_back(id);
+    if (!member && node(id).up() && node(id).joiner() && !config.IsRetired(id)) {
+      joinable.push_back(id);
+    }
     if (!member && !refused_[id]) outsiders.push_back(id);
     if (member && id != leader->id()) removable.push_back(id);
   }
@@ -841,13 +840,12 @@ void Simulator::MembershipStep() {
                          (s.ok() ? " to " + std::to_string(r.transfer_target())
                                  : " refused: " + s.message()));
   } else if (action < 0.80 && !outsiders.empty()) {
-    // A removed node's disk is replaced: it rejoins blank, as a joiner.
+    // A spare never added is wiped and starts again blank: still a joiner nobody counts.
     const paxos::NodeId id = outsiders[member_rng_.Uniform(0, outsiders.size() - 1)];
-    if (node(id).joiner() && !node(id).up()) return;
-    if (node(id).up()) node(id).Crash();
+    if (!node(id).joiner() || config.IsRetired(id) || !node(id).up()) return;
+    node(id).Crash();
     node(id).WipeDisk();
     checker_.OnNodeStart(id);
-    node(id).set_joiner(true);
     granted_[id] = Granted{};
     node(id).Start();
   } else if (action < 0.95 && !removable.empty()) {
