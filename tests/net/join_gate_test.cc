@@ -120,7 +120,8 @@ TEST(JoinGateTest, NodesAddedLaterDoNotCreateTheClusterButDoRefuseAWipedNode) {
   JoinGate::Actions a = gate.OnPeerHello(Established(9, {1, 9}));
   ASSERT_TRUE(a.refuse.has_value());
   EXPECT_NE(a.refuse->message().find("member remove 1`, then `ballotctl --cluster=<members> "
-                                     "member add 1@HOST:PORT`, then start it again with --join"),
+                                     "member add NEW_ID@HOST:PORT`, then start it with "
+                                     "--id=NEW_ID --join"),
             std::string::npos)
       << a.refuse->message();
 }
