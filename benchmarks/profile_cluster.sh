@@ -75,7 +75,7 @@ for n in $CLIENTS; do
   perf record -q -e sched:sched_switch -g -o "$WORK/perf-sw.data" -p "$lpid" -- sleep 3 2>/dev/null || true
   perf report -i "$WORK/perf-sw.data" --no-children --sort comm,symbol --stdio -g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null | grep -v '^$' | head -150 >"$p-offcpu-leader.txt" || true
   wait "$bench" || true
-  jq -c . "$p-bench.json" | tail -1 >"$p-bench.summary.json" || true
+  grep "^{" "$p-bench.json" | tail -1 >"$p-bench.summary.json" || true
   rm -f "$p-bench.json"
   cluster_stop_all
 done
