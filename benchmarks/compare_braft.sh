@@ -14,7 +14,8 @@
 # libssl-dev; the counter client is given two more fields in its per-second line (p50=, p99=,
 # bvar::LatencyRecorder::latency_percentile). BRAFT_BIN unset or missing: braft is skipped.
 # Environment: BUILD (build), RUNS (3), CLIENTS ("1 16 64"), DURATION_S (10), WARMUP_S (2),
-# SYSTEMS ("braft ballot mem1"), OUT (benchmarks/results/compare-braft-<UTC time>).
+# SYSTEMS ("braft ballot mem1"), WORKLOAD (Ballot's: seq; kv as compare_etcd.sh runs it, 16 B
+# values), OUT (benchmarks/results/compare-braft-<UTC time>).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="$(cd "${BUILD:-$root/build}" && pwd)"
@@ -23,6 +24,7 @@ CLIENTS="${CLIENTS:-1 16 64}"
 DURATION_S="${DURATION_S:-10}"
 WARMUP_S="${WARMUP_S:-2}"
 SYSTEMS="${SYSTEMS:-braft ballot mem1}"
+WORKLOAD="${WORKLOAD:-seq}"
 BRAFT_BIN="${BRAFT_BIN:-}"
 OUT="${OUT:-$root/benchmarks/results/compare-braft-$(date -u +%Y%m%dT%H%M)}"
 mkdir -p "$OUT"
@@ -31,7 +33,7 @@ BPIDS=()
 cleanup() { for p in "${BPIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-echo "date_utc=$(date -u +%FT%TZ) clients=$CLIENTS runs=$RUNS duration_s=$DURATION_S loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/params.txt"
+echo "date_utc=$(date -u +%FT%TZ) workload=$WORKLOAD systems=$SYSTEMS clients=$CLIENTS runs=$RUNS duration_s=$DURATION_S loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/params.txt"
 : >"$OUT/runs.jsonl"
 
 braft_point() {  # clients -> JSON line
@@ -58,8 +60,8 @@ braft_point() {  # clients -> JSON line
 }
 
 ballot_point() {  # nodes clients [node flags]
-  timeout $((DURATION_S + 120)) "$BUILD/tools/ballot-bench" --start_nodes="$1" --workload=seq \
-    --clients="$2" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" --node_flags="${3:-}" --json \
+  timeout $((DURATION_S + 120)) "$BUILD/tools/ballot-bench" --start_nodes="$1" --workload="$WORKLOAD" \
+    --value_bytes=16 --clients="$2" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" --node_flags="${3:-}" --json \
     2>>"$OUT/bench.log" | grep '^{' | tail -1 |
     jq -c '{clients, throughput_ops, p50_us, p99_us, server_cpu_us_per_op, commands_per_slot}'
 }
