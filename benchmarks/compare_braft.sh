@@ -6,6 +6,7 @@
 #              after the warm-up, p50/p99 = its 10 s latency window at the end
 #   ballot:    ballot-bench --start_nodes=3 --workload=seq --clients=N (LMDB + journal, syncs on)
 #   mem1:      ballot-bench --start_nodes=1 --node_flags=--in_memory --workload=seq --clients=N
+#   nojournal: as ballot, with --node_flags=--store_journal=false (one LMDB commit per batch)
 #
 #   BRAFT_BIN=/work/ext/braft/build-example/counter benchmarks/compare_braft.sh
 #
@@ -73,6 +74,7 @@ for ((run = 1; run <= RUNS; run++)); do
         braft) [[ -x "$BRAFT_BIN/counter_server" ]] || continue; line="$(braft_point "$n")" ;;
         ballot) line="$(ballot_point 3 "$n")" ;;
         mem1) line="$(ballot_point 1 "$n" --in_memory)" ;;
+        nojournal) line="$(ballot_point 3 "$n" --store_journal=false)" ;;
       esac
       [[ -n "$line" ]] || line="{\"clients\":$n,\"throughput_ops\":0,\"p50_us\":0,\"p99_us\":0}"
       echo "$line" | jq -c --arg sys "$sys" --argjson run "$run" --arg load "$(cut -d' ' -f1 /proc/loadavg)" \
