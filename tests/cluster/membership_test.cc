@@ -44,12 +44,14 @@ int RunCommand(const std::string& command, std::string* output) {
 
 // `ballotctl --cluster=<the entries of ids> <args>`, with the cluster id pinned (the lists
 // differ from the one the cluster was created with). Bounded by --wait_ms / --timeout_ms.
+// `pin_id`: pass --cluster_id (else ballotctl learns the id from the first server that answers).
 int Ctl(const ProcessCluster& cluster, const std::vector<paxos::NodeId>& ids,
-        const std::string& args, std::string* out) {
+        const std::string& args, std::string* out, bool pin_id = true) {
   std::string list;
   for (paxos::NodeId id : ids) list += (list.empty() ? "" : ",") + cluster.Entry(id);
-  const std::string command = std::string(BALLOTCTL_PATH) + " --cluster=" + list +
-                              " --cluster_id=" + std::to_string(cluster.cluster_id()) +
+  const std::string pin =
+      pin_id ? " --cluster_id=" + std::to_string(cluster.cluster_id()) : std::string();
+  const std::string command = std::string(BALLOTCTL_PATH) + " --cluster=" + list + pin +
                               " --timeout_ms=2000 --wait_ms=60000 " + args;
   const int code = RunCommand(command, out);
   std::printf("[ membership ] $ ballotctl ... %s -> exit %d\n%s", args.c_str(), code, out->c_str());
@@ -320,6 +322,9 @@ TEST(MembershipTest, ThreeToFiveToThreeMembers) {
     ASSERT_EQ(Ctl(cluster, members, "member add " + cluster.Entry(id), &out), 0) << out;
     members.push_back(id);
     ASSERT_EQ(Ctl(cluster, members, "member list --json", &out), 0) << out;
+    EXPECT_EQ(out, ExpectedJson(cluster, members));
+    // Without --cluster_id, a list that is not the bootstrap one: the id is learnt.
+    ASSERT_EQ(Ctl(cluster, members, "member list --json", &out, /*pin_id=*/false), 0) << out;
     EXPECT_EQ(out, ExpectedJson(cluster, members));
     next_is_in_order();
   }

@@ -25,27 +25,6 @@ int Usage(std::ostream& err, const std::string& message) {
   return kCtlExitUsage;
 }
 
-// A client for --cluster, or null after printing why (and setting *exit_code).
-std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err, int* exit_code) {
-  if (flags.timeout_ms <= 0) {
-    *exit_code = Usage(err, "--timeout_ms must be positive");
-    return nullptr;
-  }
-  Result<std::map<paxos::NodeId, std::string>> members = ParseCluster(flags.cluster);
-  if (!members.ok()) {
-    *exit_code = Usage(err, "--cluster: " + members.status().message());
-    return nullptr;
-  }
-  ClientOptions options;
-  options.cluster_id = flags.cluster_id;  // 0: learnt from the first server that answers
-  options.members = std::move(members).value();
-  Result<std::unique_ptr<Client>> client = Client::Create(std::move(options));
-  if (!client.ok()) {
-    *exit_code = Usage(err, client.status().ToString());
-    return nullptr;
-  }
-  return std::move(client).value();
-}
 
 // For commands that ask several members at once (status, leader) or one named member
 // (snapshot): learns the cluster id first, from the members in id order, so that which server
@@ -194,6 +173,28 @@ int KvGet(Client& client, const std::string& key, milliseconds timeout, std::ost
 }
 
 }  // namespace
+
+// A client for --cluster, or null after printing why (and setting *exit_code).
+std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err, int* exit_code) {
+  if (flags.timeout_ms <= 0) {
+    *exit_code = Usage(err, "--timeout_ms must be positive");
+    return nullptr;
+  }
+  Result<std::map<paxos::NodeId, std::string>> members = ParseCluster(flags.cluster);
+  if (!members.ok()) {
+    *exit_code = Usage(err, "--cluster: " + members.status().message());
+    return nullptr;
+  }
+  ClientOptions options;
+  options.cluster_id = flags.cluster_id;  // 0: learnt from the first server that answers
+  options.members = std::move(members).value();
+  Result<std::unique_ptr<Client>> client = Client::Create(std::move(options));
+  if (!client.ok()) {
+    *exit_code = Usage(err, client.status().ToString());
+    return nullptr;
+  }
+  return std::move(client).value();
+}
 
 int RunSeqNext(const ClusterFlags& flags, uint64_t count, std::ostream& out, std::ostream& err) {
   if (count == 0 || count > samples::SequenceGenerator::kCountMax) {

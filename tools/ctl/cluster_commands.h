@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,11 @@ struct ClusterFlags {
 
 // Proposes next(count) to the sequence-generator sample and prints the numbers handed out, one
 // per line. Usage error for count outside 1..SequenceGenerator::kCountMax.
+// A client for --cluster (the cluster id pinned by --cluster_id, else learnt from the first
+// server that answers), or null after printing why and setting *exit_code. Shared by every
+// ballotctl command that talks to the cluster.
+std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err, int* exit_code);
+
 int RunSeqNext(const ClusterFlags& flags, uint64_t count, std::ostream& out = std::cout,
                std::ostream& err = std::cerr);
 

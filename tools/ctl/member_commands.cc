@@ -25,27 +25,6 @@ int Usage(std::ostream& err, const std::string& message) {
   return kCtlExitUsage;
 }
 
-std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err, int* exit_code) {
-  if (flags.timeout_ms <= 0) {
-    *exit_code = Usage(err, "--timeout_ms must be positive");
-    return nullptr;
-  }
-  Result<std::map<paxos::NodeId, std::string>> members = ParseCluster(flags.cluster);
-  if (!members.ok()) {
-    *exit_code = Usage(err, "--cluster: " + members.status().message());
-    return nullptr;
-  }
-  ClientOptions options;
-  options.cluster_id = flags.cluster_id != 0 ? flags.cluster_id : DefaultClusterId(flags.cluster);
-  options.members = std::move(members).value();
-  Result<std::unique_ptr<Client>> client = Client::Create(std::move(options));
-  if (!client.ok()) {
-    *exit_code = Usage(err, client.status().ToString());
-    return nullptr;
-  }
-  return std::move(client).value();
-}
-
 bool ParseId(std::string_view text, paxos::NodeId* id) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *id);
   return ec == std::errc() && end == text.data() + text.size() && *id != paxos::kNoNode &&
