@@ -7,6 +7,7 @@
 //   ballotctl --cluster=... snapshot --id=N
 //   ballotctl --cluster=... kv get|put|delete|cas|create ...
 //   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
+//   ballotctl --cluster=... lock run NAME --owner=ID --ttl_ms=N [--grace_ms=G] -- CMD [ARGS...]
 //   ballotctl store verify --data_dir=DIR
 //   ballotctl store dump   --data_dir=DIR [--from_slot=N] [--slots_max=N] [--show_commands]
 //
@@ -16,10 +17,12 @@
 //
 // Exit status: 0 success; 1 the command ran and found a problem or could not do its work
 // (e.g. verify found a bad record, the store could not be opened, no answer within
-// --timeout_ms); 2 usage error; 3 a lock is held by another owner.
+// --timeout_ms); 2 usage error; 3 a lock is held by another owner. lock run: CMD's status, or 4
+// when the lock was lost while CMD ran (tools/ctl/lock_run.h).
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -31,6 +34,7 @@
 #include "store/lmdb_store.h"
 #include "store/store_inspect.h"
 #include "tools/ctl/cluster_commands.h"
+#include "tools/ctl/lock_run.h"
 #include "tools/ctl/member_commands.h"
 #include "tools/flag_check.h"
 
@@ -51,7 +55,13 @@ DEFINE_uint64(id, 0, "snapshot: the node that takes the snapshot.");
 DEFINE_uint64(to, 0,
               "leader transfer: the node to hand leadership to (0: the most up-to-date voter).");
 DEFINE_string(owner, "", "lock: the owner id acting on the lock.");
-DEFINE_uint64(ttl_ms, 10000, "lock acquire: time to live of the grant, in milliseconds.");
+DEFINE_uint64(ttl_ms, 10000,
+              "lock acquire, lock run (required there): time to live of the grant, in "
+              "milliseconds.");
+DEFINE_int32(grace_ms, -1,
+             "lock run: how long CMD may take to exit after SIGTERM before SIGKILL, in "
+             "milliseconds (-1: min(ttl_ms/10, 1000)); margin + grace must be at most ttl_ms/2, "
+             "where margin = max(ttl_ms/5, 100) (tools/ctl/lock_run.h).");
 DEFINE_int32(wait_ms, 120000,
              "member add / remove: how long to wait for the change to take effect (add: until "
              "the new node has caught up and is a voter), in milliseconds.");
@@ -73,6 +83,7 @@ struct Command {
   int (*run)(const Args& args);
   size_t args_min = 0;  // positional arguments it takes
   size_t args_max = 0;
+  bool takes_command = false;  // "-- CMD [ARGS...]" follows (appended to its arguments)
 };
 
 int Fail(const Status& s) {
@@ -174,6 +185,13 @@ int RunLockKeepAlive(const Args& args) {
 int RunLockRelease(const Args& args) {
   return RunLock(samples::LockService::EncodeRelease(args[0], FLAGS_owner), false);
 }
+int RunLockRunCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  const bool ttl_given = !gflags::GetCommandLineFlagInfoOrDie("ttl_ms").is_default;
+  return tools::RunLockRunCommand(Cluster(), args, FLAGS_owner,
+                                  ttl_given ? std::optional<uint64_t>(FLAGS_ttl_ms) : std::nullopt,
+                                  FLAGS_grace_ms);
+}
 
 // Opens --data_dir read-only; on failure prints why and returns null.
 std::unique_ptr<store::LmdbStore> OpenStoreForInspection(int* exit_code) {
@@ -250,6 +268,11 @@ constexpr Command kCommands[] = {
     {"lock", "keepalive", "--cluster NAME --owner", "extend a held lock; prints its token",
      &RunLockKeepAlive, 1, 1},
     {"lock", "release", "--cluster NAME --owner", "release a held lock", &RunLockRelease, 1, 1},
+    {"lock", "run", "--cluster NAME --owner --ttl_ms [--grace_ms] -- CMD [ARGS...]",
+     "run CMD only while holding the lock, with BALLOT_FENCING_TOKEN and BALLOT_LOCK_NAME in "
+     "its environment; CMD is stopped (SIGTERM, SIGKILL after --grace_ms) and exit 4 if the "
+     "lock cannot be confirmed within its TTL minus a margin; else CMD's exit status",
+     &RunLockRunCommand, 1, SIZE_MAX, true},
 };
 
 std::string Usage() {
@@ -257,7 +280,8 @@ std::string Usage() {
   for (const Command& c : kCommands) {
     u += "  " + std::string(c.group) + " " + c.name + " " + c.flags + "\n      " + c.help + "\n";
   }
-  u += "\nexit status: 0 ok, 1 problem found or command failed, 2 usage error";
+  u += "\nexit status: 0 ok, 1 problem found or command failed, 2 usage error, 3 lock held by "
+       "another owner; lock run: CMD's status, or 4 if the lock was lost while CMD ran";
   return u;
 }
 
@@ -279,6 +303,18 @@ const Command* Find(const Args& words, size_t* used) {
 
 int Main(int argc, char** argv) {
   static const std::string usage = Usage();
+  // "lock run" takes a command after "--". gflags would move it before the positional words
+  // (it permutes them), so it is cut off before parsing and handed over separately.
+  Args command;
+  bool has_command = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) != "--") continue;
+    command.assign(argv + i + 1, argv + argc);
+    has_command = true;
+    argv[i] = nullptr;
+    argc = i;
+    break;
+  }
   ParseFlagsStrict(usage.c_str(), &argc, &argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
@@ -296,11 +332,20 @@ int Main(int argc, char** argv) {
               << Usage() << "\n";
     return kExitUsage;
   }
-  const Args rest(words.begin() + used, words.end());
+  Args rest(words.begin() + used, words.end());
+  if (has_command && !c->takes_command) {
+    std::cerr << "ballotctl: " << c->group << (c->name[0] ? " " : "") << c->name
+              << " takes no '-- CMD'\n";
+    return kExitUsage;
+  }
   if (rest.size() < c->args_min || rest.size() > c->args_max) {
     std::cerr << "ballotctl: " << c->group << (c->name[0] ? " " : "") << c->name << " takes "
               << c->flags << "\n";
     return kExitUsage;
+  }
+  if (has_command) {
+    rest.push_back("--");
+    rest.insert(rest.end(), command.begin(), command.end());
   }
   return c->run(rest);
 }
