@@ -59,120 +59,6 @@ constexpr milliseconds kCallTimeout{5000};
 // A one-shot tool run (ballotctl, the fenced-kv client) must end by then.
 constexpr seconds kToolTimeout{15};
 constexpr milliseconds kStatusTimeout{1000};
-// One request line over a fresh TCP connection to 127.0.0.1:port; the reply line, or why not.
-Result<std::string> LineRequest(uint16_t port, const std::string& line,
-                                Clock::time_point deadline) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  PCHECK(fd >= 0) << "socket";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const std::string why = strerror(errno);
-    close(fd);
-    return Status(StatusCode::kIoError, "connect: " + why);
-  }
-  const std::string request = line + "\n";
-  size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(fd);
-      return Status(StatusCode::kIoError, "send failed");
-    }
-    sent += static_cast<size_t>(n);
-  }
-  std::string reply;
-  while (reply.find('\n') == std::string::npos && reply.size() < kOutputBytesMax) {
-    pollfd p{fd, POLLIN, 0};
-    const int ready = poll(&p, 1, MillisLeft(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) break;
-    char chunk[4096];
-    const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    reply.append(chunk, static_cast<size_t>(n));
-  }
-  close(fd);
-  const size_t newline = reply.find('\n');
-  if (newline == std::string::npos) {
-    return Status(StatusCode::kTimeout, "no reply line to '" + line + "' (got '" + reply + "')");
-  }
-  return reply.substr(0, newline);
-}
-
-// ballot-fenced-kv as a child process on a free port, its store in `dir`, its log in
-// `dir`.log. SIGKILLed and reaped on destruction.
-class FencedKv {
- public:
-  explicit FencedKv(std::string dir) : dir_(std::move(dir)) {}
-  ~FencedKv() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-  }
-  FencedKv(const FencedKv&) = delete;
-  FencedKv& operator=(const FencedKv&) = delete;
-
-  // Starts the server and reads "listening on PORT" from its stdout.
-  Status Start(Clock::time_point deadline) {
-    int out_pipe[2];
-    PCHECK(pipe2(out_pipe, O_CLOEXEC) == 0) << "pipe2";
-    const int log_fd =
-        open((dir_ + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    PCHECK(log_fd >= 0) << "open " << dir_ << ".log";
-    pid_ = Spawn({FENCED_KV_PATH, "--port=0", "--data_dir=" + dir_}, out_pipe[1], log_fd);
-    close(out_pipe[1]);
-    close(log_fd);
-    std::string line;
-    while (line.find('\n') == std::string::npos && line.size() < kOutputBytesMax) {
-      pollfd p{out_pipe[0], POLLIN, 0};
-      const int ready = poll(&p, 1, MillisLeft(deadline));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) break;
-      char c;
-      const ssize_t n = read(out_pipe[0], &c, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      line.push_back(c);
-    }
-    close(out_pipe[0]);  // the server prints nothing else to stdout
-    unsigned port = 0;
-    if (std::sscanf(line.c_str(), "listening on %u", &port) != 1 || port == 0 || port > 65535) {
-      return Status(StatusCode::kAborted,
-                    "ballot-fenced-kv did not say where it listens: '" + Trim(line) + "'");
-    }
-    port_ = static_cast<uint16_t>(port);
-    return Status::Ok();
-  }
-
-  uint16_t port() const { return port_; }
-
-  // One request line; the reply line ("" and a test failure if there is none).
-  std::string Send(const std::string& line) {
-    auto reply = LineRequest(port_, line, Clock::now() + kToolTimeout);
-    EXPECT_TRUE(reply.ok()) << line << ": " << reply.status().ToString();
-    return reply.ok() ? reply.value() : "";
-  }
-
-  // The same request through the binary's own client mode (exit 0 ok, 3 rejected).
-  ToolResult SendWithClient(const std::string& line) {
-    return RunTool(
-        {FENCED_KV_PATH, "--connect=127.0.0.1:" + std::to_string(port_), "--send=" + line},
-        Clock::now() + kToolTimeout);
-  }
-
- private:
-  const std::string dir_;
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-};
-
 // Proposes next(1) to the sequence generator, fenced to `expected_epoch`.
 Result<Client::ProposeReply> FencedNext(Client& client, uint64_t expected_epoch) {
   return client.Propose(samples::SequenceGenerator::EncodeNext(1), kCallTimeout, expected_epoch);
@@ -210,7 +96,8 @@ TEST(FencingTest, PausedLeaderIsFencedOffByItsSuccessor) {
   ProcessCluster cluster(DefaultOptions(BALLOTD_PATH));
   Status started = cluster.StartAll(Clock::now() + kStartTimeout);
   ASSERT_TRUE(started.ok()) << started.ToString();
-  FencedKv kv(cluster.dir() + "/fenced-kv");  // after the cluster: destroyed before its dir
+  // After the cluster: destroyed before its directory.
+  FencedKv kv(FENCED_KV_PATH, cluster.dir() + "/fenced-kv");
   Status kv_started = kv.Start(Clock::now() + kStartTimeout);
   ASSERT_TRUE(kv_started.ok()) << kv_started.ToString();
   auto client = cluster.NewClient();
@@ -484,7 +371,7 @@ TEST(FencingTest, StalledLockHolderIsFencedOffAfterItsTtl) {
   Status started = cluster.StartAll(Clock::now() + kStartTimeout);
   ASSERT_TRUE(started.ok()) << started.ToString();
   ASSERT_TRUE(cluster.WaitForLeader(Clock::now() + kStartTimeout).ok());
-  FencedKv kv(cluster.dir() + "/fenced-kv");
+  FencedKv kv(FENCED_KV_PATH, cluster.dir() + "/fenced-kv");
   Status kv_started = kv.Start(Clock::now() + kStartTimeout);
   ASSERT_TRUE(kv_started.ok()) << kv_started.ToString();
   auto client = cluster.NewClient();

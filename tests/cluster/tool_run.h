@@ -1,14 +1,17 @@
 // Running one-shot tools (ballotctl, ballot-fenced-kv's client) as child processes from process
-// tests, with their output captured and a deadline on everything.
+// tests, with their output captured and a deadline on everything; and the sample fenced
+// resource (ballot-fenced-kv) as a server child.
 #ifndef BALLOT_TESTS_CLUSTER_TOOL_RUN_H_
 #define BALLOT_TESTS_CLUSTER_TOOL_RUN_H_
 
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "paxos/status.h"
 #include "tests/cluster/process_cluster.h"
 
 namespace ballot::cluster_test {
@@ -38,6 +41,34 @@ struct ToolResult {
 
 // Runs a one-shot tool to completion (SIGKILLed at the deadline), capturing its output.
 ToolResult RunTool(const std::vector<std::string>& args, Clock::time_point deadline);
+
+// One request line over a fresh TCP connection to 127.0.0.1:port; the reply line, or why not.
+Result<std::string> LineRequest(uint16_t port, const std::string& line,
+                                Clock::time_point deadline);
+
+// ballot-fenced-kv (`binary`) as a child process on a free port, its store in `dir`, its log in
+// `dir`.log. SIGKILLed and reaped on destruction.
+class FencedKv {
+ public:
+  FencedKv(std::string binary, std::string dir);
+  ~FencedKv();
+  FencedKv(const FencedKv&) = delete;
+  FencedKv& operator=(const FencedKv&) = delete;
+
+  // Starts the server and reads "listening on PORT" from its stdout.
+  Status Start(Clock::time_point deadline);
+  uint16_t port() const { return port_; }
+  // One request line; the reply line ("" and a test failure if there is none within 15 s).
+  std::string Send(const std::string& line);
+  // The same request through the binary's own client mode (exit 0 ok, 3 rejected).
+  ToolResult SendWithClient(const std::string& line);
+
+ private:
+  const std::string binary_;
+  const std::string dir_;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
 
 }  // namespace ballot::cluster_test
 

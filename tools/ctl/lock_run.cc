@@ -658,10 +658,11 @@ void LockRunner::ReapIfExited() {
 int LockRunner::Finish() {
   if (ever_sent_) {
     // Best effort: if this process holds the lock (or an acquire of it may still land), free
-    // it now rather than after its TTL. Refused if it does not hold it.
+    // it now rather than after its TTL. Refused if it does not hold it. Not worth waiting for
+    // longer than a TTL: by then the hold has run out anyway.
     Result<Client::ProposeReply> released = client_->Propose(
         samples::LockService::EncodeRelease(request_.name, request_.owner),
-        milliseconds(request_.cluster.timeout_ms));
+        std::min(milliseconds(request_.cluster.timeout_ms), timing_.ttl));
     if (!released.ok()) {
       Say("could not release the lock (it expires by its TTL): " +
           released.status().ToString());
