@@ -177,12 +177,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
     error = ESRCH;
   }
   if (error == 0) {
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    sigemptyset(&default_action.sa_mask);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) {
-      sigaction(sig, &default_action, nullptr);
-    }
+    // lock run installs no handlers; it only blocks the signals it reads from its signalfd.
+    // Dispositions pass through exec as inherited (a SIGHUP ignored under nohup stays ignored).
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -367,11 +363,23 @@ int LockRunner::Setup() {
     return kLockRunExitNotFound;
   }
   path_ = *path;
+  // An inherited SIGCHLD = SIG_IGN would make the kernel reap CMD by itself, and its exit
+  // status would be lost.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  PCHECK(sigaction(SIGCHLD, &default_action, nullptr) == 0) << "sigaction";
   // Blocked before the client starts its io thread, which inherits the mask: these signals are
-  // only ever read from the signalfd, on this thread.
+  // only ever read from the signalfd, on this thread. A stop signal the caller made us ignore
+  // stays ignored (nohup's SIGHUP; SIGINT of a background job of a non-interactive shell).
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+  sigaddset(&set, SIGCHLD);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    struct sigaction current {};
+    if (sigaction(sig, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
+    sigaddset(&set, sig);
+  }
   PCHECK(pthread_sigmask(SIG_BLOCK, &set, nullptr) == 0) << "pthread_sigmask";
   signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   PCHECK(signal_fd_ >= 0) << "signalfd";
@@ -449,14 +457,21 @@ void LockRunner::Step(TimePoint now) {
       return;
     case Phase::kRunning:
     case Phase::kStopping:
+      if (!lost_ && now >= timing_.TermAt(*confirmed_)) {
+        if (child_done_) {
+          // CMD ended while this process could not look (it was frozen, or starved): the
+          // hold may have run out while CMD still worked, so this counts as lost too.
+          Say("the lock could not be confirmed in time; CMD has exited");
+          lost_ = true;
+        } else {
+          BeginStop("could not confirm the lock in time (its TTL ends within " +
+                        std::to_string((timing_.margin + timing_.grace).count()) + " ms)",
+                    /*lost=*/true, now);
+        }
+      }
       if (child_done_) {
         phase_ = Phase::kDone;
         return;
-      }
-      if (!lost_ && now >= timing_.TermAt(*confirmed_)) {
-        BeginStop("could not confirm the lock in time (its TTL ends within " +
-                      std::to_string((timing_.margin + timing_.grace).count()) + " ms)",
-                  /*lost=*/true, now);
       }
       if (!lost_ && !in_flight_ && now >= next_send_at_) Send(now);
       if (phase_ == Phase::kStopping && !killed_ && now >= KillDeadline()) {

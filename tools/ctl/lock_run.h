@@ -16,13 +16,16 @@
 //    and exits with CMD's status (128 + signal if a signal ended it).
 // 5. On SIGTERM, SIGINT or SIGHUP: stops CMD the same way (still keeping the lock alive during
 //    the grace period; a second signal SIGKILLs at once), releases the lock and exits
-//    128 + that signal.
+//    128 + that signal. A signal that was ignored when lock run started (nohup's SIGHUP, SIGINT
+//    of a background job in a script) stays ignored.
 //
 // Exit status: CMD's status; 1 the cluster refused the request as malformed (e.g. a TTL above
 // its bound); 2 usage error (no --cluster, --owner or --ttl_ms; no "--" or no CMD; a TTL or grace
 // period the rules below refuse); 4 the lock was lost (or could not be confirmed in time) while
 // CMD ran: CMD was stopped; 127 CMD not found (nothing was acquired); 128 + signal after a
-// signal to lock run. "lost" (4) wins over the other two when both happened.
+// signal to lock run. "lost" (4) wins over the other two when both happened, and also when
+// lock run learns that CMD exited only after the SIGTERM time had passed (it was frozen or
+// starved: the hold may have run out while CMD still worked).
 //
 // Every owner ID must be unique among the processes that compete for NAME: acquire by an owner
 // that already holds the lock extends it, so two lock runs with one ID would both run.
