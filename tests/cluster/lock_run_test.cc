@@ -15,6 +15,8 @@
 //  - SIGTERM to lock run stops CMD (SIGKILL after the grace period if CMD ignores SIGTERM),
 //    releases the lock and exits 143.
 //  - A cluster that stops answering: CMD is stopped and lock run exits 4.
+#include "tools/ctl/lock_run.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -35,7 +37,6 @@
 #include "statemachine/samples/lock.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tool_run.h"
-#include "tools/ctl/lock_run.h"
 
 namespace ballot::cluster_test {
 namespace {
@@ -59,7 +60,7 @@ class LockRun {
           std::string log_path)
       : owner_(owner), log_path_(std::move(log_path)) {
     std::vector<std::string> args = {BALLOTCTL_PATH, "--cluster=" + cluster_flag, "lock", "run",
-                                     name, "--owner=" + owner};
+                                     name,           "--owner=" + owner};
     args.insert(args.end(), extra_flags.begin(), extra_flags.end());
     args.push_back("--");
     args.insert(args.end(), command.begin(), command.end());
@@ -233,7 +234,7 @@ TEST(LockRunTimingTest, DeadlinesLeaveTheMarginAndGraceBeforeTheTtlEnds) {
 
   auto small = tools::MakeLockRunTiming(500, -1);
   ASSERT_TRUE(small.ok());
-  EXPECT_EQ(small.value().margin, milliseconds(100));  // the floor
+  EXPECT_EQ(small.value().margin, milliseconds(100));                                 // the floor
   EXPECT_EQ(tools::MakeLockRunTiming(100000, -1).value().grace, milliseconds(1000));  // the cap
   EXPECT_TRUE(tools::MakeLockRunTiming(1000, 300).ok());  // 200 + 300 = ttl/2
   EXPECT_FALSE(tools::MakeLockRunTiming(1000, 301).ok());
@@ -244,18 +245,17 @@ TEST(LockRunTimingTest, DeadlinesLeaveTheMarginAndGraceBeforeTheTtlEnds) {
 TEST(LockRunUsageTest, UsageErrorsExitTwo) {
   const std::string cluster = "--cluster=1@127.0.0.1:1";  // nothing listens: never asked
   const std::vector<std::vector<std::string>> cases = {
-      {cluster, "lock", "run", "job", "--ttl_ms=1000", "--", "true"},                // no owner
-      {cluster, "lock", "run", "job", "--owner=a", "--", "true"},                    // no ttl
-      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "true"},         // no --
-      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--"},           // no CMD
-      {cluster, "lock", "run", "--owner=a", "--ttl_ms=1000", "--", "true"},          // no NAME
+      {cluster, "lock", "run", "job", "--ttl_ms=1000", "--", "true"},                  // no owner
+      {cluster, "lock", "run", "job", "--owner=a", "--", "true"},                      // no ttl
+      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "true"},           // no --
+      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--"},             // no CMD
+      {cluster, "lock", "run", "--owner=a", "--ttl_ms=1000", "--", "true"},            // no NAME
       {cluster, "lock", "run", "a", "b", "--owner=a", "--ttl_ms=1000", "--", "true"},  // 2 names
-      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=100", "--", "true"},    // ttl small
+      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=100", "--", "true"},      // ttl small
       {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=0", "--", "true"},
       {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=x", "--", "true"},
       {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=86400001", "--", "true"},
-      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--grace_ms=301", "--",
-       "true"},
+      {cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--grace_ms=301", "--", "true"},
       {"lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--", "true"},  // no --cluster
       {"--cluster=nonsense", "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--", "true"},
       {cluster, "lock", "acquire", "job", "--owner=a", "--", "true"},  // takes no command
@@ -270,10 +270,9 @@ TEST(LockRunUsageTest, UsageErrorsExitTwo) {
     EXPECT_FALSE(r.err.empty()) << line;
   }
   // A command that is not there: 127, before anything is acquired (nothing listens).
-  const ToolResult missing =
-      RunTool({BALLOTCTL_PATH, cluster, "lock", "run", "job", "--owner=a", "--ttl_ms=1000", "--",
-               "no-such-command-anywhere"},
-              Clock::now() + kToolTimeout);
+  const ToolResult missing = RunTool({BALLOTCTL_PATH, cluster, "lock", "run", "job", "--owner=a",
+                                      "--ttl_ms=1000", "--", "no-such-command-anywhere"},
+                                     Clock::now() + kToolTimeout);
   EXPECT_EQ(missing.exit_code, 127) << missing.Describe();
   EXPECT_NE(missing.err.find("command not found"), std::string::npos) << missing.Describe();
 }
@@ -360,7 +359,8 @@ TEST_F(LockRunTest, KilledRunnerTakesItsCommandAlongAndAnotherTakesOver) {
   const pid_t orphan = WorkerPid(first);
   ASSERT_GT(orphan, 0);
   EXPECT_TRUE(WaitUntil(Clock::now() + kLiveness, [&] { return ProcessGone(orphan); }))
-      << "the command of a SIGKILLed lock run still runs\n" << Describe(all);
+      << "the command of a SIGKILLed lock run still runs\n"
+      << Describe(all);
 
   starts = WaitForEvents("start", 2);
   ASSERT_EQ(starts.size(), 2u) << Describe(all);

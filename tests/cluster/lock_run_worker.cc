@@ -116,8 +116,9 @@ int Main(int argc, char** argv) {
       return code;
     }
     if (port > 0 && now >= next_write) {
-      Record("write " + who + " " +
-             request("WRITE " + resource + " " + std::to_string(token) + " owner " + flag("owner")));
+      Record(
+          "write " + who + " " +
+          request("WRITE " + resource + " " + std::to_string(token) + " owner " + flag("owner")));
       next_write = now + milliseconds(write_every_ms);
     }
     std::this_thread::sleep_for(milliseconds(5));

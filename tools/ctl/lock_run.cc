@@ -1,6 +1,7 @@
 #include "tools/ctl/lock_run.h"
 
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -22,8 +23,6 @@
 #include <random>
 #include <string_view>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "net/client.h"
 #include "statemachine/samples/lock.h"
@@ -57,12 +56,13 @@ Result<LockRunTiming> MakeLockRunTiming(uint64_t ttl_ms, int64_t grace_ms) {
   const milliseconds grace_max = t.ttl / 2 - t.margin;
   if (t.grace > grace_max) {
     return Status(StatusCode::kInvalidArgument,
-                  "--grace_ms=" + std::to_string(t.grace.count()) + " is too long for --ttl_ms=" +
-                      std::to_string(ttl_ms) + ": CMD is SIGKILLed margin=" +
-                      std::to_string(t.margin.count()) +
+                  "--grace_ms=" + std::to_string(t.grace.count()) +
+                      " is too long for --ttl_ms=" + std::to_string(ttl_ms) +
+                      ": CMD is SIGKILLed margin=" + std::to_string(t.margin.count()) +
                       " ms before the TTL ends and SIGTERMed grace ms before that, and margin + "
                       "grace must be at most ttl/2 so that keepalives have time; use --grace_ms "
-                      "<= " + std::to_string(grace_max.count()) + " or a longer TTL");
+                      "<= " +
+                      std::to_string(grace_max.count()) + " or a longer TTL");
   }
   return t;
 }
@@ -284,10 +284,14 @@ class Mailbox {
 
 const char* SignalName(int sig) {
   switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    default: return "a signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
   }
 }
 
@@ -324,7 +328,9 @@ class LockRunner {
   void WaitForEvents(TimePoint now);
   milliseconds NextBackoff();
   int Finish();
-  void Say(const std::string& line) { err_ << "ballotctl: lock run " << request_.name << ": " << line << "\n"; }
+  void Say(const std::string& line) {
+    err_ << "ballotctl: lock run " << request_.name << ": " << line << "\n";
+  }
 
   const LockRunRequest& request_;
   const LockRunTiming& timing_;
@@ -347,13 +353,13 @@ class LockRunner {
 
   std::optional<TimePoint> confirmed_;  // S: send time of the last confirmed acquire/keepalive
   uint64_t token_ = 0;
-  pid_t child_ = -1;  // CMD, also its process group id; -1 before it starts
-  bool child_done_ = false;  // reaped
-  int child_status_ = 0;     // its wait status once reaped
+  pid_t child_ = -1;                       // CMD, also its process group id; -1 before it starts
+  bool child_done_ = false;                // reaped
+  int child_status_ = 0;                   // its wait status once reaped
   std::optional<TimePoint> stop_started_;  // when CMD was sent SIGTERM
-  bool killed_ = false;  // SIGKILL sent to CMD's group
-  bool lost_ = false;    // the hold ended (or could not be confirmed) while CMD ran
-  int signal_ = 0;       // the first SIGTERM / SIGINT / SIGHUP received
+  bool killed_ = false;                    // SIGKILL sent to CMD's group
+  bool lost_ = false;  // the hold ended (or could not be confirmed) while CMD ran
+  int signal_ = 0;     // the first SIGTERM / SIGINT / SIGHUP received
 };
 
 int LockRunner::Setup() {
@@ -543,9 +549,9 @@ void LockRunner::OnAcquireReply(const Mailbox::Reply& reply, TimePoint now) {
     return;
   }
   Result<samples::LockService::Grant> grant =
-      outcome.code == StatusCode::kOk ? samples::LockService::DecodeGrant(outcome.data)
-                                      : Result<samples::LockService::Grant>(
-                                            Status(outcome.code, outcome.message));
+      outcome.code == StatusCode::kOk
+          ? samples::LockService::DecodeGrant(outcome.data)
+          : Result<samples::LockService::Grant>(Status(outcome.code, outcome.message));
   if (!grant.ok()) {
     Say("acquire refused: " + grant.status().ToString());
     fatal_exit_ = kCtlExitFailed;
@@ -590,7 +596,8 @@ void LockRunner::OnKeepAliveReply(const Mailbox::Reply& reply, TimePoint now) {
 }
 
 void LockRunner::StartCommand(TimePoint now) {
-  Spawned spawned = SpawnCommand(path_, request_.command, CommandEnvironment(token_, request_.name));
+  Spawned spawned =
+      SpawnCommand(path_, request_.command, CommandEnvironment(token_, request_.name));
   if (spawned.pid < 0) {
     Say(std::string("cannot start CMD: fork: ") + std::strerror(spawned.exec_error));
     fatal_exit_ = kCtlExitFailed;
@@ -604,8 +611,8 @@ void LockRunner::StartCommand(TimePoint now) {
   }
   Say("holding the lock with token " + std::to_string(token_) + "; started CMD (pid " +
       std::to_string(child_) + "); SIGTERM " +
-      std::to_string(std::chrono::duration_cast<milliseconds>(timing_.TermAt(*confirmed_) - now)
-                         .count()) +
+      std::to_string(
+          std::chrono::duration_cast<milliseconds>(timing_.TermAt(*confirmed_) - now).count()) +
       " ms from now unless a keepalive is confirmed");
 }
 
@@ -675,12 +682,11 @@ int LockRunner::Finish() {
     // Best effort: if this process holds the lock (or an acquire of it may still land), free
     // it now rather than after its TTL. Refused if it does not hold it. Not worth waiting for
     // longer than a TTL: by then the hold has run out anyway.
-    Result<Client::ProposeReply> released = client_->Propose(
-        samples::LockService::EncodeRelease(request_.name, request_.owner),
-        std::min(milliseconds(request_.cluster.timeout_ms), timing_.ttl));
+    Result<Client::ProposeReply> released =
+        client_->Propose(samples::LockService::EncodeRelease(request_.name, request_.owner),
+                         std::min(milliseconds(request_.cluster.timeout_ms), timing_.ttl));
     if (!released.ok()) {
-      Say("could not release the lock (it expires by its TTL): " +
-          released.status().ToString());
+      Say("could not release the lock (it expires by its TTL): " + released.status().ToString());
     } else if (released.value().outcome.code == StatusCode::kOk) {
       Say("released the lock");
     } else if (child_ >= 0) {

@@ -97,7 +97,7 @@ inline constexpr std::chrono::milliseconds kLockRunGraceDefaultMax{1000};
 Result<LockRunTiming> MakeLockRunTiming(uint64_t ttl_ms, int64_t grace_ms);
 
 struct LockRunRequest {
-  ClusterFlags cluster;               // timeout_ms bounds each acquire, keepalive and release
+  ClusterFlags cluster;  // timeout_ms bounds each acquire, keepalive and release
   std::string name;
   std::string owner;
   LockRunTiming timing;
