@@ -49,7 +49,7 @@ constexpr seconds kToolTimeout{15};
 // How long anything the tests wait for may take on a busy machine (a takeover takes about one
 // TTL; a lock run's exit after its command, a few milliseconds).
 constexpr seconds kLiveness{30};
-constexpr uint64_t kTtlMs = 1500;
+constexpr uint64_t kTtlMs = 3000;
 
 // One `ballotctl lock run` child process, its stdout and stderr in a log file. SIGKILLed and
 // reaped on destruction if still running.
