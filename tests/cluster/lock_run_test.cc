@@ -12,8 +12,8 @@
 //  - A holder whose lock run is frozen (SIGSTOP) past its TTL: the next one takes over, and the
 //    frozen one's command, still running, is refused by the fenced resource (ballot-fenced-kv);
 //    woken, the lock run stops its command and exits 4.
-//  - SIGTERM to lock run stops CMD (SIGKILL after the grace period if CMD ignores SIGTERM),
-//    releases the lock and exits 143.
+//  - SIGTERM to lock run stops CMD (SIGKILL after the grace period if CMD ignores SIGTERM, at
+//    once on a second signal), releases the lock and exits 143.
 //  - A cluster that stops answering: CMD is stopped and lock run exits 4.
 #include "tools/ctl/lock_run.h"
 
@@ -459,6 +459,25 @@ TEST_F(LockRunTest, SigtermStopsTheCommandKillsItAfterTheGraceAndReleases) {
     }
     EXPECT_FALSE(Holder().has_value()) << Describe({run.get()});
   }
+}
+
+TEST_F(LockRunTest, SecondSignalKillsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  // A long grace period (margin 2000 + grace 3000 = ttl/2) that the second signal cuts short.
+  std::unique_ptr<LockRun> run = StartLockRun("stubborn", {"--ignore_term"},
+                                              {"--ttl_ms=10000", "--grace_ms=3000"});
+  const std::vector<Event> starts = WaitForEvents("start", 1);
+  ASSERT_EQ(starts.size(), 1u) << Describe({run.get()});
+  run->Signal(SIGTERM);
+  ASSERT_TRUE(WaitUntil(Clock::now() + kLiveness, [&] {
+    return run->Log().find("got SIGTERM") != std::string::npos;
+  })) << Describe({run.get()});
+  run->Signal(SIGINT);
+  EXPECT_EQ(run->Wait(Clock::now() + kLiveness), 128 + SIGTERM) << Describe({run.get()});
+  EXPECT_NE(run->Log().find("second signal (SIGINT): SIGKILL"), std::string::npos)
+      << Describe({run.get()});
+  EXPECT_TRUE(ProcessGone(WorkerPid(starts[0])));
+  EXPECT_FALSE(Holder().has_value()) << Describe({run.get()});
 }
 
 TEST_F(LockRunTest, ClusterThatStopsAnsweringStopsTheCommandExitFour) {
