@@ -270,8 +270,10 @@ constexpr Command kCommands[] = {
     {"lock", "release", "--cluster NAME --owner", "release a held lock", &RunLockRelease, 1, 1},
     {"lock", "run", "--cluster NAME --owner --ttl_ms [--grace_ms] -- CMD [ARGS...]",
      "run CMD only while holding the lock, with BALLOT_FENCING_TOKEN and BALLOT_LOCK_NAME in "
-     "its environment; CMD is stopped (SIGTERM, SIGKILL after --grace_ms) and exit 4 if the "
-     "lock cannot be confirmed within its TTL minus a margin; else CMD's exit status",
+     "its environment; keepalive every ttl/3; unless a later one is confirmed, SIGTERM to CMD at "
+     "S+ttl-margin-grace and SIGKILL at S+ttl-margin, then exit 4 (S: send time of the last "
+     "confirmed keepalive; margin: max(ttl/5, 100 ms), choose the TTL so that it exceeds clock "
+     "skew and scheduling delays; docs/fencing.md); else CMD's exit status",
      &RunLockRunCommand, 1, SIZE_MAX, true},
 };
 
