@@ -44,13 +44,13 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAILED: $*"; echo "-- workers' log:"; cat "$work/workers.log"; exit 1; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-ports=($(python3 - <<'PY'
+read -r -a ports < <(python3 - <<'PY'
 import socket
 socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
-))
+)
 cluster="1@127.0.0.1:${ports[0]},2@127.0.0.1:${ports[1]},3@127.0.0.1:${ports[2]}"
 ctl() { "$bin/ballotctl" --cluster="$cluster" --timeout_ms=3000 "$@"; }
 
