@@ -2,7 +2,7 @@
 # Leader election for your own processes with `ballotctl lock run`, and fencing when it is not
 # enough. Starts a 3-replica Ballot cluster serving the lock sample on 127.0.0.1, the sample
 # fenced resource (ballot-fenced-kv), and three workers w1 w2 w3, each started as
-#   ballotctl --cluster=... lock run jobs --owner=wN --ttl_ms=2000 -- worker.sh wN
+#   ballotctl --cluster=... lock run jobs --owner=wN --ttl_ms=3000 -- worker.sh wN
 # so that only the one holding the lock "jobs" runs; it registers its BALLOT_FENCING_TOKEN with
 # the resource and writes with it twice a second. Then:
 #   1. SIGKILL the leader's lock run: its worker dies with it (parent-death signal) and another
@@ -28,7 +28,7 @@ if ! { [ -f "$build/CMakeCache.txt" ] ||
   exit 1
 fi
 bin="$build/tools"
-ttl_ms=2000
+ttl_ms=3000
 
 work="$(mktemp -d /tmp/ballot-election-demo.XXXXXX)"
 pids=()                 # everything to SIGKILL at the end
@@ -41,7 +41,13 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
-fail() { echo "FAILED: $*"; echo "-- workers' log:"; cat "$work/workers.log"; exit 1; }
+fail() {
+  echo "FAILED: $*"
+  echo "-- workers' log:"
+  cat "$work/workers.log"
+  for f in "$work"/lockrun-*.log; do echo "-- $(basename "$f"):"; cat "$f"; done
+  exit 1
+}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 read -r -a ports < <(python3 - <<'PY'
@@ -163,8 +169,9 @@ leader=$(leader_name)
 old_pid=$(leader_pid)
 old_token=$(leader_token)
 step "2. SIGSTOP $leader's lock run and its worker for longer than the TTL (a frozen VM)"
-kill -STOP "${lockrun[$leader]}"
-kill -STOP -- "-$old_pid"   # the worker's process group: lock run gives CMD a group of its own
+kill -STOP "${lockrun[$leader]}" || fail "$leader's lock run is gone"
+# The worker's process group: lock run gives CMD a group of its own.
+kill -STOP -- "-$old_pid" || fail "$leader's worker (pid $old_pid) is gone"
 wait_for_election 3
 show_log
 new_token=$(leader_token)
