@@ -44,8 +44,9 @@ step() { printf '\n== %s\n' "$*"; }
 fail() {
   echo "FAILED: $*"
   echo "-- workers' log:"
-  cat "$work/workers.log"
-  for f in "$work"/lockrun-*.log; do echo "-- $(basename "$f"):"; cat "$f"; done
+  cat "$work/workers.log" 2>/dev/null || true
+  for f in "$work"/lockrun-*.log; do [ -e "$f" ] && { echo "-- $(basename "$f"):"; cat "$f"; }; done
+  for f in "$work"/node*.log; do [ -e "$f" ] && { echo "-- $(basename "$f") (tail):"; tail -15 "$f"; }; done
   exit 1
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
