@@ -51,11 +51,25 @@ fail() {
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# Three free ports BELOW the ephemeral range: a port the kernel handed out for port 0 can be
+# taken, between this check and ballotd's bind, as the source port of any outgoing connection
+# on a busy machine; ports below the range are only ever taken by listeners.
 read -r -a ports < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+ports = []
+while len(ports) < 3:
+    port = random.randrange(max(1024, low - 10000), low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        if port not in ports:
+            ports.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(" ".join(str(p) for p in ports))
 PY
 )
 cluster="1@127.0.0.1:${ports[0]},2@127.0.0.1:${ports[1]},3@127.0.0.1:${ports[2]}"
@@ -70,6 +84,7 @@ done
 deadline=$((SECONDS + 20))
 until ctl leader >/dev/null 2>&1; do
   [ $SECONDS -lt $deadline ] || fail "no leader after 20 s"
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a replica exited"; done
   sleep 0.05
 done
 
