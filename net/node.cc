@@ -487,6 +487,15 @@ class Node::Impl : public DriverHost {
     last_tick_time_ += due * options_.tick;
     // Beyond a few election timeouts every lease and timer has expired anyway.
     const uint64_t cap = uint64_t{4} * options_.paxos.election_ticks + 4;
+    // Ticks that come due together mean this thread did not run for that long (a long handler,
+    // CPU starvation, a pause). A leader that misses check_quorum_ticks this way steps down
+    // although its peers answered in time: say so, so that the leader change has a cause.
+    if (due > options_.paxos.check_quorum_ticks / 2 && due > 1) {
+      LOG_EVERY_N(WARNING, 10) << "node " << options_.id << ": the event loop did not run for "
+                               << due << " ticks (" << (due * options_.tick).count()
+                               << " ms; check_quorum_ticks " << options_.paxos.check_quorum_ticks
+                               << ")";
+    }
     for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
   }
 
