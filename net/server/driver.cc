@@ -1,4 +1,4 @@
-#include "net/driver.h"
+#include "net/server/driver.h"
 
 #include <algorithm>
 #include <utility>
