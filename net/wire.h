@@ -62,7 +62,7 @@ inline constexpr size_t kTimingValuesMax = 16;
 inline constexpr size_t kTimingNameBytesMax = 48;
 inline constexpr size_t kJoinedMembersMax = 256;
 
-// What a node's data directory says about the cluster (safe bootstrap, net/node.h).
+// What a node's data directory says about the cluster (safe bootstrap, net/server/server.h).
 enum class DataState : uint8_t {
   kUnknown = 0,      // a client, or a node that does not say
   kEmpty = 1,        // no cluster identity yet: the node is waiting to create or join a cluster
