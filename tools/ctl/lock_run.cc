@@ -24,7 +24,8 @@
 #include <string_view>
 #include <utility>
 
-#include "net/client.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
 #include "statemachine/samples/lock.h"
 
 extern char** environ;
