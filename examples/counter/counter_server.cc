@@ -1,6 +1,6 @@
 // One member of a replicated counter:
-//   counter-server --id=1 --cluster=1@127.0.0.1:7001,2@127.0.0.1:7002,3@127.0.0.1:7003 \
-//                  --data_dir=/tmp/counter/1
+//   C=1@127.0.0.1:7001,2@127.0.0.1:7002,3@127.0.0.1:7003
+//   counter-server --id=1 --cluster=$C --data_dir=/tmp/counter/1
 // Runs until SIGTERM or SIGINT, then hands leadership over and stops.
 #include <signal.h>
 
