@@ -27,6 +27,8 @@
 #include "net/client/client.h"
 #include "net/cluster_config.h"
 #include "net/server/server.h"
+#include "net/server/test_hooks.h"
+#include "paxos/options.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
@@ -122,6 +124,15 @@ std::unique_ptr<StateMachine> MakeStateMachine(const std::string& name) {
   return nullptr;
 }
 
+ServerTestHooks TestHooksFromFlags() {
+  ServerTestHooks h;
+  h.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
+  h.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
+  h.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
+  h.TEST_corrupt_every_nth_chunk = FLAGS_TEST_corrupt_every_nth_chunk;
+  return h;
+}
+
 ServerOptions OptionsFromFlags() {
   if (FLAGS_cluster.empty()) UsageError("--cluster is required");
   if (FLAGS_data_dir.empty() && !FLAGS_in_memory) UsageError("--data_dir is required");
@@ -147,9 +158,6 @@ ServerOptions OptionsFromFlags() {
   o.listen_port_override = FLAGS_port;
   o.in_memory = FLAGS_in_memory;
   o.apply_inline = FLAGS_apply_inline;
-  o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
-  o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
-  o.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
   o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
   o.driver.snapshot_every_log_bytes = FLAGS_snapshot_every_log_mb << 20;
   o.driver.log_retain_slots = FLAGS_log_retain_slots;
@@ -158,14 +166,13 @@ ServerOptions OptionsFromFlags() {
   o.driver.transfer_bytes_per_tick_max =
       std::max<uint64_t>(o.driver.transfer_chunk_bytes,
                          (FLAGS_snapshot_transfer_mb_per_s << 20) * FLAGS_tick_ms / 1000);
-  o.driver.TEST_corrupt_every_nth_chunk = FLAGS_TEST_corrupt_every_nth_chunk;
   if (Status d = o.driver.Validate(); !d.ok()) UsageError(d.message());
   o.map_bytes = FLAGS_map_mb << 20;
   o.map_bytes_max = FLAGS_map_mb_max << 20;
   o.store_journal = FLAGS_store_journal;
   o.store_journal_checkpoint_bytes = FLAGS_store_journal_checkpoint_kb << 10;
   // Validate the protocol options up front so a bad combination is a usage error.
-  paxos::Options check = o.paxos;
+  paxos::Options check(o.paxos);
   check.id = o.id;
   for (const auto& [id, address] : o.members) check.members.push_back(id);
   Status s = check.Validate();
@@ -240,7 +247,7 @@ int Main(int argc, char** argv) {
   std::unique_ptr<StateMachine> machine = MakeStateMachine(FLAGS_state_machine);
   if (machine == nullptr) UsageError("unknown --state_machine=" + FLAGS_state_machine);
 
-  auto node = Server::Create(options, std::move(machine));
+  auto node = CreateServerWithTestHooks(options, std::move(machine), TestHooksFromFlags());
   if (!node.ok()) {
     std::fprintf(stderr, "ballotd: cannot start node %u: %s\n", FLAGS_id,
                  node.status().ToString().c_str());

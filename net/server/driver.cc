@@ -27,7 +27,7 @@ size_t CommandsIn(const std::vector<paxos::Entry>& entries) {
 
 }  // namespace
 
-Status DriverOptions::Validate() const {
+Status DriverTuning::Validate() const {
   if (apply_queue_commands_max == 0) return Invalid("apply queue bound must be at least 1");
   if (transfer_chunk_bytes == 0 || transfer_chunk_bytes > kSnapshotChunkBytesMax * 4) {
     return Invalid("snapshot transfer chunk must be 1.." +

@@ -17,7 +17,9 @@
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
+#include "net/server/driver.h"
 #include "net/server/join_gate.h"
+#include "net/server/test_hooks.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "net/server/work_queue.h"
@@ -58,13 +60,19 @@ uint64_t WallClockMs() {
 
 class Server::Impl : public DriverHost {
  public:
-  Impl(ServerOptions options, std::unique_ptr<store::Store> store,
+  Impl(ServerOptions options, ServerTestHooks hooks, std::unique_ptr<store::Store> store,
        std::unique_ptr<store::SnapshotStore> snapshots)
       : options_(std::move(options)),
+        hooks_(hooks),
         store_(std::move(store)),
         snapshots_(std::move(snapshots)),
         work_guard_(asio::make_work_guard(io_)),
         tick_timer_(io_) {}
+
+  // Server's constructor is private; Impl, a member, may call it.
+  static std::unique_ptr<Server> Wrap(std::unique_ptr<Impl> impl) {
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+  }
 
   ~Impl() override {
     Stop(Status::Ok());
@@ -114,7 +122,7 @@ class Server::Impl : public DriverHost {
     }
     has_protocol_state_ = durable.promised.raw() != 0 || !durable.entries.empty() ||
                           durable.chosen_below > 1 || durable.applied_below > 1;
-    paxos::Options po = options_.paxos;
+    paxos::Options po(options_.paxos);
     po.id = options_.id;
     po.members.clear();
     for (const auto& [id, address] : bootstrap_) po.members.push_back(id);
@@ -123,7 +131,9 @@ class Server::Impl : public DriverHost {
     po.seed = options_.paxos.seed ^ WallClockMs() ^ (uint64_t{options_.id} << 32);
     auto replica = paxos::Replica::Create(po, std::move(recovered.value().durable));
     if (!replica.ok()) return replica.status();
-    driver_ = std::make_unique<Driver>(options_.driver, this, std::move(replica).value(),
+    DriverOptions driver_options(options_.driver);
+    driver_options.TEST_corrupt_every_nth_chunk = hooks_.TEST_corrupt_every_nth_chunk;
+    driver_ = std::make_unique<Driver>(driver_options, this, std::move(replica).value(),
                                        std::move(applier), store_.get(), snapshots_.get(),
                                        recovered.value().store_mark);
     return Status::Ok();
@@ -338,8 +348,8 @@ class Server::Impl : public DriverHost {
   }
 
   void InBackground(std::function<void()> work) override {
-    if (options_.TEST_background_delay.count() > 0) {
-      work = [delay = options_.TEST_background_delay, work = std::move(work)] {
+    if (hooks_.TEST_background_delay.count() > 0) {
+      work = [delay = hooks_.TEST_background_delay, work = std::move(work)] {
         std::this_thread::sleep_for(delay);
         work();
       };
@@ -715,10 +725,10 @@ class Server::Impl : public DriverHost {
     bool logged_no_space = false;
     uint64_t commits = 0;
     while (std::optional<paxos::PersistBatch> batch = persist_queue_.Pop()) {
-      if (++commits == options_.TEST_stall_storage_after_commits) {
+      if (++commits == hooks_.TEST_stall_storage_after_commits) {
         LOG(WARNING) << "node " << options_.id << ": TEST stall of the storage thread for "
-                     << options_.TEST_storage_stall.count() << " ms";
-        if (persist_queue_.WaitClosed(options_.TEST_storage_stall)) return;
+                     << hooks_.TEST_storage_stall.count() << " ms";
+        if (persist_queue_.WaitClosed(hooks_.TEST_storage_stall)) return;
       }
       for (;;) {
         Status s = store_->Write(*batch);
@@ -742,6 +752,7 @@ class Server::Impl : public DriverHost {
 
   // Constant after construction.
   const ServerOptions options_;
+  const ServerTestHooks hooks_;
 
   // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
@@ -892,6 +903,12 @@ Status CheckStoreNotLost(const ServerOptions& options) {
 
 Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
                                            std::unique_ptr<StateMachine> machine) {
+  return CreateServerWithTestHooks(std::move(options), std::move(machine), ServerTestHooks{});
+}
+
+Result<std::unique_ptr<Server>> CreateServerWithTestHooks(ServerOptions options,
+                                                          std::unique_ptr<StateMachine> machine,
+                                                          ServerTestHooks hooks) {
   Status s = options.Validate();
   if (!s.ok()) return s;
   Result<uint64_t> cluster_id = ResolveClusterId(options);
@@ -903,15 +920,16 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   if (!store.ok()) return store.status();
   auto snapshots = OpenSnapshots(options);
   if (!snapshots.ok()) return snapshots.status();
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(store).value(),
-                                     std::move(snapshots).value());
+  auto impl = std::make_unique<Server::Impl>(std::move(options), hooks,
+                                             std::move(store).value(),
+                                             std::move(snapshots).value());
   s = impl->Recover(std::move(machine));
   if (!s.ok()) return s;
   s = impl->OpenGate();
   if (!s.ok()) return s;
   s = impl->OpenTransport();
   if (!s.ok()) return s;
-  return std::unique_ptr<Server>(new Server(std::move(impl)));
+  return Server::Impl::Wrap(std::move(impl));
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
