@@ -17,6 +17,7 @@
 
 #include "net/client.h"
 #include "net/join_gate.h"
+#include "net/server_metrics.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "net/work_queue.h"
@@ -85,7 +86,9 @@ class Node::Impl : public DriverHost {
         store_(std::move(store)),
         snapshots_(std::move(snapshots)),
         work_guard_(asio::make_work_guard(io_)),
-        tick_timer_(io_) {}
+        tick_timer_(io_) {
+    if (auto* lmdb = dynamic_cast<store::LmdbStore*>(store_.get())) metrics_.WatchLmdb(lmdb);
+  }
 
   ~Impl() override {
     Stop(Status::Ok());
@@ -292,6 +295,7 @@ class Node::Impl : public DriverHost {
   }
 
   void Stop(Status why) {
+    metrics_.SetStopping();
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
       if (stopping_) return;
@@ -317,6 +321,8 @@ class Node::Impl : public DriverHost {
 
   uint16_t port() const { return transport_ ? transport_->port() : 0; }
   NodeInfo info() const { return NodeInfo{driver_->token(), driver_->leader()}; }
+  MetricsRegistry& metrics() { return metrics_registry_; }
+  HealthReport Health() const { return metrics_.Health(); }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
   }
@@ -342,7 +348,10 @@ class Node::Impl : public DriverHost {
 
   // DriverHost ---------------------------------------------------------------------------------
 
-  void SendToPeer(paxos::Message m) override { transport_->Send(m.to, std::move(m)); }
+  void SendToPeer(paxos::Message m) override {
+    metrics_.OnSendToPeer(m);
+    transport_->Send(m.to, std::move(m));
+  }
 
   void Persist(paxos::PersistBatch batch) override { persist_queue_.Push(std::move(batch)); }
 
@@ -355,7 +364,10 @@ class Node::Impl : public DriverHost {
   }
 
   void ToDriver(std::function<void()> work) override {
-    asio::post(io_, [this, work = std::move(work)] { driver_->RunOnDriver(work); });
+    asio::post(io_, [this, work = std::move(work)] {
+      metrics_.BeginReplies();
+      driver_->RunOnDriver(work);
+    });
   }
 
   void InBackground(std::function<void()> work) override {
@@ -369,6 +381,7 @@ class Node::Impl : public DriverHost {
   }
 
   void CommandDone(ClientTag tag, Reply& r) override {
+    metrics_.OnCommandDone(tag.received_ns);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.outcome_code = r.outcome.code;
@@ -389,6 +402,7 @@ class Node::Impl : public DriverHost {
   }
 
   void Refuse(ClientTag tag, StatusCode code, std::string message, NodeId hint) override {
+    metrics_.OnRefused(code);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.code = code;
@@ -433,6 +447,14 @@ class Node::Impl : public DriverHost {
     }
   }
 
+  void AfterApply(const std::vector<paxos::Entry>& entries, const Applier& applier) override {
+    metrics_.OnApplied(entries, applier.sessions().session_count());
+  }
+  void OnSnapshotTaken(Slot) override { metrics_.OnSnapshotTaken(); }
+  void OnSnapshotSaved(Slot, bool ok, uint64_t bytes) override {
+    metrics_.OnSnapshotSaved(ok, bytes);
+  }
+
   void OnAnnounced(bool leading, uint64_t epoch) override {
     LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
               << " with epoch " << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " (token "
@@ -473,14 +495,28 @@ class Node::Impl : public DriverHost {
         // member that has since removed this node (and forgotten it) lets it join.
         transport_->ReconnectPeers();
       }
+      RecordTick();
       ArmTick();
     });
+  }
+
+  // Once per tick: what the io thread owns, copied for scrapes (net/server_metrics.h).
+  void RecordTick() {
+    ServerMetrics::TickInputs in;
+    in.replica = driver_->replica().status();
+    in.core = driver_->replica().counters();
+    in.transport = transport_->counters();
+    in.driver = driver_->counters();
+    in.applied_below = driver_->applied_below();
+    in.participating = participating_;
+    metrics_.OnTick(in);
   }
 
   // The core's time must follow the monotonic clock, not the number of timer wake-ups: after a
   // pause (SIGSTOP, a stalled VM) a leader that counted no ticks would still believe in a lease
   // its acceptors have long let go. So every input first feeds the ticks that have elapsed.
-  void CatchUpTicks() {
+  // Returns the time it read.
+  std::chrono::steady_clock::time_point CatchUpTicks() {
     const auto now = std::chrono::steady_clock::now();
     if (last_tick_time_ == std::chrono::steady_clock::time_point()) last_tick_time_ = now;
     uint64_t due = static_cast<uint64_t>((now - last_tick_time_) / options_.tick);
@@ -488,6 +524,7 @@ class Node::Impl : public DriverHost {
     // Beyond a few election timeouts every lease and timer has expired anyway.
     const uint64_t cap = uint64_t{4} * options_.paxos.election_ticks + 4;
     for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
+    return now;
   }
 
   void OnPeerMessage(const paxos::Message& m) {
@@ -498,6 +535,7 @@ class Node::Impl : public DriverHost {
       return;
     }
     CatchUpTicks();
+    metrics_.OnPeerMessage(m);
     driver_->Step(m);
     ScheduleDrain();
   }
@@ -526,13 +564,16 @@ class Node::Impl : public DriverHost {
                     "node " + std::to_string(options_.id) + " has not joined the cluster yet",
                     kNoNode);
     }
-    CatchUpTicks();  // a lease read must not be served on a clock that stood still
+    // A lease read must not be served on a clock that stood still.
+    const std::chrono::steady_clock::time_point now = CatchUpTicks();
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
         // Time comes from the leader's clock, stamped once, never backwards in its log.
         last_stamp_ms_ = std::max(last_stamp_ms_, WallClockMs());
         request.command.stamp_ms = last_stamp_ms_;
-        driver_->Propose(std::move(request.command), tag);
+        metrics_.OnProposal();
+        driver_->Propose(std::move(request.command),
+                         ClientTag{tag.connection, tag.request, ServerMetrics::Ns(now)});
         break;
       case net::ClientRequest::Kind::kRead:
         driver_->Read(std::move(request.query), tag);
@@ -732,6 +773,7 @@ class Node::Impl : public DriverHost {
                      << options_.TEST_storage_stall.count() << " ms";
         if (persist_queue_.WaitClosed(options_.TEST_storage_stall)) return;
       }
+      const auto began = std::chrono::steady_clock::now();
       for (;;) {
         Status s = store_->Write(*batch);
         if (s.ok()) break;
@@ -748,6 +790,7 @@ class Node::Impl : public DriverHost {
       }
       if (logged_no_space) LOG(INFO) << "node " << options_.id << ": storage writable again";
       logged_no_space = false;
+      metrics_.OnPersisted(std::chrono::steady_clock::now() - began);
       asio::post(io_, [this] { driver_->OnPersisted(); });
     }
   }
@@ -758,6 +801,10 @@ class Node::Impl : public DriverHost {
   // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::SnapshotStore> snapshots_;
+  // Thread-safe (net/server_metrics.h says which hook runs where). After the store: its LMDB
+  // collector ends before the store closes.
+  MetricsRegistry metrics_registry_;
+  ServerMetrics metrics_{&metrics_registry_, options_.id, options_.tick};
   // Called on the applier side.
   std::function<void(bool, uint64_t)> leadership_callback_;
 
@@ -934,6 +981,8 @@ void Node::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown(t
 Status Node::Wait() { return impl_->Wait(); }
 uint16_t Node::port() const { return impl_->port(); }
 NodeInfo Node::info() const { return impl_->info(); }
+MetricsRegistry& Node::metrics() { return impl_->metrics(); }
+HealthReport Node::Health() const { return impl_->Health(); }
 Result<paxos::Slot> Node::TakeSnapshot() { return impl_->TakeSnapshot(); }
 void Node::OnLeadership(std::function<void(bool, uint64_t)> callback) {
   impl_->set_leadership_callback(std::move(callback));

@@ -25,6 +25,8 @@
 #include <string>
 
 #include "net/driver.h"
+#include "net/metrics_http.h"
+#include "net/metrics_registry.h"
 #include "paxos/options.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -132,6 +134,14 @@ class Node {
   uint16_t port() const;
   // Thread-safe.
   NodeInfo info() const;
+
+  // The node's metrics (names in README.md "Metrics"; net/server_metrics.h records them), for
+  // MetricsHttpServer (net/metrics_http.h, what ballotd --metrics_port serves) or any exporter
+  // of the library user's. Valid as long as the node; thread-safe.
+  MetricsRegistry& metrics();
+  // What GET /healthz answers: serving while the node has joined its cluster, its io thread
+  // ticks and it is not stopping; the detail names its role and leader. Thread-safe.
+  HealthReport Health() const;
 
   // Takes a snapshot now and blocks until it is durable; returns its applied_below. Any thread
   // but the node's own (the io thread runs the request).

@@ -3,8 +3,12 @@
 add_library(ballot_driver driver.cc)
 target_link_libraries(ballot_driver PUBLIC ballot_store ballot_statemachine)
 
+# Metrics: the registry (Prometheus text format) and its HTTP server (Boost.Beast, header-only).
+add_library(ballot_metrics metrics_registry.cc metrics_http.cc)
+target_link_libraries(ballot_metrics PUBLIC ballot_paxos Boost::headers Threads::Threads)
+
 # The server runtime: the driver over the transport, LMDB, an Applier and threads.
-add_library(ballot_runtime node.cc join_gate.cc)
+add_library(ballot_runtime node.cc join_gate.cc server_metrics.cc)
 # ballot_client: a joining node learns the cluster id from its peers as a client would.
 target_link_libraries(ballot_runtime PUBLIC ballot_net ballot_client ballot_driver ballot_store
-                      ballot_statemachine)
+                      ballot_statemachine ballot_metrics)
