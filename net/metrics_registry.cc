@@ -181,19 +181,20 @@ Histogram& MetricsRegistry::AddHistogram(const std::string& name, const std::str
 }
 
 uint64_t MetricsRegistry::AddCollector(std::function<void()> collect) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(collectors_mu_);
   collectors_[++last_collector_id_] = std::move(collect);
   return last_collector_id_;
 }
 
 void MetricsRegistry::RemoveCollector(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);  // waits for a Render running it
+  std::lock_guard<std::mutex> lock(collectors_mu_);  // waits for a Render running it
   collectors_.erase(id);
 }
 
 std::string MetricsRegistry::Render() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> collecting(collectors_mu_);  // one Render at a time
   for (const auto& [id, collect] : collectors_) collect();
+  std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out.reserve(families_.size() * 256);
   for (const auto& [name, family] : families_) RenderFamily(name, family, &out);

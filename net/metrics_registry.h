@@ -14,8 +14,10 @@
 //
 // Threads: every method of every class here is thread-safe. References returned by Add* stay
 // valid as long as the registry. Collectors (AddCollector) run on the thread that renders,
-// before rendering, under the registry's mutex: they may update metrics but must not register
-// metrics or collectors.
+// before rendering, one Render at a time: they may update metrics and register new ones, but
+// must not add or remove collectors. A slow collector (one that waits for a lock of the store)
+// delays scrapes, never a registration: collectors run outside the mutex that registration and
+// formatting take.
 #ifndef BALLOT_NET_METRICS_REGISTRY_H_
 #define BALLOT_NET_METRICS_REGISTRY_H_
 
@@ -125,9 +127,11 @@ class MetricsRegistry {
   static void RenderFamily(const std::string& name, const Family& family, std::string* out);
 
   mutable std::mutex mu_;
-  std::map<std::string, Family> families_;                     // guarded by mu_
-  std::map<uint64_t, std::function<void()>> collectors_;       // guarded by mu_
-  uint64_t last_collector_id_ = 0;                             // guarded by mu_
+  std::map<std::string, Family> families_;  // guarded by mu_
+  // Taken before mu_, never inside it.
+  mutable std::mutex collectors_mu_;
+  std::map<uint64_t, std::function<void()>> collectors_;  // guarded by collectors_mu_
+  uint64_t last_collector_id_ = 0;                        // guarded by collectors_mu_
 };
 
 }  // namespace ballot

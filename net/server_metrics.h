@@ -110,7 +110,9 @@ class ServerMetrics {
   HealthReport Health() const;
 
  private:
-  static constexpr size_t kHeartbeatRoundsKept = 16;
+  // Heartbeat send times kept for matching replies: 64 ticks' worth (0.64 s at 10 ms), as many
+  // rounds as the core itself remembers; a reply slower than that is not timed.
+  static constexpr size_t kHeartbeatRoundsKept = 64;
   struct SentHeartbeat {
     uint64_t round = 0;
     uint64_t sent_ns = 0;
@@ -177,7 +179,7 @@ class ServerMetrics {
   // Storage/collector side.
   store::LmdbStore* lmdb_ = nullptr;  // set before serving
   uint64_t lmdb_collector_ = 0;
-  uint64_t lmdb_commits_seen_ = 0;  // under the registry's mutex (collectors run there)
+  uint64_t lmdb_commits_seen_ = 0;  // the collector's (one Render at a time)
 
   // Between threads.
   std::atomic<uint64_t> snapshot_started_ns_{0};
