@@ -12,6 +12,7 @@ include(CMakePackageConfigHelpers)
 set(BALLOT_PACKAGE_LIBRARIES
   ballot_runtime server
   ballot_driver driver
+  ballot_metrics metrics
   ballot_client client
   ballot_net net
   ballot_store store
@@ -56,6 +57,8 @@ set(BALLOT_PUBLIC_HEADERS
   net/client/client.h
   net/cluster_config.h
   net/server/driver_tuning.h
+  net/server/metrics_http.h
+  net/server/metrics_registry.h
   net/server/server.h
   net/wire.h
   paxos/command_list.h

@@ -26,6 +26,7 @@
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
+#include "net/server/metrics_http.h"
 #include "net/server/server.h"
 #include "net/server/test_hooks.h"
 #include "paxos/options.h"
@@ -72,6 +73,11 @@ DEFINE_bool(apply_inline, true,
             "apply commands on the network thread (no hand-off; the samples apply in "
             "microseconds). false: a thread of their own, for slow state machines");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
+DEFINE_int32(metrics_port, -1,
+             "serve GET /metrics (Prometheus text format) and GET /healthz over HTTP on this "
+             "port (0: any free port, logged as 'metrics on http://HOST:PORT/metrics'; -1: off)");
+DEFINE_string(metrics_host, "",
+              "address the metrics port listens on (default: this node's host in --cluster)");
 DEFINE_bool(in_memory, false,
             "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
 DEFINE_uint64(TEST_stall_storage_after_commits, 0,
@@ -156,6 +162,9 @@ ServerOptions OptionsFromFlags() {
   o.paxos.window_slots_max = FLAGS_window_slots_max;
   o.paxos.pending_commands_max = FLAGS_pending_commands_max;
   o.listen_port_override = FLAGS_port;
+  if (FLAGS_metrics_port < -1 || FLAGS_metrics_port > 65535) {
+    UsageError("--metrics_port must be in -1..65535");
+  }
   o.in_memory = FLAGS_in_memory;
   o.apply_inline = FLAGS_apply_inline;
   o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
@@ -236,6 +245,27 @@ class SignalWatcher {
   int signals_ = 0;       // guarded by mu_
 };
 
+// --metrics_port: GET /metrics and /healthz (net/server/metrics_http.h), or nothing when it is -1.
+// Started before the node, so that a port that cannot be had ends the process (exit 1) before it
+// serves, as the node's own port does.
+Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const ServerOptions& options, Server* node) {
+  if (FLAGS_metrics_port < 0) return std::unique_ptr<MetricsHttpServer>();
+  MetricsHttpOptions mo;
+  mo.host = FLAGS_metrics_host;
+  if (mo.host.empty()) {
+    // The interface this node serves on, so a scraper reaches both alike.
+    const std::string& self = options.members.at(options.id);
+    mo.host = self.substr(0, self.rfind(':'));
+    if (mo.host.size() >= 2 && mo.host.front() == '[') mo.host = mo.host.substr(1, mo.host.size() - 2);
+  }
+  mo.port = static_cast<uint16_t>(FLAGS_metrics_port);
+  auto server = MetricsHttpServer::Start(mo, &node->metrics(), [node] { return node->Health(); });
+  if (!server.ok()) return server.status();
+  LOG(INFO) << "ballotd node " << FLAGS_id << " metrics on http://" << mo.host << ":"
+            << server.value()->port() << "/metrics";
+  return server;
+}
+
 int Main(int argc, char** argv) {
   ParseFlagsStrict(kUsage, &argc, &argv);
   if (argc > 1) UsageError(std::string("unexpected argument '") + argv[1] + "'");
@@ -253,12 +283,19 @@ int Main(int argc, char** argv) {
                  node.status().ToString().c_str());
     return 1;
   }
+  auto metrics = ServeMetrics(options, node.value().get());
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "ballotd: cannot serve metrics: %s\n",
+                 metrics.status().ToString().c_str());
+    return 1;
+  }
   signals.Watch(node.value().get());
   node.value()->Start();
   LOG(INFO) << "ballotd node " << FLAGS_id << " serving " << FLAGS_state_machine << " on port "
             << node.value()->port() << ", data in " << FLAGS_data_dir;
   Status stopped = node.value()->Wait();
   signals.Watch(nullptr);
+  metrics.value().reset();  // it reads the node: gone first
   // Every thread has ended (the storage thread after the persist batches already queued);
   // destroying the node closes the sockets and the store (LMDB folds in the journal first).
   node.value().reset();

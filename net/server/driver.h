@@ -54,6 +54,7 @@ namespace ballot {
 struct ClientTag {
   uint64_t connection = 0;
   uint64_t request = 0;
+  uint64_t received_ns = 0;  // the host's: when the request arrived (it times commits); 0: unset
 };
 
 // The tuning (net/server/driver_tuning.h) plus a test hook.
@@ -120,6 +121,14 @@ class DriverHost {
   virtual bool BeforeApply(const std::vector<paxos::Entry>& entries) {
     (void)entries;
     return true;
+  }
+  // On the applier side, after `entries` were applied: the server counts them for its metrics.
+  virtual void AfterApply(const std::vector<paxos::Entry>& entries, const Applier& applier) {
+    (void)entries, (void)applier;
+  }
+  // On the driver thread: a snapshot write ended (durable if `ok`; `bytes` its stored size).
+  virtual void OnSnapshotSaved(paxos::Slot applied_below, bool ok, uint64_t bytes) {
+    (void)applied_below, (void)ok, (void)bytes;
   }
   // On the applier side: a reply the Applier produced (duplicates included).
   virtual void OnApplied(const Reply& reply) { (void)reply; }

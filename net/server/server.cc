@@ -19,6 +19,7 @@
 #include "net/cluster_config.h"
 #include "net/server/driver.h"
 #include "net/server/join_gate.h"
+#include "net/server/server_metrics.h"
 #include "net/server/test_hooks.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -67,7 +68,9 @@ class Server::Impl : public DriverHost {
         store_(std::move(store)),
         snapshots_(std::move(snapshots)),
         work_guard_(asio::make_work_guard(io_)),
-        tick_timer_(io_) {}
+        tick_timer_(io_) {
+    if (auto* lmdb = dynamic_cast<store::LmdbStore*>(store_.get())) metrics_.WatchLmdb(lmdb);
+  }
 
   // Server's constructor is private; Impl, a member, may call it.
   static std::unique_ptr<Server> Wrap(std::unique_ptr<Impl> impl) {
@@ -281,6 +284,7 @@ class Server::Impl : public DriverHost {
   }
 
   void Stop(Status why) {
+    metrics_.SetStopping();
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
       if (stopping_) return;
@@ -306,6 +310,8 @@ class Server::Impl : public DriverHost {
 
   uint16_t port() const { return transport_ ? transport_->port() : 0; }
   ServerInfo info() const { return ServerInfo{driver_->token(), driver_->leader()}; }
+  MetricsRegistry& metrics() { return metrics_registry_; }
+  HealthReport Health() const { return metrics_.Health(); }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
   }
@@ -331,7 +337,10 @@ class Server::Impl : public DriverHost {
 
   // DriverHost ---------------------------------------------------------------------------------
 
-  void SendToPeer(paxos::Message m) override { transport_->Send(m.to, std::move(m)); }
+  void SendToPeer(paxos::Message m) override {
+    metrics_.OnSendToPeer(m);
+    transport_->Send(m.to, std::move(m));
+  }
 
   void Persist(paxos::PersistBatch batch) override { persist_queue_.Push(std::move(batch)); }
 
@@ -344,7 +353,10 @@ class Server::Impl : public DriverHost {
   }
 
   void ToDriver(std::function<void()> work) override {
-    asio::post(io_, [this, work = std::move(work)] { driver_->RunOnDriver(work); });
+    asio::post(io_, [this, work = std::move(work)] {
+      metrics_.BeginReplies();
+      driver_->RunOnDriver(work);
+    });
   }
 
   void InBackground(std::function<void()> work) override {
@@ -358,6 +370,7 @@ class Server::Impl : public DriverHost {
   }
 
   void CommandDone(ClientTag tag, Reply& r) override {
+    metrics_.OnCommandDone(tag.received_ns);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.outcome_code = r.outcome.code;
@@ -378,6 +391,7 @@ class Server::Impl : public DriverHost {
   }
 
   void Refuse(ClientTag tag, StatusCode code, std::string message, NodeId hint) override {
+    metrics_.OnRefused(code);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.code = code;
@@ -422,6 +436,14 @@ class Server::Impl : public DriverHost {
     }
   }
 
+  void AfterApply(const std::vector<paxos::Entry>& entries, const Applier& applier) override {
+    metrics_.OnApplied(entries, applier.sessions().session_count());
+  }
+  void OnSnapshotTaken(Slot) override { metrics_.OnSnapshotTaken(); }
+  void OnSnapshotSaved(Slot, bool ok, uint64_t bytes) override {
+    metrics_.OnSnapshotSaved(ok, bytes);
+  }
+
   void OnAnnounced(bool leading, uint64_t epoch) override {
     LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
               << " with epoch " << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " (token "
@@ -462,14 +484,28 @@ class Server::Impl : public DriverHost {
         // member that has since removed this node (and forgotten it) lets it join.
         transport_->ReconnectPeers();
       }
+      RecordTick();
       ArmTick();
     });
+  }
+
+  // Once per tick: what the io thread owns, copied for scrapes (net/server_metrics.h).
+  void RecordTick() {
+    ServerMetrics::TickInputs in;
+    in.replica = driver_->replica().status();
+    in.core = driver_->replica().counters();
+    in.transport = transport_->counters();
+    in.driver = driver_->counters();
+    in.applied_below = driver_->applied_below();
+    in.participating = participating_;
+    metrics_.OnTick(in);
   }
 
   // The core's time must follow the monotonic clock, not the number of timer wake-ups: after a
   // pause (SIGSTOP, a stalled VM) a leader that counted no ticks would still believe in a lease
   // its acceptors have long let go. So every input first feeds the ticks that have elapsed.
-  void CatchUpTicks() {
+  // Returns the time it read.
+  std::chrono::steady_clock::time_point CatchUpTicks() {
     const auto now = std::chrono::steady_clock::now();
     if (last_tick_time_ == std::chrono::steady_clock::time_point()) last_tick_time_ = now;
     uint64_t due = static_cast<uint64_t>((now - last_tick_time_) / options_.tick);
@@ -486,6 +522,7 @@ class Server::Impl : public DriverHost {
                                << ")";
     }
     for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
+    return now;
   }
 
   void OnPeerMessage(const paxos::Message& m) {
@@ -496,6 +533,7 @@ class Server::Impl : public DriverHost {
       return;
     }
     CatchUpTicks();
+    metrics_.OnPeerMessage(m);
     driver_->Step(m);
     ScheduleDrain();
   }
@@ -524,13 +562,16 @@ class Server::Impl : public DriverHost {
                     "node " + std::to_string(options_.id) + " has not joined the cluster yet",
                     kNoNode);
     }
-    CatchUpTicks();  // a lease read must not be served on a clock that stood still
+    // A lease read must not be served on a clock that stood still.
+    const std::chrono::steady_clock::time_point now = CatchUpTicks();
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
         // Time comes from the leader's clock, stamped once, never backwards in its log.
         last_stamp_ms_ = std::max(last_stamp_ms_, WallClockMs());
         request.command.stamp_ms = last_stamp_ms_;
-        driver_->Propose(std::move(request.command), tag);
+        metrics_.OnProposal();
+        driver_->Propose(std::move(request.command),
+                         ClientTag{tag.connection, tag.request, ServerMetrics::Ns(now)});
         break;
       case net::ClientRequest::Kind::kRead:
         driver_->Read(std::move(request.query), tag);
@@ -730,6 +771,7 @@ class Server::Impl : public DriverHost {
                      << hooks_.TEST_storage_stall.count() << " ms";
         if (persist_queue_.WaitClosed(hooks_.TEST_storage_stall)) return;
       }
+      const auto began = std::chrono::steady_clock::now();
       for (;;) {
         Status s = store_->Write(*batch);
         if (s.ok()) break;
@@ -746,6 +788,7 @@ class Server::Impl : public DriverHost {
       }
       if (logged_no_space) LOG(INFO) << "node " << options_.id << ": storage writable again";
       logged_no_space = false;
+      metrics_.OnPersisted(std::chrono::steady_clock::now() - began);
       asio::post(io_, [this] { driver_->OnPersisted(); });
     }
   }
@@ -757,6 +800,10 @@ class Server::Impl : public DriverHost {
   // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::SnapshotStore> snapshots_;
+  // Thread-safe (net/server_metrics.h says which hook runs where). After the store: its LMDB
+  // collector ends before the store closes.
+  MetricsRegistry metrics_registry_;
+  ServerMetrics metrics_{&metrics_registry_, options_.id, options_.tick};
   // Called on the applier side.
   std::function<void(bool, uint64_t)> leadership_callback_;
 
@@ -940,6 +987,8 @@ void Server::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown
 Status Server::Wait() { return impl_->Wait(); }
 uint16_t Server::port() const { return impl_->port(); }
 ServerInfo Server::info() const { return impl_->info(); }
+MetricsRegistry& Server::metrics() { return impl_->metrics(); }
+HealthReport Server::Health() const { return impl_->Health(); }
 Result<paxos::Slot> Server::TakeSnapshot() { return impl_->TakeSnapshot(); }
 void Server::OnLeadership(std::function<void(bool, uint64_t)> callback) {
   impl_->set_leadership_callback(std::move(callback));

@@ -25,6 +25,8 @@
 #include <string>
 
 #include "net/server/driver_tuning.h"
+#include "net/server/metrics_http.h"
+#include "net/server/metrics_registry.h"
 #include "paxos/status.h"
 #include "paxos/tuning.h"
 #include "paxos/types.h"
@@ -124,6 +126,14 @@ class Server {
   uint16_t port() const;
   // Thread-safe.
   ServerInfo info() const;
+
+  // The node's metrics (names in README.md "Metrics"; net/server/server_metrics.h records them), for
+  // MetricsHttpServer (net/server/metrics_http.h, what ballotd --metrics_port serves) or any exporter
+  // of the library user's. Valid as long as the node; thread-safe.
+  MetricsRegistry& metrics();
+  // What GET /healthz answers: serving while the node has joined its cluster, its io thread
+  // ticks and it is not stopping; the detail names its role and leader. Thread-safe.
+  HealthReport Health() const;
 
   // Takes a snapshot now and blocks until it is durable; returns its applied_below. Any thread
   // but the node's own (the io thread runs the request).
