@@ -68,6 +68,9 @@ DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (
 DEFINE_bool(apply_inline, true,
             "apply commands on the network thread (no hand-off; the samples apply in "
             "microseconds). false: a thread of their own, for slow state machines");
+DEFINE_uint64(watches_max, 10000,
+              "watches parked on this node at most (net/watch_hub.h); one more is refused "
+              "\"too many watches\"");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
 DEFINE_bool(in_memory, false,
             "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
@@ -146,6 +149,7 @@ NodeOptions OptionsFromFlags() {
   o.listen_port_override = FLAGS_port;
   o.in_memory = FLAGS_in_memory;
   o.apply_inline = FLAGS_apply_inline;
+  o.watches_max = FLAGS_watches_max;
   o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
   o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
   o.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
