@@ -36,6 +36,10 @@ struct WatchChange {
 
 class Watchable {
  public:
+  // As `after`: answer at once with the current state and the slot of its last change (0 if the
+  // machine knows none): where a new watcher starts (then it watches after that slot).
+  static constexpr paxos::Slot kCurrentState = ~paxos::Slot{0};
+
   virtual ~Watchable() = default;
 
   // The first change of what `query` names (in the machine's Query format) in a slot above

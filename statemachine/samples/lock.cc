@@ -357,6 +357,12 @@ Result<std::optional<WatchChange>> LockService::NextChange(std::string_view quer
   };
   const std::string current = EncodeHolder(HeldLock(request.name));
   auto it = changes_.find(request.name);
+  if (after == kCurrentState) {
+    const paxos::Slot last = it != changes_.end() ? it->second.slot
+                             : forgotten_below_ > 0 ? forgotten_below_ - 1
+                                                    : 0;
+    return std::optional<WatchChange>(WatchChange{last, current, false});
+  }
   if (it == changes_.end()) {
     // Never changed, or its change slot was forgotten (below forgotten_below_); free either way.
     if (after + 1 >= forgotten_below_) return std::optional<WatchChange>();
