@@ -40,6 +40,10 @@ int RunLockWatch(const ClusterFlags& flags, const std::string& name, const std::
     err << "ballotctl: " << start.status().ToString() << "\n";
     return kCtlExitFailed;
   }
+  if (!start.value().changed) {  // a server that does not know kCurrentState
+    err << "ballotctl: the server did not report the current state of the lock\n";
+    return kCtlExitFailed;
+  }
   auto holder = LockService::DecodeGet(start.value().data);
   if (!holder.ok()) {
     err << "ballotctl: " << holder.status().ToString() << "\n";
