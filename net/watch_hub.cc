@@ -1,7 +1,9 @@
 #include "net/watch_hub.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
+#include <vector>
 
 namespace ballot {
 
@@ -14,19 +16,31 @@ WatchHub::WatchHub(std::unique_ptr<StateMachine> machine, size_t watches_max, Se
 
 void WatchHub::Add(ClientTag tag, net::WatchRequest request) {
   if (TryAnswer(tag, request)) return;
-  if (parked_.size() >= watches_max_) {
+  if (parked_total_ >= watches_max_) {
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.code = StatusCode::kOverloaded;
-    resp.message = "too many watches: " + std::to_string(parked_.size()) +
+    resp.message = "too many watches: " + std::to_string(parked_total_) +
                    " are waiting on this server (--watches_max " + std::to_string(watches_max_) +
                    ")";
     send_(tag, std::move(resp));
     return;
   }
   const auto wait = std::min(std::chrono::milliseconds(request.wait_ms), kWaitMax);
-  parked_.push_back(Parked{tag, std::move(request), Clock::now() + wait});
-  parked_count_.store(parked_.size());
+  const Clock::time_point deadline = Clock::now() + wait;
+  earliest_deadline_ = std::min(earliest_deadline_, deadline);
+  auto [it, fresh] = parked_.try_emplace(request.query);
+  Group& group = it->second;
+  if (fresh || request.after_slot < group.lowest_after) group.lowest_after = request.after_slot;
+  group.watches.push_back(Parked{tag, std::move(request), deadline});
+  Count();
+}
+
+void WatchHub::Count() {
+  size_t total = 0;
+  for (const auto& [query, group] : parked_) total += group.watches.size();
+  parked_total_ = total;
+  parked_count_.store(total);
 }
 
 bool WatchHub::TryAnswer(ClientTag tag, const net::WatchRequest& request) {
@@ -57,28 +71,45 @@ bool WatchHub::TryAnswer(ClientTag tag, const net::WatchRequest& request) {
 }
 
 void WatchHub::ExpireWaits(Clock::time_point now) {
-  for (auto it = parked_.begin(); it != parked_.end();) {
-    if (it->deadline > now) {
-      ++it;
-      continue;
-    }
-    net::ClientResponse resp;  // kOk, watch_changed false: ask again with the same after_slot
-    resp.request_id = it->tag.request;
-    send_(it->tag, std::move(resp));
-    it = parked_.erase(it);
+  if (now < earliest_deadline_) return;
+  earliest_deadline_ = Clock::time_point::max();
+  for (auto group = parked_.begin(); group != parked_.end();) {
+    std::vector<Parked>& watches = group->second.watches;
+    std::erase_if(watches, [&](const Parked& p) {
+      if (p.deadline > now) {
+        earliest_deadline_ = std::min(earliest_deadline_, p.deadline);
+        return false;
+      }
+      net::ClientResponse resp;  // kOk, watch_changed false: ask again with the same after_slot
+      resp.request_id = p.tag.request;
+      send_(p.tag, std::move(resp));
+      return true;
+    });
+    group = watches.empty() ? parked_.erase(group) : std::next(group);
   }
-  parked_count_.store(parked_.size());
+  Count();
 }
 
 void WatchHub::AnswerParked() {
-  for (auto it = parked_.begin(); it != parked_.end();) {
-    if (TryAnswer(it->tag, it->request)) {
-      it = parked_.erase(it);
-    } else {
-      ++it;
+  for (auto group = parked_.begin(); group != parked_.end();) {
+    Result<std::optional<WatchChange>> any =
+        watchable_->NextChange(group->first, group->second.lowest_after);
+    if (any.ok() && !any.value().has_value()) {  // no change above any of them
+      ++group;
+      continue;
     }
+    std::vector<Parked>& watches = group->second.watches;
+    std::erase_if(watches, [&](const Parked& p) { return TryAnswer(p.tag, p.request); });
+    if (watches.empty()) {
+      group = parked_.erase(group);
+      continue;
+    }
+    paxos::Slot lowest = watches.front().request.after_slot;
+    for (const Parked& p : watches) lowest = std::min(lowest, p.request.after_slot);
+    group->second.lowest_after = lowest;
+    ++group;
   }
-  parked_count_.store(parked_.size());
+  Count();
 }
 
 void WatchHub::Refresh() {

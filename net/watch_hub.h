@@ -21,7 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <list>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -73,17 +73,26 @@ class WatchHub final : public StateMachine {
     net::WatchRequest request;
     Clock::time_point deadline;
   };
+  // Parked watches of one query. After a batch the machine is asked once per query, from the
+  // lowest after_slot among them: usually nothing changed, whatever the number of watchers.
+  struct Group {
+    std::vector<Parked> watches;
+    paxos::Slot lowest_after = 0;
+  };
   // True if `tag` was answered (a change, or an error).
   bool TryAnswer(ClientTag tag, const net::WatchRequest& request);
   void AnswerParked();
   void Refresh();
+  void Count();
 
   const std::unique_ptr<StateMachine> machine_;
   const Watchable* const watchable_;  // machine_ as a Watchable, or null
   const size_t watches_max_;
   const Send send_;
   const std::string tick_command_;
-  std::list<Parked> parked_;  // applying thread
+  std::map<std::string, Group> parked_;  // by query; applying thread
+  size_t parked_total_ = 0;               // applying thread
+  Clock::time_point earliest_deadline_ = Clock::time_point::max();  // of every parked watch
   std::atomic<size_t> parked_count_{0};
   std::atomic<uint64_t> next_deadline_ms_{0};
 };
