@@ -21,7 +21,9 @@ constexpr uint8_t kOpRelease = 3;
 constexpr uint8_t kOpGet = 4;
 constexpr uint8_t kOpTick = 5;
 // Version 2 adds the change slots watches need; version 1 snapshots still restore (with no
-// change slots: watches of their locks wait for the next change).
+// change slots: watches of their locks wait for the next change). A state with no change slots
+// is written as version 1, so that every snapshot has one canonical form (Restore(s) then
+// Snapshot() gives s back: tests/fuzz/restore_check.h).
 constexpr uint8_t kSnapshotVersion1 = 1;
 constexpr uint8_t kSnapshotVersion = 2;
 
@@ -402,8 +404,9 @@ Outcome LockService::Query(std::string_view request_bytes) const {
 }
 
 std::string LockService::Snapshot() const {
+  const bool watched = forgotten_below_ != 0 || !changes_.empty();
   ByteWriter writer;
-  writer.PutU8(kSnapshotVersion);
+  writer.PutU8(watched ? kSnapshotVersion : kSnapshotVersion1);
   writer.PutU64(now_ms_);
   writer.PutU64(last_token_);
   writer.PutU64(locks_.size());
@@ -414,6 +417,7 @@ std::string LockService::Snapshot() const {
     writer.PutU64(lock.ttl_ms);
     writer.PutU64(lock.expires_at_ms);
   }
+  if (!watched) return writer.Release();
   writer.PutU64(forgotten_below_);
   writer.PutU64(changes_.size());
   for (const auto& [name, record] : changes_) {
@@ -482,6 +486,7 @@ Status LockService::Restore(std::string_view snapshot) {
       record.complete_from = record.slot + 1;
       changes.emplace_hint(changes.end(), std::string(name), std::move(record));
     }
+    if (forgotten_below == 0 && changes.empty()) return corrupt;  // written as version 1
   }
   if (!reader.empty()) return corrupt;
   now_ms_ = now_ms;
