@@ -7,6 +7,8 @@
 #   ballot:    ballot-bench --start_nodes=3 --workload=seq --clients=N (LMDB + journal, syncs on)
 #   mem1:      ballot-bench --start_nodes=1 --node_flags=--in_memory --workload=seq --clients=N
 #   nojournal: as ballot, with --node_flags=--store_journal=false (one LMDB commit per batch)
+#   bigckpt:   as ballot, with --store_journal_checkpoint_kb=CKPT_KB (65536: 64 MiB, so that no
+#              checkpoint lands in a short run) instead of the default 1 MiB
 #
 #   BRAFT_BIN=/work/ext/braft/build-example/counter benchmarks/compare_braft.sh
 #
@@ -75,6 +77,7 @@ for ((run = 1; run <= RUNS; run++)); do
         ballot) line="$(ballot_point 3 "$n")" ;;
         mem1) line="$(ballot_point 1 "$n" --in_memory)" ;;
         nojournal) line="$(ballot_point 3 "$n" --store_journal=false)" ;;
+        bigckpt) line="$(ballot_point 3 "$n" --store_journal_checkpoint_kb="${CKPT_KB:-65536}")" ;;
       esac
       [[ -n "$line" ]] || line="{\"clients\":$n,\"throughput_ops\":0,\"p50_us\":0,\"p99_us\":0}"
       echo "$line" | jq -c --arg sys "$sys" --argjson run "$run" --arg load "$(cut -d' ' -f1 /proc/loadavg)" \

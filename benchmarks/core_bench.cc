@@ -1,5 +1,5 @@
 // The core and its driver alone: commands/s through an in-memory group of three nodes, each the
-// shipping net/driver.h over a paxos::Replica, a MemStore that syncs instantly and an Applier
+// shipping net/server/driver.h over a paxos::Replica, a MemStore that syncs instantly and an Applier
 // over a state machine that does nothing. No sockets, no codec, no disk and no threads: it
 // bounds what the runtime can ever reach and shows what the protocol, the driver and the
 // session table cost per command and per slot.
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/driver.h"
+#include "net/server/driver.h"
 #include "paxos/message.h"
 #include "paxos/options.h"
 #include "paxos/replica.h"

@@ -13,7 +13,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "net/client.h"
+#include "net/client/client.h"
 #include "statemachine/applier.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/lock.h"

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "net/cluster_config.h"
 #include "net/codec.h"
 #include "net/frame.h"
 
@@ -38,33 +39,6 @@ constexpr size_t kFailuresLoggedMax = 1024;
 
 Status Invalid(std::string message) {
   return Status(StatusCode::kInvalidArgument, std::move(message));
-}
-
-struct HostPort {
-  std::string host;  // without IPv6 brackets
-  uint16_t port = 0;
-};
-
-Result<HostPort> ParseHostPort(const std::string& text) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Invalid("address '" + text + "' is not host:port");
-  }
-  HostPort hp;
-  hp.host = text.substr(0, colon);
-  if (hp.host.front() == '[') {
-    if (hp.host.size() < 3 || hp.host.back() != ']') {
-      return Invalid("address '" + text + "' has a malformed [IPv6] host");
-    }
-    hp.host = hp.host.substr(1, hp.host.size() - 2);
-  }
-  const char* first = text.data() + colon + 1;
-  const char* last = text.data() + text.size();
-  const auto [end, ec] = std::from_chars(first, last, hp.port);
-  if (ec != std::errc() || end != last || first == last || hp.port == 0) {
-    return Invalid("address '" + text + "' has no valid port (1..65535)");
-  }
-  return hp;
 }
 
 enum class CloseKind { kNormal, kBadFrame, kHandshakeRejected };
@@ -782,7 +756,7 @@ Status Transport::Impl::OnFrame(Connection& conn, Frame frame) {
 
 Status Transport::Impl::CheckHello(const Connection& conn, const Hello& hello) const {
   // A client that does not know the cluster id yet says 0 and learns it from our answer; it
-  // checks the answer itself (net/client.h), and sends nothing before.
+  // checks the answer itself (net/client/client.h), and sends nothing before.
   const bool client_asking = conn.dialed() == paxos::kNoNode &&
                              hello.node_id == kClientNodeId && hello.cluster_id == 0;
   if (hello.cluster_id != options_.cluster_id && !client_asking) {

@@ -7,7 +7,7 @@
 // other side's Hello names this cluster, this protocol version and an acceptable node id: the
 // dialed peer's id on an outgoing connection; on an incoming one, any other node id (membership
 // changes: a node being added may dial before this one knows it) or 0 for a client. A client may
-// also say cluster 0: it does not know the id yet (net/client.h) and learns it from the answer.
+// also say cluster 0: it does not know the id yet (net/client/client.h) and learns it from the answer.
 // Until then a frame may be at most kHandshakeFrameBytesMax long.
 //
 // Peers also compare their timing (PeerTiming: tick, heartbeat, election timeout, lease, drift
@@ -17,7 +17,7 @@
 // timing_mismatches. The link keeps redialing with backoff, so a node restarted with the right
 // flags is connected again without restarting the others. Peer Hellos also carry what each
 // node's data directory says about the cluster (DataState, joined members); the transport only
-// carries that, the node decides (net/node.cc, safe bootstrap).
+// carries that, the node decides (net/server/server.cc, safe bootstrap).
 //
 // Peer messages to one node queue on its link and go out coalesced: everything queued when the
 // connection can write becomes one frame and one write (a burst costs one syscall). The queue is

@@ -62,7 +62,7 @@ inline constexpr size_t kTimingValuesMax = 16;
 inline constexpr size_t kTimingNameBytesMax = 48;
 inline constexpr size_t kJoinedMembersMax = 256;
 
-// What a node's data directory says about the cluster (safe bootstrap, net/node.h).
+// What a node's data directory says about the cluster (safe bootstrap, net/server/server.h).
 enum class DataState : uint8_t {
   kUnknown = 0,      // a client, or a node that does not say
   kEmpty = 1,        // no cluster identity yet: the node is waiting to create or join a cluster
@@ -93,7 +93,7 @@ struct MemberChangeRequest {
   friend bool operator==(const MemberChangeRequest&, const MemberChangeRequest&) = default;
 };
 
-// kWatch (net/watch_hub.h): the next change of what `query` names after `after_slot`. Answered
+// kWatch (net/server/watch_hub.h): the next change of what `query` names after `after_slot`. Answered
 // with ClientResponse::watch_changed, the change's slot in ClientResponse::slot and the state
 // right after it in ClientResponse::data; or watch_changed = false after `wait_ms` without one.
 struct WatchRequest {

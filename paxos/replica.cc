@@ -264,9 +264,9 @@ void Replica::InstallSnapshot(Slot applied_below, const Configuration& config) {
   ApplyChosenConfigs();
 }
 
-void Replica::CompactBelow(Slot applied_below) {
+SlotLog::Records Replica::CompactBelow(Slot applied_below) {
   CHECK_LE(applied_below, learner_.applied_below()) << "snapshot beyond what was applied";
-  log_.DropBelow(applied_below);
+  return log_.DropBelow(applied_below);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -113,8 +113,9 @@ class Replica {
   void Advance();
 
   // Tells the replica that the runtime's state machine now holds a snapshot covering every slot
-  // below `applied_below`; entries below it may be discarded from memory.
-  void CompactBelow(Slot applied_below);
+  // below `applied_below`; entries below it may be discarded from memory. Returns the discarded
+  // records for the caller to free where a long free does no harm (SlotLog::DropBelow).
+  SlotLog::Records CompactBelow(Slot applied_below);
   // The runtime restored its state machine from a snapshot covering every slot below
   // `applied_below` (after Ready::snapshot_needed), whose configuration is `config`: the
   // replica continues from there.

@@ -51,11 +51,17 @@ void SlotLog::MarkDurable(const WrittenVersions& versions) {
   }
 }
 
-void SlotLog::DropBelow(Slot slot) {
-  if (slot <= dropped_below_) return;
-  records_.erase(records_.begin(), records_.lower_bound(slot));
+SlotLog::Records SlotLog::DropBelow(Slot slot) {
+  Records dropped;
+  if (slot <= dropped_below_) return dropped;
+  // Node by node: extract() relinks a node without freeing it, and appending at end() with a
+  // hint is amortized constant time.
+  while (!records_.empty() && records_.begin()->first < slot) {
+    dropped.insert(dropped.end(), records_.extract(records_.begin()));
+  }
   dirty_.erase(dirty_.begin(), dirty_.lower_bound(slot));
   dropped_below_ = slot;
+  return dropped;
 }
 
 }  // namespace ballot::paxos

@@ -27,6 +27,8 @@ using WrittenVersions = std::vector<std::pair<Slot, uint64_t>>;
 
 class SlotLog {
  public:
+  using Records = std::map<Slot, SlotRecord>;
+
   SlotLog() = default;
   SlotLog(const SlotLog&) = delete;
   SlotLog& operator=(const SlotLog&) = delete;
@@ -49,8 +51,10 @@ class SlotLog {
   }
   std::map<Slot, SlotRecord>::const_iterator end() const { return records_.end(); }
   Slot LastSlot() const { return records_.empty() ? 0 : records_.rbegin()->first; }
-  // Forgets records below `slot` (covered by a snapshot).
-  void DropBelow(Slot slot);
+  // Forgets records below `slot` (covered by a snapshot) and returns them, unfreed: thousands of
+  // slots of commands take the caller's thread 100 ms and more to free, so the runtime frees
+  // them on another thread (Driver::CompactMemory). Unlinking them costs microseconds.
+  Records DropBelow(Slot slot);
   Slot dropped_below() const { return dropped_below_; }
 
  private:

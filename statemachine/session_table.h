@@ -9,7 +9,7 @@
 // A session starts implicitly, with the first command the table sees from a client id, and
 // ends only by eviction (the bounds below). A client whose session has ended cannot learn which
 // of its commands were applied, so it must start a new session under a new client id
-// (net/client.cc does this when it is answered "session expired").
+// (net/client/client.cc does this when it is answered "session expired").
 //
 // Rules, for a command with sequence > 0, evaluated in log order:
 //   1. If the client's session was evicted by the sessions_max bound (the table keeps a
@@ -44,7 +44,7 @@
 // the log with acked_sequence 0 looks new again (rule 5 still catches acked_sequence > 0). For
 // that, a retry of a command applied before the eviction must reach the log after
 // tombstones_max further evictions (100000 by default) during which none of the client's
-// commands did; net/client.cc retries a command only until its call's deadline, and switches
+// commands did; net/client/client.cc retries a command only until its call's deadline, and switches
 // to a new client id on its first "session expired" answer.
 //
 // Deterministic (ordered containers only), single-threaded, not thread-safe.

@@ -1,5 +1,5 @@
 // Watchable: what a state machine offers so that clients can wait for changes instead of
-// polling (net/watch_hub.h serves them; docs/fencing.md "Election and watches").
+// polling (net/server/watch_hub.h serves them; docs/fencing.md "Election and watches").
 //
 // A state machine opts in by also deriving from Watchable. It remembers, for each thing it lets
 // clients watch (a lock, a key), the slot of the command that last changed it, and keeps that in

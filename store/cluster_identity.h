@@ -1,5 +1,5 @@
 // ClusterIdentity: which cluster a data directory belongs to, written once the node has safely
-// joined it (safe bootstrap, net/node.h). Kept beside the LMDB store, in DIR/CLUSTER, a small
+// joined it (safe bootstrap, net/server/server.h). Kept beside the LMDB store, in DIR/CLUSTER, a small
 // checksummed text file an operator can read:
 //
 //   ballot cluster identity 2

@@ -29,7 +29,8 @@
 #include <string_view>
 #include <vector>
 
-#include "net/client.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
 #include "statemachine/samples/lock.h"
 #include "store/lmdb_store.h"
 #include "store/store_inspect.h"

@@ -9,7 +9,7 @@
 // SIGTERM / SIGINT stop the node cleanly (a leader hands over leadership first; a second signal
 // stops it at once); a storage failure stops it with exit code 1, and so
 // does an empty data directory in a cluster that remembers this node (its data was lost; see
-// net/join_gate.h).
+// net/server/join_gate.h).
 #include <pthread.h>
 #include <signal.h>
 #include <algorithm>
@@ -24,8 +24,9 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "net/client.h"
-#include "net/node.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
+#include "net/server/server.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
@@ -69,7 +70,7 @@ DEFINE_bool(apply_inline, true,
             "apply commands on the network thread (no hand-off; the samples apply in "
             "microseconds). false: a thread of their own, for slow state machines");
 DEFINE_uint64(watches_max, 10000,
-              "watches parked on this node at most (net/watch_hub.h); one more is refused "
+              "watches parked on this node at most (net/server/watch_hub.h); one more is refused "
               "\"too many watches\"");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
 DEFINE_bool(in_memory, false,
@@ -124,16 +125,16 @@ std::unique_ptr<StateMachine> MakeStateMachine(const std::string& name) {
   return nullptr;
 }
 
-NodeOptions OptionsFromFlags() {
+ServerOptions OptionsFromFlags() {
   if (FLAGS_cluster.empty()) UsageError("--cluster is required");
   if (FLAGS_data_dir.empty() && !FLAGS_in_memory) UsageError("--data_dir is required");
   auto members = ParseCluster(FLAGS_cluster);
   if (!members.ok()) UsageError("bad --cluster: " + members.status().message());
-  NodeOptions o;
+  ServerOptions o;
   o.id = FLAGS_id;
   o.members = members.value();
   if (!o.members.count(o.id)) UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
-  o.cluster_id = FLAGS_cluster_id;  // 0: resolved by Node::Create (net/node.h)
+  o.cluster_id = FLAGS_cluster_id;  // 0: resolved by Server::Create (net/server/server.h)
   o.cluster_token = FLAGS_cluster_token;
   o.join = FLAGS_join;
   o.data_dir = FLAGS_data_dir;
@@ -200,7 +201,7 @@ class SignalWatcher {
   }
 
   // The node the signals stop from now on (nullptr: none any more; main is closing it).
-  void Watch(Node* node) {
+  void Watch(Server* node) {
     std::lock_guard<std::mutex> lock(mu_);
     node_ = node;
     closing_ = node == nullptr;
@@ -227,7 +228,7 @@ class SignalWatcher {
   }
 
   std::mutex mu_;
-  Node* node_ = nullptr;  // guarded by mu_
+  Server* node_ = nullptr;  // guarded by mu_
   bool closing_ = false;  // guarded by mu_
   int signals_ = 0;       // guarded by mu_
 };
@@ -239,11 +240,11 @@ int Main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   static SignalWatcher signals;  // its thread outlives Main
   signals.Start();
-  NodeOptions options = OptionsFromFlags();
+  ServerOptions options = OptionsFromFlags();
   std::unique_ptr<StateMachine> machine = MakeStateMachine(FLAGS_state_machine);
   if (machine == nullptr) UsageError("unknown --state_machine=" + FLAGS_state_machine);
 
-  auto node = Node::Create(options, std::move(machine));
+  auto node = Server::Create(options, std::move(machine));
   if (!node.ok()) {
     std::fprintf(stderr, "ballotd: cannot start node %u: %s\n", FLAGS_id,
                  node.status().ToString().c_str());

@@ -1,6 +1,6 @@
 // ballot::Client against fake nodes (tests/client/fake_server.h) on 127.0.0.1 port 0. No fixed
 // ports and no sleeps: every wait is on a condition with a deadline; timeouts are short.
-#include "net/client.h"
+#include "net/client/client.h"
 
 #include <glog/logging.h>
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "net/frame.h"
 #include "statemachine/applier.h"
 #include "statemachine/samples/sequence.h"
@@ -664,13 +665,13 @@ TEST(ClientTest, NextNumbersFromTheSequenceGenerator) {
   FakeServer node(kCluster, 1, machine.handler());
   auto client = MakeClient(Options({{1, node.address()}}));
   ASSERT_NE(client, nullptr);
-  auto a = client->NextNumbers(5, kLong);
+  auto a = NextNumbers(*client, 5, kLong);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a.value(), (samples::SequenceGenerator::Block{1, 5}));
-  auto b = client->NextNumbers(3, kLong);
+  auto b = NextNumbers(*client, 3, kLong);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(b.value(), (samples::SequenceGenerator::Block{6, 3}));
-  EXPECT_EQ(client->NextNumbers(0, kLong).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(NextNumbers(*client, 0, kLong).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ClientTest, OversizedPayloadIsInvalidArgument) {

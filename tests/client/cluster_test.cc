@@ -3,7 +3,8 @@
 
 #include <string>
 
-#include "net/client.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
 
 namespace ballot {
 namespace {

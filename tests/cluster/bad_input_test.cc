@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "net/codec.h"
 #include "net/frame.h"
 #include "tests/cluster/process_cluster.h"
@@ -213,7 +214,7 @@ TEST(BadInputTest, EachBadConnectionIsClosedLoggedOnceAndTheNodeKeepsServing) {
       // The node keeps serving.
       auto status = cluster.NodeStatus(node, kLiveness);
       EXPECT_TRUE(status.ok()) << status.status().ToString();
-      auto numbers = client->NextNumbers(1, kLiveness);
+      auto numbers = NextNumbers(*client, 1, kLiveness);
       EXPECT_TRUE(numbers.ok()) << numbers.status().ToString();
     }
   }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "statemachine/samples/sequence.h"
 #include "store/cluster_identity.h"
 #include "tests/cluster/process_cluster.h"
@@ -141,7 +142,7 @@ TEST(ClusterIdTest, StoredIdOutlivesTheMemberListAndTheToken) {
     return o;
   }());
   ASSERT_TRUE(client.ok());
-  auto first = client.value()->NextNumbers(5, seconds(10));
+  auto first = NextNumbers(*client.value(), 5, seconds(10));
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_EQ(client.value()->cluster_id(), bootstrapped);
   for (paxos::NodeId id : cluster.ids()) EXPECT_EQ(StoredClusterId(cluster, id), bootstrapped);
@@ -155,7 +156,7 @@ TEST(ClusterIdTest, StoredIdOutlivesTheMemberListAndTheToken) {
     cluster.SetNodeFlags(id, flags);
     ASSERT_TRUE(cluster.Restart(id, Clock::now() + kStartTimeout).ok());
   }
-  auto after = client.value()->NextNumbers(5, seconds(20));
+  auto after = NextNumbers(*client.value(), 5, seconds(20));
   ASSERT_TRUE(after.ok()) << after.status().ToString();
   EXPECT_EQ(after.value().first, first.value().first + 5);
   for (paxos::NodeId id : cluster.ids()) EXPECT_EQ(StoredClusterId(cluster, id), bootstrapped);

@@ -9,8 +9,8 @@
 #include <future>
 #include <string>
 
-#include "net/client.h"
-#include "net/election.h"
+#include "net/client/client.h"
+#include "net/client/election.h"
 
 int main(int argc, char** argv) {
   if (argc != 6) {

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "net/election.h"
+#include "net/client/election.h"
 #include "statemachine/samples/lock.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tool_run.h"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "tests/cluster/number_load.h"
 #include "tests/cluster/process_cluster.h"
 
@@ -145,7 +146,7 @@ TEST_P(FailoverTest, NumbersStayUniqueAndOrderedAcrossLeaderKillsAndStops) {
   uint64_t highest = 0;
   for (const NumberCall& c : calls) highest = std::max(highest, c.last());
   auto client = cluster.NewClient();
-  auto fresh = client->NextNumbers(1, kLiveness);
+  auto fresh = NextNumbers(*client, 1, kLiveness);
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   EXPECT_GT(fresh.value().first, highest);
 

@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
 #include "tests/cluster/process_cluster.h"
@@ -336,7 +337,7 @@ TEST(FencingTest, ResumedLeaderServesNoStaleRead) {
   cluster.Stop(old_id);
   auto new_leader = WaitForUsableLeader(cluster, *client, Clock::now() + kLiveness, old_id);
   ASSERT_TRUE(new_leader.ok()) << new_leader.status().ToString();
-  auto block = client->NextNumbers(5, kCallTimeout);
+  auto block = NextNumbers(*client, 5, kCallTimeout);
   ASSERT_TRUE(block.ok()) << block.status().ToString();
   const uint64_t handed_out = block.value().first + block.value().count - 1;
 

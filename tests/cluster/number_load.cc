@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include "net/client/sequence_numbers.h"
+
 namespace ballot::cluster_test {
 
 NumberLoad::NumberLoad(const ProcessCluster& cluster, NumberLoadOptions options)
@@ -35,7 +37,7 @@ void NumberLoad::Run(size_t worker) {
     NumberCall call;
     call.worker = worker;
     call.sent = Clock::now();
-    auto r = client.NextNumbers(count, options_.call_timeout);
+    auto r = NextNumbers(client, count, options_.call_timeout);
     call.replied = Clock::now();
     {
       std::lock_guard<std::mutex> lock(mu_);

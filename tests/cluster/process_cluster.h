@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/client.h"
+#include "net/client/client.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "tests/cluster/number_load.h"
 #include "tests/cluster/process_cluster.h"
 
@@ -206,7 +207,7 @@ TEST(RestartTest, RestartedFollowerCatchesUpWithTheOthers) {
   for (const NumberCall& c : load.acked()) highest = std::max(highest, c.last());
   cluster.Kill(leader_id);
   auto client = cluster.NewClient();
-  auto fresh = client->NextNumbers(1, kLiveness);
+  auto fresh = NextNumbers(*client, 1, kLiveness);
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   EXPECT_GT(fresh.value().first, highest);
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "tests/cluster/number_load.h"
 #include "tests/cluster/process_cluster.h"
 
@@ -66,7 +67,7 @@ TEST(ShutdownTest, SigtermToEveryNodeUnderLoadLosesNothingAcknowledged) {
         << cluster.LogPath(id);
   }
   std::unique_ptr<Client> client = cluster.NewClient();
-  auto next = client->NextNumbers(1, kLiveness);
+  auto next = NextNumbers(*client, 1, kLiveness);
   ASSERT_TRUE(next.ok()) << next.status().ToString();
   EXPECT_GT(next.value().first, highest) << "a number acknowledged before SIGTERM was lost";
   EXPECT_TRUE(FindDuplicates(load.acked()).empty());
@@ -82,7 +83,7 @@ TEST(ShutdownTest, SigintAndSigtermWhileWaitingForPeersStopCleanly) {
 
   ASSERT_TRUE(cluster.StartAll(Clock::now() + kStartTimeout).ok());
   std::unique_ptr<Client> client = cluster.NewClient();
-  auto first = client->NextNumbers(10, kLiveness);
+  auto first = NextNumbers(*client, 10, kLiveness);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   const std::map<paxos::NodeId, std::string> how =
       cluster.TerminateAll(Clock::now() + kStopTimeout, SIGINT);
@@ -90,7 +91,7 @@ TEST(ShutdownTest, SigintAndSigtermWhileWaitingForPeersStopCleanly) {
     EXPECT_EQ(how.at(id), "exited 0") << "node " << id << "; log in " << cluster.LogPath(id);
   }
   ASSERT_TRUE(cluster.StartAll(Clock::now() + kStartTimeout).ok());
-  auto next = client->NextNumbers(1, kLiveness);
+  auto next = NextNumbers(*client, 1, kLiveness);
   ASSERT_TRUE(next.ok()) << next.status().ToString();
   EXPECT_EQ(next.value().first, first.value().first + 10);
 }

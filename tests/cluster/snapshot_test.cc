@@ -62,7 +62,7 @@ constexpr seconds kSlowTimeout{30};
 constexpr milliseconds kStatusTimeout{1000};
 constexpr milliseconds kCallTimeout{5000};
 
-// Log lines (net/driver.cc, net/node.cc, store/file_snapshot_store.cc).
+// Log lines (net/server/driver.cc, net/server/server.cc, store/file_snapshot_store.cc).
 constexpr char kFetching[] = "fetching a snapshot covering slots below";
 constexpr char kInstalled[] = "installed the snapshot below slot";
 constexpr char kChunkRefused[] = "failed its checksum; asking again";

@@ -1,5 +1,5 @@
 // JoinGate (safe bootstrap) as pure logic, and the DIR/CLUSTER record it is persisted in.
-#include "net/join_gate.h"
+#include "net/server/join_gate.h"
 
 #include "store/checksum.h"
 

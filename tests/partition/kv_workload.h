@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "net/client.h"
+#include "net/client/client.h"
 #include "tests/partition/linearizability.h"
 
 namespace ballot::partition_test {

@@ -1969,5 +1969,33 @@ TEST(ReplicaLearnTest, ASlotResentBelowTheLearntCommitIsStillChosen) {
   accept(1, 11);
   EXPECT_EQ(f.status().chosen_below, 11u);
 }
+// CompactBelow hands the records it drops back to the caller instead of freeing them: the
+// runtime frees them on its background thread. Freeing ~10k slots of ~80 commands in place took
+// 110-160 ms on the event loop (measured under 256 clients), longer than check_quorum_ticks, and
+// the leader stepped down after every snapshot.
+TEST(ReplicaCompactionTest, CompactBelowReturnsWhatItDrops) {
+  Cluster c(3, 23);
+  const NodeId leader = c.TickUntilLeader(60);
+  ASSERT_NE(leader, kNoNode);
+  for (uint64_t s = 1; s <= 6; ++s) {  // one slot each: ticks between the proposals
+    ASSERT_EQ(c.r(leader).Propose(Cmd(8, s, "k" + std::to_string(s))).kind,
+              ProposeResult::Kind::kOk);
+    ASSERT_TRUE(c.TickUntilApplied({leader}, c.r(leader).status().chosen_below + 1, 20));
+  }
+  const Slot applied = c.r(leader).status().applied_below;
+  ASSERT_GT(applied, 4u);
+  const Slot below = applied - 1;
+  SlotLog::Records dropped = c.r(leader).CompactBelow(below);
+  ASSERT_FALSE(dropped.empty());
+  EXPECT_LT(dropped.rbegin()->first, below);
+  for (const auto& [slot, record] : dropped) {
+    EXPECT_EQ(record.entry.slot, slot);
+    EXPECT_TRUE(record.chosen) << "slot " << slot;
+  }
+  // Every slot below the mark that the log held came back, once; nothing at or above it.
+  EXPECT_EQ(dropped.size(), static_cast<size_t>(below - dropped.begin()->first));
+  EXPECT_TRUE(c.r(leader).CompactBelow(below).empty()) << "a second compaction drops nothing";
+}
+
 }  // namespace
 }  // namespace ballot::paxos

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/driver.h"
+#include "net/server/driver.h"
 #include "paxos/options.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
@@ -67,7 +67,7 @@ struct SnapshotConfig {
 // How a node is named in a simulated configuration (the core treats addresses as opaque).
 inline std::string SimAddress(paxos::NodeId n) { return "sim:" + std::to_string(n); }
 
-// One simulated server: the shipping Driver (net/driver.h) over a paxos::Replica, a MemStore (a
+// One simulated server: the shipping Driver (net/server/driver.h) over a paxos::Replica, a MemStore (a
 // disk whose unsynced writes a crash loses), a MemSnapshotStore (snapshots that survive), and an
 // Applier over a SequenceGenerator. It supplies what Node supplies in production: the network
 // (Envelopes), the disk's timing (ScheduleSync), background work (ScheduleBackground: snapshot

@@ -447,7 +447,7 @@ bool Simulator::HoldForPausedNode(Event& e) {
   return true;
 }
 
-// What the real server does after a pause (net/node.cc CatchUpTicks): feed the ticks that
+// What the real server does after a pause (net/server/server.cc CatchUpTicks): feed the ticks that
 // elapsed (capped at a few election timeouts, after which every lease and timer has run out),
 // then handle the input that waited, in order.
 void Simulator::Resume(paxos::NodeId id) {
@@ -807,7 +807,7 @@ void Simulator::WipeMember(paxos::NodeId id) {
     n.Start();
     return;
   }
-  // The safe-bootstrap gate (net/join_gate) refuses an empty data directory of a cluster that
+  // The safe-bootstrap gate (net/server/join_gate) refuses an empty data directory of a cluster that
   // exists: the node stays down until the group removes it and it rejoins with --join.
   refused_[id] = true;
 }

@@ -28,7 +28,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "net/client.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"

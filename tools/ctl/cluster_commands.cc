@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "net/client/sequence_numbers.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/sequence.h"
 
@@ -205,7 +206,7 @@ int RunSeqNext(const ClusterFlags& flags, uint64_t count, std::ostream& out, std
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
   if (!client) return exit_code;
   Result<samples::SequenceGenerator::Block> block =
-      client->NextNumbers(count, milliseconds(flags.timeout_ms));
+      NextNumbers(*client, count, milliseconds(flags.timeout_ms));
   if (!block.ok()) return Fail(err, block.status());
   if (block.value().count != count) {
     return Fail(err, ballot::Status(StatusCode::kCorruption,

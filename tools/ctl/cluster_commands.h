@@ -1,4 +1,4 @@
-// ballotctl commands that talk to a running cluster through ballot::Client (net/client.h).
+// ballotctl commands that talk to a running cluster through ballot::Client (net/client/client.h).
 //
 // Each Run* function is one command for ballotctl's dispatcher. It parses nothing but its
 // ClusterFlags and arguments, writes its result to `out` and any failure to `err` (one line,
@@ -18,7 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "net/client.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
 
@@ -30,11 +31,11 @@ inline constexpr int kCtlExitUsage = 2;
 
 struct ClusterFlags {
   std::string cluster;      // "1@127.0.0.1:7001,2@127.0.0.1:7002,..." (see ballot::ParseCluster)
-  uint64_t cluster_id = 0;  // 0 = learnt from the first server that answers (net/client.h)
+  uint64_t cluster_id = 0;  // 0 = learnt from the first server that answers (net/client/client.h)
   int timeout_ms = 5000;    // the whole command's deadline
 };
 
-// ParseCluster lives in net/client.h (ballot::ParseCluster) so that the server parses --cluster
+// ParseCluster lives in net/cluster_config.h (ballot::ParseCluster) so that the server parses --cluster
 // the same way; it is visible here unqualified.
 
 // Proposes next(count) to the sequence-generator sample and prints the numbers handed out, one

@@ -6,7 +6,7 @@
 // last one printed, from any replica, resumed from the last slot seen after any failure, so no
 // change is skipped (a change the replicas no longer remember is reported on stderr as a gap).
 // An expiry shows up once the leader applies it: at the first command stamped at or after the
-// expiry time, which the leader proposes itself if nothing else comes (net/node.cc
+// expiry time, which the leader proposes itself if nothing else comes (net/server/server.cc
 // TickWatches), so about one tick after the TTL ran out by the leader's clock.
 #ifndef BALLOT_TOOLS_CTL_LOCK_WATCH_H_
 #define BALLOT_TOOLS_CTL_LOCK_WATCH_H_

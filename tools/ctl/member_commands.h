@@ -1,4 +1,4 @@
-// ballotctl's membership commands (docs/membership.md), through the leader (net/client.h):
+// ballotctl's membership commands (docs/membership.md), through the leader (net/client/client.h):
 //
 //   ballotctl --cluster=... member list [--json]
 //   ballotctl --cluster=... member add ID@HOST:PORT [--wait_ms=N]

@@ -38,8 +38,8 @@
 // request moves on as after any connection failure.
 //
 // Nothing here throws.
-#ifndef BALLOT_NET_CLIENT_H_
-#define BALLOT_NET_CLIENT_H_
+#ifndef BALLOT_NET_CLIENT_CLIENT_H_
+#define BALLOT_NET_CLIENT_CLIENT_H_
 
 #include <chrono>
 #include <cstddef>
@@ -51,38 +51,16 @@
 #include <string_view>
 #include <utility>
 
+#include "net/cluster_config.h"
 #include "net/wire.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
-#include "statemachine/samples/sequence.h"
 #include "statemachine/session_table.h"
 #include "statemachine/state_machine.h"
 
 namespace ballot {
 
 using net::NodeStatus;
-
-// Parses a cluster description "1@127.0.0.1:7001,2@host-b:7002,3@[::1]:7003" into
-// id -> "host:port". Spaces around an entry are ignored. kInvalidArgument, naming the entry and
-// what is wrong, for: an empty description or entry, an entry without '@', an id that is not a
-// decimal number in 1..paxos::kNodeIdMax, a duplicate id, an address without ":port", a port
-// that is not a number in 1..65535, an IPv6 host without [brackets], or two ids with the same
-// address.
-Result<std::map<paxos::NodeId, std::string>> ParseCluster(std::string_view cluster);
-
-// The cluster id a new cluster gets at bootstrap (ballotd on a fresh data directory, without
-// --join or --cluster_id), which every initial member derives alike without a coordinator:
-// 64-bit FNV-1a over the initial members in id order, each formatted "id@host:port," (so the
-// order of the entries in the flag does not matter), then "token=<cluster_token>" when a token
-// is given (ballotd --cluster_token, like etcd's initial-cluster-token: two clusters created
-// with the same member list get different ids). Never 0. After bootstrap the id lives in each
-// data directory (DIR/CLUSTER) and no longer depends on the member list.
-uint64_t BootstrapClusterId(const std::map<paxos::NodeId, std::string>& members,
-                            std::string_view cluster_token);
-
-// BootstrapClusterId of the members in a --cluster flag, without a token. A flag ParseCluster
-// rejects is hashed as written (the caller reports the parse error anyway).
-uint64_t DefaultClusterId(std::string_view cluster_flag);
 
 struct ClientOptions {
   // 0: learn it from the first server that answers (see above); else only servers of this
@@ -170,7 +148,7 @@ class Client {
   // A linearizable read: StateMachine::Query(query) on the leader. Errors as Propose.
   Result<Outcome> Read(std::string query, std::chrono::milliseconds timeout);
 
-  // Watches (net/watch_hub.h; docs/fencing.md "Election and watches"). One long poll for the
+  // Watches (net/server/watch_hub.h; docs/fencing.md "Election and watches"). One long poll for the
   // next change of what `query` names (a lock: LockService::EncodeGet) in a slot above
   // `after_slot`: answered as soon as the serving replica has applied one, or with
   // changed = false once `wait` passed without one (ask again with the same after_slot).
@@ -239,11 +217,6 @@ class Client {
   Result<std::pair<paxos::NodeId, uint64_t>> TransferLeadership(paxos::NodeId to,
                                                                 std::chrono::milliseconds timeout);
 
-  // The sequence-generator sample: proposes next(count) and decodes the block handed out. The
-  // state machine's refusal (count outside 1..kCountMax) is returned as its Status.
-  Result<samples::SequenceGenerator::Block> NextNumbers(uint64_t count,
-                                                        std::chrono::milliseconds timeout);
-
   // Asks the members one at a time, in id order, for their status (one attempt each, at most
   // attempt_timeout) until one answers, and returns the cluster id then known: pinned by the
   // options, or learnt from that first server. Returns at once once the id is known.
@@ -267,4 +240,4 @@ class Client {
 
 }  // namespace ballot
 
-#endif  // BALLOT_NET_CLIENT_H_
+#endif  // BALLOT_NET_CLIENT_CLIENT_H_

@@ -1,5 +1,5 @@
 // Driver: carries out a paxos::Replica's Ready. It is the one copy of that code: the server
-// (net/node.cc) runs it with threads, sockets and LMDB; the simulator (tests/sim/sim_node.cc)
+// (net/server/server.cc) runs it with threads, sockets and LMDB; the simulator (tests/sim/sim_node.cc)
 // runs it with virtual time, a fake network and a disk that loses unsynced writes. What ships
 // is what is simulated.
 //
@@ -25,8 +25,8 @@
 // thread; the simulator's only thread). Work for the state machine goes through
 // DriverHost::ToApplier (the apply thread, or at once), slow I/O through InBackground, and
 // results come back through ToDriver. Fields are grouped by the thread that owns them.
-#ifndef BALLOT_NET_DRIVER_H_
-#define BALLOT_NET_DRIVER_H_
+#ifndef BALLOT_NET_SERVER_DRIVER_H_
+#define BALLOT_NET_SERVER_DRIVER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -338,4 +338,4 @@ class Driver {
 
 }  // namespace ballot
 
-#endif  // BALLOT_NET_DRIVER_H_
+#endif  // BALLOT_NET_SERVER_DRIVER_H_

@@ -1,6 +1,6 @@
-// Node: the runtime that turns one paxos::Replica into a server process.
+// Server: the runtime that turns one paxos::Replica into a server process.
 //
-// The Ready handling itself is net/driver.h, shared with the simulator; this file adds the
+// The Ready handling itself is net/server/driver.h, shared with the simulator; this file adds the
 // threads, the sockets, LMDB and the clock. Four threads, each owning what it touches
 // (DESIGN.md §4):
 //   - the io thread owns the Replica, the Transport (sockets) and the tick timer. It feeds
@@ -13,8 +13,8 @@
 //   - a background thread writes snapshots and installs received ones, so that neither the
 //     io thread nor Apply waits for a snapshot's disk writes.
 // Hand-offs are batched: one persist job per Ready, one apply job per Ready.
-#ifndef BALLOT_NET_NODE_H_
-#define BALLOT_NET_NODE_H_
+#ifndef BALLOT_NET_SERVER_SERVER_H_
+#define BALLOT_NET_SERVER_SERVER_H_
 
 #include <atomic>
 #include <chrono>
@@ -24,7 +24,7 @@
 #include <memory>
 #include <string>
 
-#include "net/driver.h"
+#include "net/server/driver.h"
 #include "paxos/options.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -32,11 +32,11 @@
 
 namespace ballot {
 
-struct NodeOptions {
+struct ServerOptions {
   // Which cluster this node is in. 0 (the usual): the id recorded in the data directory
   // (DIR/CLUSTER) once it exists, whatever `members` says now; on a fresh data directory,
   // learnt from the first other member that answers when `join` is set, else the id of a new
-  // cluster, BootstrapClusterId(members, cluster_token) (net/client.h), which every initial
+  // cluster, BootstrapClusterId(members, cluster_token) (net/client/client.h), which every initial
   // member derives alike. Non-zero: pinned (a data directory of another cluster is refused).
   uint64_t cluster_id = 0;
   // Mixed into a new cluster's id, so that two clusters created with the same member list
@@ -64,10 +64,10 @@ struct NodeOptions {
   // a round trip's latency on an idle machine; only for state machines whose Apply and Query
   // take microseconds, since heartbeats wait while they run.
   bool apply_inline = false;
-  // Watches (ClientRequest::kWatch, net/watch_hub.h) parked on this node at most; one more is
+  // Watches (ClientRequest::kWatch, net/server/watch_hub.h) parked on this node at most; one more is
   // refused with kOverloaded "too many watches".
   size_t watches_max = 10000;
-  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/driver.h).
+  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/server/driver.h).
   DriverOptions driver;
   size_t map_bytes = size_t{64} << 20;
   size_t map_bytes_max = size_t{16} << 30;
@@ -90,34 +90,34 @@ struct NodeOptions {
   Status Validate() const;
 };
 
-// What a Node reports about itself; safe to read from any thread.
-struct NodeInfo {
+// What a Server reports about itself; safe to read from any thread.
+struct ServerInfo {
   uint64_t token = 0;  // the fencing token while this node leads with a usable epoch, else 0
   paxos::NodeId leader = paxos::kNoNode;
 };
 
-class Node {
+class Server {
  public:
   // Opens (or creates) the data directory, restores the state machine from the newest snapshot
   // and replays the chosen log after it, binds the listening port. kFailedPrecondition for a data
   // directory of another cluster or node, kCorruption for a damaged store (or DIR/CLUSTER),
   // kIoError when the port cannot be bound.
   //
-  // Safe bootstrap (net/join_gate.h): the node promises and accepts nothing, and refuses client
+  // Safe bootstrap (net/server/join_gate.h): the node promises and accepts nothing, and refuses client
   // commands with kNotLeader, until its peers' handshakes show that it may take part. A node
   // whose data directory is empty although the cluster remembers it stops itself: Wait() then
-  // returns kFailedPrecondition saying that its data was lost. With NodeOptions::join an empty
+  // returns kFailedPrecondition saying that its data was lost. With ServerOptions::join an empty
   // directory joins an existing cluster instead (docs/membership.md).
   //
   // Membership: the configuration comes from the data directory (DIR/CLUSTER's bootstrap
   // configuration, the log and snapshots), not from `members`, once the directory has joined;
   // the node dials every member at the address the configuration gives and stops sending to
   // members that left.
-  static Result<std::unique_ptr<Node>> Create(NodeOptions options,
+  static Result<std::unique_ptr<Server>> Create(ServerOptions options,
                                               std::unique_ptr<StateMachine> machine);
-  ~Node();  // Stop()s and joins every thread
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
+  ~Server();  // Stop()s and joins every thread
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   // Starts the io, storage and apply threads. Returns at once.
   void Start();
@@ -134,7 +134,7 @@ class Node {
 
   uint16_t port() const;
   // Thread-safe.
-  NodeInfo info() const;
+  ServerInfo info() const;
 
   // Takes a snapshot now and blocks until it is durable; returns its applied_below. Any thread
   // but the node's own (the io thread runs the request).
@@ -148,17 +148,15 @@ class Node {
   class Impl;
 
  private:
-  explicit Node(std::unique_ptr<Impl> impl);
+  explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-// The name users know it by: a Server is a Node with their StateMachine.
+// Usage: a Server is one member of the cluster serving the user's StateMachine.
 //   auto server = ballot::Server::Create(options, std::make_unique<MyMachine>());
 //   server.value()->Start();
 //   server.value()->Wait();
-using Server = Node;
-using ServerOptions = NodeOptions;
 
 }  // namespace ballot
 
-#endif  // BALLOT_NET_NODE_H_
+#endif  // BALLOT_NET_SERVER_SERVER_H_

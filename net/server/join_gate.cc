@@ -1,4 +1,4 @@
-#include "net/join_gate.h"
+#include "net/server/join_gate.h"
 
 #include <algorithm>
 #include <utility>

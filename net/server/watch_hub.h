@@ -28,7 +28,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/driver.h"
+#include "net/server/driver.h"
 #include "net/wire.h"
 #include "statemachine/state_machine.h"
 #include "statemachine/watchable.h"

@@ -16,7 +16,7 @@
 // Campaign acquires the lock; while another candidate holds it, it waits for the lock's next
 // change with a watch (Client::Watch: no polling) and tries again, so it is elected as soon as
 // the holder resigns or its TTL runs out (its expiry is applied by the leader's clock tick,
-// net/node.cc). Once elected, a background thread keeps the lock alive every ttl/3.
+// net/server/server.cc). Once elected, a background thread keeps the lock alive every ttl/3.
 //
 // Leadership ends, and the OnLost callback runs at once (on that thread, once per term), when a
 // keepalive is refused (the lock expired or went to someone else) or when no keepalive was
@@ -43,7 +43,7 @@
 #include <string>
 #include <thread>
 
-#include "net/client.h"
+#include "net/client/client.h"
 #include "paxos/status.h"
 
 namespace ballot {

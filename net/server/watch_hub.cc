@@ -1,4 +1,4 @@
-#include "net/watch_hub.h"
+#include "net/server/watch_hub.h"
 
 #include <algorithm>
 #include <iterator>

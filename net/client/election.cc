@@ -1,4 +1,4 @@
-#include "net/election.h"
+#include "net/client/election.h"
 
 #include <algorithm>
 #include <utility>

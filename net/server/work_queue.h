@@ -1,8 +1,8 @@
 // WorkQueue: a blocking FIFO between two runtime threads. Pop() waits for work or Close().
-// Producers never block: bounds are enforced by the caller (see NodeOptions), which is where the
+// Producers never block: bounds are enforced by the caller (see ServerOptions), which is where the
 // right answer (Overloaded) is known.
-#ifndef BALLOT_NET_WORK_QUEUE_H_
-#define BALLOT_NET_WORK_QUEUE_H_
+#ifndef BALLOT_NET_SERVER_WORK_QUEUE_H_
+#define BALLOT_NET_SERVER_WORK_QUEUE_H_
 
 #include <condition_variable>
 #include <deque>
@@ -57,4 +57,4 @@ class WorkQueue {
 
 }  // namespace ballot
 
-#endif  // BALLOT_NET_WORK_QUEUE_H_
+#endif  // BALLOT_NET_SERVER_WORK_QUEUE_H_

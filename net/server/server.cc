@@ -1,4 +1,4 @@
-#include "net/node.h"
+#include "net/server/server.h"
 
 #include <algorithm>
 #include <deque>
@@ -16,12 +16,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <glog/logging.h>
 
-#include "net/client.h"
-#include "net/join_gate.h"
+#include "net/client/client.h"
+#include "net/cluster_config.h"
+#include "net/server/join_gate.h"
+#include "net/server/watch_hub.h"
 #include "net/transport.h"
-#include "net/watch_hub.h"
 #include "net/wire.h"
-#include "net/work_queue.h"
+#include "net/server/work_queue.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
 #include "store/cluster_identity.h"
@@ -37,7 +38,7 @@ using paxos::kNoNode;
 using paxos::NodeId;
 using paxos::Slot;
 
-Status NodeOptions::Validate() const {
+Status ServerOptions::Validate() const {
   auto invalid = [](const std::string& why) {
     return Status(StatusCode::kInvalidArgument, why);
   };
@@ -62,33 +63,11 @@ uint64_t WallClockMs() {
       .count();
 }
 
-Result<uint16_t> PortOf(const std::string& address) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return Status(StatusCode::kInvalidArgument, "no port in " + address);
-  int port = 0;
-  for (char c : address.substr(colon + 1)) {
-    if (c < '0' || c > '9' || port > 65535) {
-      return Status(StatusCode::kInvalidArgument, "bad port in " + address);
-    }
-    port = port * 10 + (c - '0');
-  }
-  if (port > 65535) return Status(StatusCode::kInvalidArgument, "bad port in " + address);
-  return static_cast<uint16_t>(port);
-}
-
-std::string HostOf(const std::string& address) {
-  std::string host = address.substr(0, address.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return host;
-}
-
 }  // namespace
 
-class Node::Impl : public DriverHost {
+class Server::Impl : public DriverHost {
  public:
-  Impl(NodeOptions options, std::unique_ptr<store::Store> store,
+  Impl(ServerOptions options, std::unique_ptr<store::Store> store,
        std::unique_ptr<store::SnapshotStore> snapshots)
       : options_(std::move(options)),
         store_(std::move(store)),
@@ -160,7 +139,7 @@ class Node::Impl : public DriverHost {
     return Status::Ok();
   }
 
-  // Safe bootstrap (net/join_gate.h): whether this data directory has joined the cluster, and
+  // Safe bootstrap (net/server/join_gate.h): whether this data directory has joined the cluster, and
   // so whether the node may take part at once or must first hear from its peers.
   Status OpenGate() {
     if (options_.in_memory) {  // benchmark baseline: nothing durable to protect
@@ -262,12 +241,12 @@ class Node::Impl : public DriverHost {
       t.joined_members = gate_->joined_members();
     }
     const std::string& self = options_.members.at(options_.id);
-    t.listen_host = HostOf(self);
-    Result<uint16_t> port = PortOf(self);
-    if (!port.ok()) return port.status();
+    Result<HostPort> listen = ParseHostPort(self);
+    if (!listen.ok()) return listen.status();
+    t.listen_host = listen.value().host;
     t.listen_port = options_.listen_port_override >= 0
                         ? static_cast<uint16_t>(options_.listen_port_override)
-                        : port.value();
+                        : listen.value().port;
     // The members this node knows of: --cluster, and the recovered configuration's (which wins:
     // --cluster may be out of date). OnConfiguration keeps the table in step afterwards.
     for (const auto& [id, address] : options_.members) {
@@ -326,7 +305,7 @@ class Node::Impl : public DriverHost {
   }
 
   uint16_t port() const { return transport_ ? transport_->port() : 0; }
-  NodeInfo info() const { return NodeInfo{driver_->token(), driver_->leader()}; }
+  ServerInfo info() const { return ServerInfo{driver_->token(), driver_->leader()}; }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
   }
@@ -502,12 +481,21 @@ class Node::Impl : public DriverHost {
     last_tick_time_ += due * options_.tick;
     // Beyond a few election timeouts every lease and timer has expired anyway.
     const uint64_t cap = uint64_t{4} * options_.paxos.election_ticks + 4;
+    // Ticks that come due together mean this thread did not run for that long (a long handler,
+    // CPU starvation, a pause). A leader that misses check_quorum_ticks this way steps down
+    // although its peers answered in time: say so, so that the leader change has a cause.
+    if (due > options_.paxos.check_quorum_ticks / 2 && due > 1) {
+      LOG_EVERY_N(WARNING, 10) << "node " << options_.id << ": the event loop did not run for "
+                               << due << " ticks (" << (due * options_.tick).count()
+                               << " ms; check_quorum_ticks " << options_.paxos.check_quorum_ticks
+                               << ")";
+    }
     for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
   }
 
   void OnPeerMessage(const paxos::Message& m) {
     if (!participating_) {
-      // Not joined yet (net/join_gate.h): promise and accept nothing; the sender retries.
+      // Not joined yet (net/server/join_gate.h): promise and accept nothing; the sender retries.
       LOG_EVERY_N(INFO, 1000) << "node " << options_.id << ": not taking part yet, ignoring "
                               << paxos::MessageTypeName(m.type) << " from node " << m.from;
       return;
@@ -582,7 +570,7 @@ class Node::Impl : public DriverHost {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Watches (net/watch_hub.h). The hub wraps the state machine and answers on the applier side;
+  // Watches (net/server/watch_hub.h). The hub wraps the state machine and answers on the applier side;
   // these are the io thread's parts: routing requests to it, a linearizable watch's read-index
   // confirmation, ending waits, and the leader's clock ticks that make TTL expiries happen.
 
@@ -719,7 +707,7 @@ class Node::Impl : public DriverHost {
     if (stop_after_transfer_) stop_at_next_tick_ = true;
   }
 
-  // Graceful stop (Node::Shutdown), on the io thread.
+  // Graceful stop (Server::Shutdown), on the io thread.
   void BeginShutdown(std::chrono::milliseconds transfer_wait) {
     if (stop_after_transfer_ || stop_at_next_tick_) return;  // already stopping
     const bool leads = participating_ && driver_->replica().IsLeader();
@@ -770,7 +758,7 @@ class Node::Impl : public DriverHost {
     change.id = want.id;
     change.address = want.address;
     if (!want.remove) {
-      if (Result<uint16_t> port = PortOf(want.address); !port.ok() || port.value() == 0) {
+      if (!ParseHostPort(want.address).ok()) {
         return Refuse(tag, StatusCode::kInvalidArgument,
                       "bad member address '" + want.address + "': want host:port", kNoNode);
       }
@@ -838,7 +826,7 @@ class Node::Impl : public DriverHost {
   }
 
   // Constant after construction.
-  const NodeOptions options_;
+  const ServerOptions options_;
 
   // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
@@ -909,7 +897,7 @@ class Node::Impl : public DriverHost {
 
 namespace {
 
-Result<std::unique_ptr<store::Store>> OpenStore(const NodeOptions& options) {
+Result<std::unique_ptr<store::Store>> OpenStore(const ServerOptions& options) {
   if (options.in_memory) {
     // Benchmark baseline only: nothing survives the process.
     LOG(WARNING) << "node " << options.id << ": in-memory store, nothing is durable";
@@ -928,7 +916,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const NodeOptions& options) {
   return std::unique_ptr<store::Store>(std::move(store).value());
 }
 
-Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& options) {
+Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const ServerOptions& options) {
   if (options.in_memory) {
     return std::unique_ptr<store::SnapshotStore>(std::make_unique<store::MemSnapshotStore>());
   }
@@ -941,8 +929,8 @@ Result<std::unique_ptr<store::SnapshotStore>> OpenSnapshots(const NodeOptions& o
 
 // A fresh data directory of a node that joins an existing cluster: the cluster id comes from the
 // first other member that answers a handshake (a client Hello saying cluster 0, answered with the
-// member's id; net/client.h). The node's own peer handshakes then hold every member to it.
-Result<uint64_t> LearnClusterIdFromPeers(const NodeOptions& options) {
+// member's id; net/client/client.h). The node's own peer handshakes then hold every member to it.
+Result<uint64_t> LearnClusterIdFromPeers(const ServerOptions& options) {
   ClientOptions co;
   for (const auto& [id, address] : options.members) {
     if (id != options.id) co.members[id] = address;
@@ -965,9 +953,9 @@ Result<uint64_t> LearnClusterIdFromPeers(const NodeOptions& options) {
   return learnt;
 }
 
-// Which cluster this node is in (NodeOptions::cluster_id). Once the data directory records it,
+// Which cluster this node is in (ServerOptions::cluster_id). Once the data directory records it,
 // the member list no longer matters: members come and go, the id stays.
-Result<uint64_t> ResolveClusterId(const NodeOptions& options) {
+Result<uint64_t> ResolveClusterId(const ServerOptions& options) {
   if (options.in_memory) {
     return options.cluster_id != 0 ? options.cluster_id
                                    : BootstrapClusterId(options.members, options.cluster_token);
@@ -991,7 +979,7 @@ Result<uint64_t> ResolveClusterId(const NodeOptions& options) {
 
 // A directory that records joining a cluster (DIR/CLUSTER) but has lost its LMDB store would
 // otherwise open a new, blank store and vote with it.
-Status CheckStoreNotLost(const NodeOptions& options) {
+Status CheckStoreNotLost(const ServerOptions& options) {
   if (options.in_memory) return Status::Ok();
   auto identity = store::LoadClusterIdentity(options.data_dir);
   if (!identity.ok() || !identity.value().has_value()) return identity.status();
@@ -1004,7 +992,7 @@ Status CheckStoreNotLost(const NodeOptions& options) {
                     "its data directory");
 }
 
-Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
+Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
                                            std::unique_ptr<StateMachine> machine) {
   Status s = options.Validate();
   if (!s.ok()) return s;
@@ -1025,19 +1013,19 @@ Result<std::unique_ptr<Node>> Node::Create(NodeOptions options,
   if (!s.ok()) return s;
   s = impl->OpenTransport();
   if (!s.ok()) return s;
-  return std::unique_ptr<Node>(new Node(std::move(impl)));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
-Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Node::~Node() = default;
-void Node::Start() { impl_->Start(); }
-void Node::Stop() { impl_->Stop(Status::Ok()); }
-void Node::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown(transfer_wait); }
-Status Node::Wait() { return impl_->Wait(); }
-uint16_t Node::port() const { return impl_->port(); }
-NodeInfo Node::info() const { return impl_->info(); }
-Result<paxos::Slot> Node::TakeSnapshot() { return impl_->TakeSnapshot(); }
-void Node::OnLeadership(std::function<void(bool, uint64_t)> callback) {
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+void Server::Start() { impl_->Start(); }
+void Server::Stop() { impl_->Stop(Status::Ok()); }
+void Server::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown(transfer_wait); }
+Status Server::Wait() { return impl_->Wait(); }
+uint16_t Server::port() const { return impl_->port(); }
+ServerInfo Server::info() const { return impl_->info(); }
+Result<paxos::Slot> Server::TakeSnapshot() { return impl_->TakeSnapshot(); }
+void Server::OnLeadership(std::function<void(bool, uint64_t)> callback) {
   impl_->set_leadership_callback(std::move(callback));
 }
 
