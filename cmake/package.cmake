@@ -55,6 +55,7 @@ install(TARGETS ${ballot_export_targets} EXPORT ballotTargets
 # tools/test.sh checks the installed tree.
 set(BALLOT_PUBLIC_HEADERS
   net/client/client.h
+  net/client/election.h
   net/cluster_config.h
   net/server/driver_tuning.h
   net/server/metrics_http.h

@@ -7,6 +7,7 @@
 //   ballotctl --cluster=... snapshot --id=N
 //   ballotctl --cluster=... kv get|put|delete|cas|create ...
 //   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
+//   ballotctl --cluster=... lock watch NAME
 //   ballotctl store verify --data_dir=DIR
 //   ballotctl store dump   --data_dir=DIR [--from_slot=N] [--slots_max=N] [--show_commands]
 //
@@ -20,6 +21,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -32,6 +35,7 @@
 #include "store/lmdb_store.h"
 #include "store/store_inspect.h"
 #include "tools/ctl/cluster_commands.h"
+#include "tools/ctl/lock_watch.h"
 #include "tools/ctl/member_commands.h"
 #include "tools/flag_check.h"
 
@@ -176,6 +180,17 @@ int RunLockRelease(const Args& args) {
   return RunLock(samples::LockService::EncodeRelease(args[0], FLAGS_owner), false);
 }
 
+std::atomic<bool> watch_stop{false};
+extern "C" void StopWatching(int) { watch_stop.store(true); }
+
+// Runs until SIGINT or SIGTERM, then exits 0.
+int RunLockWatchCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  std::signal(SIGINT, StopWatching);
+  std::signal(SIGTERM, StopWatching);
+  return RunLockWatch(Cluster(), args[0], watch_stop);
+}
+
 // Opens --data_dir read-only; on failure prints why and returns null.
 std::unique_ptr<store::LmdbStore> OpenStoreForInspection(int* exit_code) {
   if (FLAGS_data_dir.empty()) {
@@ -251,6 +266,10 @@ constexpr Command kCommands[] = {
     {"lock", "keepalive", "--cluster NAME --owner", "extend a held lock; prints its token",
      &RunLockKeepAlive, 1, 1},
     {"lock", "release", "--cluster NAME --owner", "release a held lock", &RunLockRelease, 1, 1},
+    {"lock", "watch", "--cluster NAME",
+     "print the holder ('<owner> <token>', or '-' when free), then one line per change of "
+     "holder, until interrupted (exit 0)",
+     &RunLockWatchCommand, 1, 1},
 };
 
 std::string Usage() {

@@ -72,6 +72,9 @@ DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (
 DEFINE_bool(apply_inline, true,
             "apply commands on the network thread (no hand-off; the samples apply in "
             "microseconds). false: a thread of their own, for slow state machines");
+DEFINE_uint64(watches_max, 10000,
+              "watches parked on this node at most (net/server/watch_hub.h); one more is refused "
+              "\"too many watches\"");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
 DEFINE_int32(metrics_port, -1,
              "serve GET /metrics (Prometheus text format) and GET /healthz over HTTP on this "
@@ -167,6 +170,7 @@ ServerOptions OptionsFromFlags() {
   }
   o.in_memory = FLAGS_in_memory;
   o.apply_inline = FLAGS_apply_inline;
+  o.watches_max = FLAGS_watches_max;
   o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
   o.driver.snapshot_every_log_bytes = FLAGS_snapshot_every_log_mb << 20;
   o.driver.log_retain_slots = FLAGS_log_retain_slots;

@@ -12,6 +12,7 @@
 #define BALLOT_BALLOT_H_
 
 #include "net/client/client.h"
+#include "net/client/election.h"
 #include "net/cluster_config.h"
 #include "net/server/server.h"
 #include "paxos/status.h"

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "net/server/join_gate.h"
 #include "net/server/server_metrics.h"
 #include "net/server/test_hooks.h"
+#include "net/server/watch_hub.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "net/server/work_queue.h"
@@ -50,6 +52,13 @@ Status ServerOptions::Validate() const {
 }
 
 namespace {
+
+uint64_t RandomNonZero() {
+  std::random_device device;
+  uint64_t value = 0;
+  while (value == 0) value = (uint64_t{device()} << 32) ^ device();
+  return value;
+}
 
 uint64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -102,6 +111,7 @@ class Server::Impl : public DriverHost {
       }
     }
     if (join_) bootstrap_.clear();
+    machine = WrapInWatchHub(std::move(machine));
     auto applier = std::make_unique<Applier>(std::move(machine));
     std::vector<paxos::Member> bootstrap;
     for (const auto& [id, address] : bootstrap_) bootstrap.push_back({id, address, true});
@@ -370,6 +380,7 @@ class Server::Impl : public DriverHost {
   }
 
   void CommandDone(ClientTag tag, Reply& r) override {
+    if (tag.connection == kClockTickConnection) return ClockTickDone();
     metrics_.OnCommandDone(tag.received_ns);
     net::ClientResponse resp;
     resp.request_id = tag.request;
@@ -382,6 +393,7 @@ class Server::Impl : public DriverHost {
   }
 
   void ReadDone(ClientTag tag, Outcome outcome) override {
+    if (StartConfirmedWatch(tag)) return;
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.outcome_code = outcome.code;
@@ -391,6 +403,8 @@ class Server::Impl : public DriverHost {
   }
 
   void Refuse(ClientTag tag, StatusCode code, std::string message, NodeId hint) override {
+    if (tag.connection == kClockTickConnection) return ClockTickDone();
+    confirming_watches_.erase({tag.connection, tag.request});
     metrics_.OnRefused(code);
     net::ClientResponse resp;
     resp.request_id = tag.request;
@@ -476,6 +490,7 @@ class Server::Impl : public DriverHost {
       if (ec) return;
       if (participating_) {
         CatchUpTicks();
+        TickWatches();
         driver_->Drain();
         if (stop_at_next_tick_) return Stop(Status::Ok());
         CheckTransfer();
@@ -583,6 +598,9 @@ class Server::Impl : public DriverHost {
       case net::ClientRequest::Kind::kMemberChange:
         OnMemberRequest(tag, request);
         break;
+      case net::ClientRequest::Kind::kWatch:
+        OnWatch(tag, std::move(request.watch));
+        break;
       case net::ClientRequest::Kind::kSnapshot:
         driver_->RequestSnapshot([this, tag](Result<Slot> r) {
           if (!r.ok()) return Refuse(tag, r.status().code(), r.status().message(), kNoNode);
@@ -601,6 +619,73 @@ class Server::Impl : public DriverHost {
     }
     ScheduleDrain();
   }
+
+  // ------------------------------------------------------------------------------------------
+  // Watches (net/server/watch_hub.h). The hub wraps the state machine and answers on the applier side;
+  // these are the io thread's parts: routing requests to it, a linearizable watch's read-index
+  // confirmation, ending waits, and the leader's clock ticks that make TTL expiries happen.
+
+  std::unique_ptr<StateMachine> WrapInWatchHub(std::unique_ptr<StateMachine> machine) {
+    auto hub = std::make_unique<WatchHub>(
+        std::move(machine), options_.watches_max, [this](ClientTag tag, net::ClientResponse r) {
+          asio::post(io_, [this, tag, r = std::move(r)]() mutable {
+            transport_->SendResponse(Handle(tag), std::move(r));
+          });
+        });
+    watch_hub_ = hub.get();
+    return hub;
+  }
+
+  void OnWatch(ClientTag tag, net::WatchRequest watch) {
+    if (!watch.linearizable) return AddWatch(tag, std::move(watch));
+    // Linearizable: the leader confirms its commit index as for a read (paxos read index) and
+    // applies up to it before the watch looks at the state; a follower refuses with a hint.
+    const std::string query = watch.query;
+    confirming_watches_[{tag.connection, tag.request}] = std::move(watch);
+    driver_->Read(query, tag);
+  }
+
+  // A read the driver served: if it was a linearizable watch's confirmation, the watch starts now.
+  bool StartConfirmedWatch(ClientTag tag) {
+    auto it = confirming_watches_.find({tag.connection, tag.request});
+    if (it == confirming_watches_.end()) return false;
+    net::WatchRequest watch = std::move(it->second);
+    confirming_watches_.erase(it);
+    AddWatch(tag, std::move(watch));
+    return true;
+  }
+
+  void AddWatch(ClientTag tag, net::WatchRequest watch) {
+    ToApplier([this, tag, watch = std::move(watch)]() mutable {
+      watch_hub_->Add(tag, std::move(watch));
+    });
+  }
+
+  // Every tick: ends the waits that are over, and, on the leader, proposes the state machine's
+  // tick command once its clock passed the machine's next deadline (a lock's expiry), so that the
+  // expiry is applied (and watchers learn of it) even when no client sends a command.
+  void TickWatches() {
+    if (watch_hub_->parked() > 0) {
+      ToApplier([this] { watch_hub_->ExpireWaits(std::chrono::steady_clock::now()); });
+    }
+    const uint64_t deadline = watch_hub_->next_deadline_ms();
+    if (deadline == 0 || watch_hub_->tick_command().empty() || driver_->token() == 0) return;
+    const uint64_t now = WallClockMs();
+    // One at a time; one that got lost (a leader change) is replaced after a second.
+    if (now < deadline || (clock_tick_in_flight_ && now < last_clock_tick_ms_ + 1000)) return;
+    last_stamp_ms_ = std::max(last_stamp_ms_, now);
+    paxos::Command command;
+    command.client_id = clock_client_id_;
+    command.sequence = ++clock_sequence_;
+    command.acked_sequence = command.sequence - 1;
+    command.stamp_ms = last_stamp_ms_;
+    command.payload = watch_hub_->tick_command();
+    clock_tick_in_flight_ = true;
+    last_clock_tick_ms_ = now;
+    driver_->Propose(std::move(command), ClientTag{kClockTickConnection, clock_sequence_});
+  }
+
+  void ClockTickDone() { clock_tick_in_flight_ = false; }
 
   // ------------------------------------------------------------------------------------------
   // Leader transfer (io thread): a client's kTransferLeader, or a graceful stop of the leader.
@@ -834,6 +919,23 @@ class Server::Impl : public DriverHost {
   std::optional<PendingTransfer> transfer_;
   bool stop_after_transfer_ = false;  // a graceful stop waits for the transfer
   bool stop_at_next_tick_ = false;
+  // Watches.
+  WatchHub* watch_hub_ = nullptr;  // owned by the Applier; its methods run on the applier side
+  struct TagLess {
+    bool operator()(const std::pair<uint64_t, uint64_t>& a,
+                    const std::pair<uint64_t, uint64_t>& b) const {
+      return a < b;
+    }
+  };
+  // Linearizable watches waiting for their read-index confirmation, by (connection, request).
+  std::map<std::pair<uint64_t, uint64_t>, net::WatchRequest, TagLess> confirming_watches_;
+  // The leader's clock ticks: a session of their own (a random id per start, so that a restart
+  // never reuses a sequence), answered to no connection (transport connection ids start at 1).
+  static constexpr uint64_t kClockTickConnection = 0;
+  const uint64_t clock_client_id_ = RandomNonZero();
+  uint64_t clock_sequence_ = 0;
+  bool clock_tick_in_flight_ = false;
+  uint64_t last_clock_tick_ms_ = 0;
 
   // Between threads.
   WorkQueue<paxos::PersistBatch> persist_queue_;

@@ -66,6 +66,9 @@ struct ServerOptions {
   // a round trip's latency on an idle machine; only for state machines whose Apply and Query
   // take microseconds, since heartbeats wait while they run.
   bool apply_inline = false;
+  // Watches (ClientRequest::kWatch, net/server/watch_hub.h) parked on this node at most; one
+  // more is refused with kOverloaded "too many watches".
+  size_t watches_max = 10000;
   // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/server/driver_tuning.h).
   DriverTuning driver;
   size_t map_bytes = size_t{64} << 20;
