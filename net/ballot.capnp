@@ -123,7 +123,19 @@ struct ClientRequest {
                                 # answered once another node leads: leaderHint, epoch = its own
     memberList @6 :Void;        # the leader's configuration, in the response's members
     memberChange @7 :MemberChangeRequest;  # leader only; answered once queued
+    watch @8 :WatchRequest;     # the next change of a watchable key after a slot (net/watch_hub.h)
   }
+}
+
+# Waits for the next change of what `query` names (a lock, a key) after slot `afterSlot`.
+# Answered with watchChanged = true, the change's slot in `slot` and the state right after it in
+# `data` (what StateMachine::Query answers for `query`), or with watchChanged = false once
+# `waitMs` passed without a change (ask again with the same afterSlot).
+struct WatchRequest {
+  query @0 :Data;
+  afterSlot @1 :UInt64;
+  linearizable @2 :Bool;        # confirm the leader's commit index first (leader only)
+  waitMs @3 :UInt32;
 }
 
 struct MemberChangeRequest {
@@ -151,6 +163,8 @@ struct ClientResponse {
     members @11 :List(Member);  # answer to a memberList request
   }
   leaderAddress @10 :Text;      # with leaderHint: its host:port, for clients that do not list it
+  watchChanged @12 :Bool;       # watch: a change after afterSlot (in slot and data)
+  watchGap @13 :Bool;           # watch: earlier changes after afterSlot were forgotten
 }
 
 struct NodeStatus {

@@ -148,6 +148,14 @@ void FillRequest(const ClientRequest& r, wire::ClientRequest::Builder b) {
       change.setAddress(AsText(r.member_change.address));
       return;
     }
+    case ClientRequest::Kind::kWatch: {
+      auto watch = b.initWatch();
+      watch.setQuery(AsData(r.watch.query));
+      watch.setAfterSlot(r.watch.after_slot);
+      watch.setLinearizable(r.watch.linearizable);
+      watch.setWaitMs(r.watch.wait_ms);
+      return;
+    }
   }
   LOG(FATAL) << "unknown ClientRequest kind " << static_cast<int>(r.kind);
 }
@@ -173,6 +181,8 @@ void FillResponse(const ClientResponse& r, wire::ClientResponse::Builder b) {
   b.setData(AsData(r.data));
   b.setSlot(r.slot);
   b.setEpoch(r.epoch);
+  b.setWatchChanged(r.watch_changed);
+  b.setWatchGap(r.watch_gap);
   if (r.status) {
     FillNodeStatus(*r.status, b.initStatus());
   } else if (r.members) {
@@ -483,6 +493,15 @@ Result<Frame> DecodeRequest(wire::ClientRequest::Reader r) {
       }
       return Frame(std::move(req));
     }
+    case wire::ClientRequest::WATCH: {
+      req.kind = ClientRequest::Kind::kWatch;
+      auto watch = r.getWatch();
+      req.watch.query = DataToString(watch.getQuery());
+      req.watch.after_slot = watch.getAfterSlot();
+      req.watch.linearizable = watch.getLinearizable();
+      req.watch.wait_ms = watch.getWaitMs();
+      return Frame(std::move(req));
+    }
   }
   return Invalid("client request: unknown kind " + std::to_string(r.which()));
 }
@@ -517,6 +536,8 @@ Result<Frame> DecodeResponse(wire::ClientResponse::Reader r) {
   resp.data = DataToString(r.getData());
   resp.slot = r.getSlot();
   resp.epoch = r.getEpoch();
+  resp.watch_changed = r.getWatchChanged();
+  resp.watch_gap = r.getWatchGap();
   Status s = DecodeText("client response message bytes", r.getMessage(), &resp.message);
   if (!s.ok()) return s;
   s = DecodeText("client response leader address bytes", r.getLeaderAddress(),

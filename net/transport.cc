@@ -1041,7 +1041,7 @@ void Transport::RemovePeer(NodeId node) { impl_->RemovePeer(node); }
 
 std::map<NodeId, std::string> Transport::Peers() const { return impl_->Peers(); }
 
-PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& options) {
+PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Tuning& options) {
   PeerTiming t;
   t.tick_ms = static_cast<uint32_t>(tick.count());
   t.heartbeat_ticks = options.heartbeat_ticks;

@@ -122,7 +122,7 @@ struct TransportCounters {
 
 // The timing of a node that ticks every `tick` with these protocol options: the one place that
 // decides which options peers must agree on.
-PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Options& options);
+PeerTiming PeerTimingOf(std::chrono::milliseconds tick, const paxos::Tuning& options);
 
 // "peer 2 has tick_ms=20, this node 10" for the first timing field that differs between `theirs`
 // and `ours` (or that only one side sends); empty if they agree.

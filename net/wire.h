@@ -93,6 +93,18 @@ struct MemberChangeRequest {
   friend bool operator==(const MemberChangeRequest&, const MemberChangeRequest&) = default;
 };
 
+// kWatch (net/server/watch_hub.h): the next change of what `query` names after `after_slot`. Answered
+// with ClientResponse::watch_changed, the change's slot in ClientResponse::slot and the state
+// right after it in ClientResponse::data; or watch_changed = false after `wait_ms` without one.
+struct WatchRequest {
+  std::string query;  // passed to Watchable::NextChange
+  paxos::Slot after_slot = 0;
+  bool linearizable = false;  // the leader confirms its commit index first; others refuse
+  uint32_t wait_ms = 0;
+
+  friend bool operator==(const WatchRequest&, const WatchRequest&) = default;
+};
+
 struct ClientRequest {
   // kSnapshot: take a snapshot now (ballotctl snapshot); answered once it is durable, with its
   // applied_below in ClientResponse::slot.
@@ -103,7 +115,7 @@ struct ClientRequest {
   // kMemberList: the leader's configuration, in ClientResponse::members. kMemberChange: leader
   // only, answered once the change is queued (the caller watches kMemberList for its effect).
   enum class Kind : uint8_t {
-    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange
+    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange, kWatch
   };
 
   uint64_t request_id = 0;  // chosen by the client, echoed in the response
@@ -112,6 +124,7 @@ struct ClientRequest {
   std::string query;       // kRead only: passed to StateMachine::Query
   paxos::NodeId transfer_to = paxos::kNoNode;  // kTransferLeader only
   MemberChangeRequest member_change;  // kMemberChange only
+  WatchRequest watch;                 // kWatch only
 
   friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
 };
@@ -144,6 +157,8 @@ struct ClientResponse {
   uint64_t epoch = 0;                          // propose: the log's epoch there
   std::optional<NodeStatus> status;            // set in answers to kStatus
   std::optional<std::vector<paxos::Member>> members;  // set in answers to kMemberList
+  bool watch_changed = false;  // kWatch: a change after after_slot, at `slot`, state in `data`
+  bool watch_gap = false;      // kWatch: changes between after_slot and `slot` were forgotten
 
   friend bool operator==(const ClientResponse&, const ClientResponse&) = default;
 };

@@ -63,7 +63,7 @@ Status Options::Validate() const {
   return Status::Ok();
 }
 
-uint32_t Options::LeaseMarginTicks() const {
+uint32_t Tuning::LeaseMarginTicks() const {
   // Integer ceil, so that rounding can never eat the drift part; the 1 is the tick granularity.
   const uint64_t drift = (2 * uint64_t{max_clock_drift_ppm} * lease_ticks + 999'999) / 1'000'000;
   return static_cast<uint32_t>(1 + drift);

@@ -8,6 +8,7 @@
 //   ballotctl --cluster=... kv get|put|delete|cas|create ...
 //   ballotctl --cluster=... lock acquire|keepalive|release NAME --owner=ID [--ttl_ms=N]
 //   ballotctl --cluster=... lock run NAME --owner=ID --ttl_ms=N [--grace_ms=G] -- CMD [ARGS...]
+//   ballotctl --cluster=... lock watch NAME
 //   ballotctl store verify --data_dir=DIR
 //   ballotctl store dump   --data_dir=DIR [--from_slot=N] [--slots_max=N] [--show_commands]
 //
@@ -22,6 +23,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -36,6 +39,7 @@
 #include "store/store_inspect.h"
 #include "tools/ctl/cluster_commands.h"
 #include "tools/ctl/lock_run.h"
+#include "tools/ctl/lock_watch.h"
 #include "tools/ctl/member_commands.h"
 #include "tools/flag_check.h"
 
@@ -194,6 +198,17 @@ int RunLockRunCommand(const Args& args) {
                                   FLAGS_grace_ms);
 }
 
+std::atomic<bool> watch_stop{false};
+extern "C" void StopWatching(int) { watch_stop.store(true); }
+
+// Runs until SIGINT or SIGTERM, then exits 0.
+int RunLockWatchCommand(const Args& args) {
+  if (!NeedCluster()) return kExitUsage;
+  std::signal(SIGINT, StopWatching);
+  std::signal(SIGTERM, StopWatching);
+  return RunLockWatch(Cluster(), args[0], watch_stop);
+}
+
 // Opens --data_dir read-only; on failure prints why and returns null.
 std::unique_ptr<store::LmdbStore> OpenStoreForInspection(int* exit_code) {
   if (FLAGS_data_dir.empty()) {
@@ -276,6 +291,10 @@ constexpr Command kCommands[] = {
      "confirmed keepalive; margin: max(ttl/5, 100 ms), choose the TTL so that it exceeds clock "
      "skew and scheduling delays; docs/fencing.md); else CMD's exit status",
      &RunLockRunCommand, 1, SIZE_MAX, true},
+    {"lock", "watch", "--cluster NAME",
+     "print the holder ('<owner> <token>', or '-' when free), then one line per change of "
+     "holder, until interrupted (exit 0)",
+     &RunLockWatchCommand, 1, 1},
 };
 
 std::string Usage() {

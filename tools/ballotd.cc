@@ -26,7 +26,10 @@
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
+#include "net/server/metrics_http.h"
 #include "net/server/server.h"
+#include "net/server/test_hooks.h"
+#include "paxos/options.h"
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/lock.h"
 #include "statemachine/samples/sequence.h"
@@ -69,7 +72,15 @@ DEFINE_uint32(pending_commands_max, 16384, "commands queued for a slot at most (
 DEFINE_bool(apply_inline, true,
             "apply commands on the network thread (no hand-off; the samples apply in "
             "microseconds). false: a thread of their own, for slow state machines");
+DEFINE_uint64(watches_max, 10000,
+              "watches parked on this node at most (net/server/watch_hub.h); one more is refused "
+              "\"too many watches\"");
 DEFINE_int32(port, -1, "listen on this port instead of the one in --cluster (0: any free port)");
+DEFINE_int32(metrics_port, -1,
+             "serve GET /metrics (Prometheus text format) and GET /healthz over HTTP on this "
+             "port (0: any free port, logged as 'metrics on http://HOST:PORT/metrics'; -1: off)");
+DEFINE_string(metrics_host, "",
+              "address the metrics port listens on (default: this node's host in --cluster)");
 DEFINE_bool(in_memory, false,
             "keep protocol state in memory, not LMDB: NOT durable; for benchmark baselines only");
 DEFINE_uint64(TEST_stall_storage_after_commits, 0,
@@ -122,6 +133,15 @@ std::unique_ptr<StateMachine> MakeStateMachine(const std::string& name) {
   return nullptr;
 }
 
+ServerTestHooks TestHooksFromFlags() {
+  ServerTestHooks h;
+  h.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
+  h.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
+  h.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
+  h.TEST_corrupt_every_nth_chunk = FLAGS_TEST_corrupt_every_nth_chunk;
+  return h;
+}
+
 ServerOptions OptionsFromFlags() {
   if (FLAGS_cluster.empty()) UsageError("--cluster is required");
   if (FLAGS_data_dir.empty() && !FLAGS_in_memory) UsageError("--data_dir is required");
@@ -145,11 +165,12 @@ ServerOptions OptionsFromFlags() {
   o.paxos.window_slots_max = FLAGS_window_slots_max;
   o.paxos.pending_commands_max = FLAGS_pending_commands_max;
   o.listen_port_override = FLAGS_port;
+  if (FLAGS_metrics_port < -1 || FLAGS_metrics_port > 65535) {
+    UsageError("--metrics_port must be in -1..65535");
+  }
   o.in_memory = FLAGS_in_memory;
   o.apply_inline = FLAGS_apply_inline;
-  o.TEST_stall_storage_after_commits = FLAGS_TEST_stall_storage_after_commits;
-  o.TEST_storage_stall = std::chrono::milliseconds(FLAGS_TEST_storage_stall_ms);
-  o.TEST_background_delay = std::chrono::milliseconds(FLAGS_TEST_background_delay_ms);
+  o.watches_max = FLAGS_watches_max;
   o.driver.snapshot_every_slots = FLAGS_snapshot_every_slots;
   o.driver.snapshot_every_log_bytes = FLAGS_snapshot_every_log_mb << 20;
   o.driver.log_retain_slots = FLAGS_log_retain_slots;
@@ -158,14 +179,13 @@ ServerOptions OptionsFromFlags() {
   o.driver.transfer_bytes_per_tick_max =
       std::max<uint64_t>(o.driver.transfer_chunk_bytes,
                          (FLAGS_snapshot_transfer_mb_per_s << 20) * FLAGS_tick_ms / 1000);
-  o.driver.TEST_corrupt_every_nth_chunk = FLAGS_TEST_corrupt_every_nth_chunk;
   if (Status d = o.driver.Validate(); !d.ok()) UsageError(d.message());
   o.map_bytes = FLAGS_map_mb << 20;
   o.map_bytes_max = FLAGS_map_mb_max << 20;
   o.store_journal = FLAGS_store_journal;
   o.store_journal_checkpoint_bytes = FLAGS_store_journal_checkpoint_kb << 10;
   // Validate the protocol options up front so a bad combination is a usage error.
-  paxos::Options check = o.paxos;
+  paxos::Options check(o.paxos);
   check.id = o.id;
   for (const auto& [id, address] : o.members) check.members.push_back(id);
   Status s = check.Validate();
@@ -229,6 +249,27 @@ class SignalWatcher {
   int signals_ = 0;       // guarded by mu_
 };
 
+// --metrics_port: GET /metrics and /healthz (net/server/metrics_http.h), or nothing when it is -1.
+// Started before the node, so that a port that cannot be had ends the process (exit 1) before it
+// serves, as the node's own port does.
+Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const ServerOptions& options, Server* node) {
+  if (FLAGS_metrics_port < 0) return std::unique_ptr<MetricsHttpServer>();
+  MetricsHttpOptions mo;
+  mo.host = FLAGS_metrics_host;
+  if (mo.host.empty()) {
+    // The interface this node serves on, so a scraper reaches both alike.
+    const std::string& self = options.members.at(options.id);
+    mo.host = self.substr(0, self.rfind(':'));
+    if (mo.host.size() >= 2 && mo.host.front() == '[') mo.host = mo.host.substr(1, mo.host.size() - 2);
+  }
+  mo.port = static_cast<uint16_t>(FLAGS_metrics_port);
+  auto server = MetricsHttpServer::Start(mo, &node->metrics(), [node] { return node->Health(); });
+  if (!server.ok()) return server.status();
+  LOG(INFO) << "ballotd node " << FLAGS_id << " metrics on http://" << mo.host << ":"
+            << server.value()->port() << "/metrics";
+  return server;
+}
+
 int Main(int argc, char** argv) {
   ParseFlagsStrict(kUsage, &argc, &argv);
   if (argc > 1) UsageError(std::string("unexpected argument '") + argv[1] + "'");
@@ -240,10 +281,16 @@ int Main(int argc, char** argv) {
   std::unique_ptr<StateMachine> machine = MakeStateMachine(FLAGS_state_machine);
   if (machine == nullptr) UsageError("unknown --state_machine=" + FLAGS_state_machine);
 
-  auto node = Server::Create(options, std::move(machine));
+  auto node = CreateServerWithTestHooks(options, std::move(machine), TestHooksFromFlags());
   if (!node.ok()) {
     std::fprintf(stderr, "ballotd: cannot start node %u: %s\n", FLAGS_id,
                  node.status().ToString().c_str());
+    return 1;
+  }
+  auto metrics = ServeMetrics(options, node.value().get());
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "ballotd: cannot serve metrics: %s\n",
+                 metrics.status().ToString().c_str());
     return 1;
   }
   signals.Watch(node.value().get());
@@ -252,6 +299,7 @@ int Main(int argc, char** argv) {
             << node.value()->port() << ", data in " << FLAGS_data_dir;
   Status stopped = node.value()->Wait();
   signals.Watch(nullptr);
+  metrics.value().reset();  // it reads the node: gone first
   // Every thread has ended (the storage thread after the persist batches already queued);
   // destroying the node closes the sockets and the store (LMDB folds in the journal first).
   node.value().reset();

@@ -11,6 +11,7 @@ packages=(
   libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
+  python3-prometheus-client  # parses GET /metrics in tests/cluster/metrics_test.cc
   clang libclang-rt-dev  # libFuzzer and clang's sanitizers (tests/fuzz/)
   iproute2 nftables      # network namespaces and link cuts (tests/partition/)
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, runs every test (ctest).
 # Exits non-zero on any failure. Every test has a time bound (see tests/CMakeLists.txt).
+# ctest includes example_counter (tools/example_test.sh): Ballot installed to a temporary prefix,
+# examples/counter built against it, a 3-node cluster of it run.
 #   BUILD_DIR=...      build somewhere else (default: build/)
 #   SANITIZE=1         build and test with AddressSanitizer + UBSan (into build-asan/)
 #   FUZZ=0             skip the short libFuzzer run of every fuzz target (tests/fuzz/fuzz.sh

@@ -223,7 +223,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // One request from the caller's point of view: every attempt, until it is answered or its
 // deadline passes.
 struct ClientCall {
-  enum class Kind { kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange };
+  enum class Kind {
+    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange, kWatch
+  };
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
   explicit ClientCall(asio::io_context& io) : timer(io) {}
@@ -893,8 +895,9 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
         LearnMember(response.leader_hint, response.leader_address);
       }
       if (addresses_.contains(response.leader_hint)) NoteLeader(response.leader_hint);
-    } else if (call->kind != ClientCall::Kind::kSnapshot) {
-      NoteLeader(node);  // only a leader answers proposals and reads
+    } else if (call->kind != ClientCall::Kind::kSnapshot &&
+               !(call->kind == ClientCall::Kind::kWatch && !call->request.watch.linearizable)) {
+      NoteLeader(node);  // only a leader answers proposals, reads and linearizable watches
     }
     ++counters_.responses;
     if (call->kind == ClientCall::Kind::kPropose && response.outcome_code == StatusCode::kAborted &&
@@ -917,6 +920,11 @@ ballot::Status ClientCore::OnResponse(ClientConnection& conn, ClientResponse res
       OnNotLeader(call, node, response.leader_hint, response.leader_address);
       break;
     case StatusCode::kOverloaded:
+      if (call->kind == ClientCall::Kind::kWatch) {  // "too many watches": the caller decides
+        Finish(call, ballot::Status(response.code, "node " + std::to_string(node) + why), node);
+        break;
+      }
+      [[fallthrough]];
     case StatusCode::kTimeout:
       AttemptFailed(call, node, ballot::Status(response.code, "busy" + why), Retry::kSameNode,
                     options_.retry_backoff);
@@ -1190,6 +1198,32 @@ Result<Outcome> Client::Read(std::string query, milliseconds timeout) {
   if (!a.ok()) return a.status();
   ClientResponse& response = a.value().response;
   return Outcome{response.outcome_code, std::move(response.data), std::move(response.message)};
+}
+
+Result<Client::WatchReply> Client::Watch(std::string query, paxos::Slot after_slot,
+                                         milliseconds timeout, WatchOptions options) {
+  ClientRequest request;
+  request.kind = ClientRequest::Kind::kWatch;
+  request.watch.query = std::move(query);
+  request.watch.after_slot = after_slot;
+  request.watch.linearizable = options.linearizable;
+  // The server answers "no change" after `wait`; an attempt gives it that long plus the usual
+  // attempt timeout before moving to another replica.
+  const milliseconds wait = std::clamp(std::min(options.wait, timeout / 2), milliseconds(0),
+                                       milliseconds(60000));
+  request.watch.wait_ms = static_cast<uint32_t>(wait.count());
+  Result<ClientCore::Answer> a =
+      impl_->Call(ClientCall::Kind::kWatch, std::move(request), paxos::kNoNode, false, timeout,
+                  wait + impl_->options().attempt_timeout);
+  if (!a.ok()) return a.status();
+  ClientResponse& response = a.value().response;
+  WatchReply reply;
+  reply.changed = response.watch_changed;
+  reply.slot = response.slot;
+  reply.data = std::move(response.data);
+  reply.gap = response.watch_gap;
+  reply.node = a.value().node;
+  return reply;
 }
 
 Result<NodeStatus> Client::Status(NodeId node, milliseconds timeout) {

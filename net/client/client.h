@@ -148,6 +148,33 @@ class Client {
   // A linearizable read: StateMachine::Query(query) on the leader. Errors as Propose.
   Result<Outcome> Read(std::string query, std::chrono::milliseconds timeout);
 
+  // Watches (net/server/watch_hub.h; docs/fencing.md "Election and watches"). One long poll for the
+  // next change of what `query` names (a lock: LockService::EncodeGet) in a slot above
+  // `after_slot`: answered as soon as the serving replica has applied one, or with
+  // changed = false once `wait` passed without one (ask again with the same after_slot).
+  // Resume from the last WatchReply::slot seen, on any replica, after any failure: no change is
+  // missed (unless the reply says gap). after_slot = Watchable::kCurrentState answers at once
+  // with the current state and the slot of its last change: where a new watcher starts.
+  struct WatchOptions {
+    // false: any replica answers once it has applied past after_slot (it may be behind the
+    // leader, never behind after_slot). true: the leader first confirms its commit index (a
+    // read index) and answers from a state at least that new; followers refuse with a hint.
+    bool linearizable = false;
+    std::chrono::milliseconds wait{2000};  // the server caps it at 60 s
+  };
+  struct WatchReply {
+    bool changed = false;    // false: nothing changed within `wait`
+    paxos::Slot slot = 0;    // the change's slot: the next after_slot
+    std::string data;        // the state right after it (what Query(query) answered then)
+    bool gap = false;        // changes between after_slot and slot were forgotten (Watchable)
+    paxos::NodeId node = paxos::kNoNode;  // the replica that answered
+  };
+  // kOverloaded "too many watches" when the replica has watches_max parked (not retried);
+  // kInvalidArgument for a query the state machine cannot watch; kTimeout; as Read otherwise.
+  // `timeout` bounds the whole call; `wait` is cut to fit in it.
+  Result<WatchReply> Watch(std::string query, paxos::Slot after_slot,
+                           std::chrono::milliseconds timeout, WatchOptions options);
+
   // The status of one member (any role), retried on that node until the deadline.
   // kInvalidArgument if `node` is not a member; kTimeout naming the last failure.
   Result<NodeStatus> Status(paxos::NodeId node, std::chrono::milliseconds timeout);

@@ -27,7 +27,7 @@ size_t CommandsIn(const std::vector<paxos::Entry>& entries) {
 
 }  // namespace
 
-Status DriverOptions::Validate() const {
+Status DriverTuning::Validate() const {
   if (apply_queue_commands_max == 0) return Invalid("apply queue bound must be at least 1");
   if (transfer_chunk_bytes == 0 || transfer_chunk_bytes > kSnapshotChunkBytesMax * 4) {
     return Invalid("snapshot transfer chunk must be 1.." +
@@ -331,6 +331,7 @@ void Driver::ApplyEntries(const std::vector<paxos::Entry>& entries, size_t comma
   apply_queue_commands_ -= commands;
   applied_below_.store(applier_->applied_below());
   for (const Reply& r : replies) host_->OnApplied(r);
+  host_->AfterApply(entries, *applier_);
   for (const paxos::Entry& e : entries) log_bytes_since_snapshot_ += e.value.ByteSize();
   host_->ToDriver([this, r = std::move(replies)]() mutable { OnReplies(std::move(r)); });
   ServeReads();
@@ -446,6 +447,7 @@ Status Driver::RaiseStoreMark(Slot below) {
 }
 
 void Driver::OnSnapshotSaved(Slot below, Status status, uint64_t bytes) {
+  host_->OnSnapshotSaved(below, status.ok(), bytes);
   if (status.ok()) {
     ++counters_.snapshots_taken;
     newest_snapshot_below_ = std::max(newest_snapshot_below_, below);

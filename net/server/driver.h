@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "net/server/driver_tuning.h"
 #include "paxos/replica.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
@@ -53,34 +54,17 @@ namespace ballot {
 struct ClientTag {
   uint64_t connection = 0;
   uint64_t request = 0;
+  uint64_t received_ns = 0;  // the host's: when the request arrived (it times commits); 0: unset
 };
 
-struct DriverOptions {
-  // Proposals are refused (Overloaded) while this many chosen commands wait for the applier.
-  size_t apply_queue_commands_max = 65536;
-  // A snapshot is taken once this many slots, or this many bytes of commands, were applied
-  // since the last one (0 turns that trigger off). The byte trigger waits at least for as many
-  // bytes of log as the last snapshot had, so that a large state is not rewritten for a little
-  // log (snapshot writes stay at most about one byte per byte of log), while a small state
-  // bounds the log, and so restart time and memory, at 64 MiB (docs/performance.md: with
-  // 256 MiB a 30-minute soak held 1.6 GB RSS per node and restarts took 4.7-7.4 s, with 64 MiB
-  // 400 MB and 0.6-1.3 s).
-  uint64_t snapshot_every_slots = 100000;
-  uint64_t snapshot_every_log_bytes = uint64_t{64} << 20;
-  // Chosen slots kept in memory below the newest snapshot, so that a briefly lagging replica
-  // catches up from the log instead of needing a snapshot.
-  uint64_t log_retain_slots = 20000;
-  // Snapshot transfer: bytes per chunk, at most this many bytes received per tick (the
-  // throttle that keeps heartbeats and client traffic flowing), and how long without progress
-  // before the receiver asks again from its offset.
-  size_t transfer_chunk_bytes = size_t{1} << 20;
-  uint64_t transfer_bytes_per_tick_max = uint64_t{8} << 20;
-  uint64_t transfer_retry_ticks = 100;
+// The tuning (net/server/driver_tuning.h) plus a test hook.
+struct DriverOptions : DriverTuning {
+  DriverOptions() = default;
+  explicit DriverOptions(const DriverTuning& tuning) : DriverTuning(tuning) {}
+
   // Test hook: the sender flips a byte of every this-many-th chunk it sends (0: never), so a
   // test can show that a damaged chunk is refused and sent again.
   uint64_t TEST_corrupt_every_nth_chunk = 0;
-
-  Status Validate() const;
 };
 
 // Counters for operators and tests; read on the driver thread.
@@ -137,6 +121,14 @@ class DriverHost {
   virtual bool BeforeApply(const std::vector<paxos::Entry>& entries) {
     (void)entries;
     return true;
+  }
+  // On the applier side, after `entries` were applied: the server counts them for its metrics.
+  virtual void AfterApply(const std::vector<paxos::Entry>& entries, const Applier& applier) {
+    (void)entries, (void)applier;
+  }
+  // On the driver thread: a snapshot write ended (durable if `ok`; `bytes` its stored size).
+  virtual void OnSnapshotSaved(paxos::Slot applied_below, bool ok, uint64_t bytes) {
+    (void)applied_below, (void)ok, (void)bytes;
   }
   // On the applier side: a reply the Applier produced (duplicates included).
   virtual void OnApplied(const Reply& reply) { (void)reply; }

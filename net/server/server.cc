@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -17,7 +18,11 @@
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
+#include "net/server/driver.h"
 #include "net/server/join_gate.h"
+#include "net/server/server_metrics.h"
+#include "net/server/test_hooks.h"
+#include "net/server/watch_hub.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "net/server/work_queue.h"
@@ -48,6 +53,13 @@ Status ServerOptions::Validate() const {
 
 namespace {
 
+uint64_t RandomNonZero() {
+  std::random_device device;
+  uint64_t value = 0;
+  while (value == 0) value = (uint64_t{device()} << 32) ^ device();
+  return value;
+}
+
 uint64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -58,13 +70,21 @@ uint64_t WallClockMs() {
 
 class Server::Impl : public DriverHost {
  public:
-  Impl(ServerOptions options, std::unique_ptr<store::Store> store,
+  Impl(ServerOptions options, ServerTestHooks hooks, std::unique_ptr<store::Store> store,
        std::unique_ptr<store::SnapshotStore> snapshots)
       : options_(std::move(options)),
+        hooks_(hooks),
         store_(std::move(store)),
         snapshots_(std::move(snapshots)),
         work_guard_(asio::make_work_guard(io_)),
-        tick_timer_(io_) {}
+        tick_timer_(io_) {
+    if (auto* lmdb = dynamic_cast<store::LmdbStore*>(store_.get())) metrics_.WatchLmdb(lmdb);
+  }
+
+  // Server's constructor is private; Impl, a member, may call it.
+  static std::unique_ptr<Server> Wrap(std::unique_ptr<Impl> impl) {
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+  }
 
   ~Impl() override {
     Stop(Status::Ok());
@@ -91,6 +111,7 @@ class Server::Impl : public DriverHost {
       }
     }
     if (join_) bootstrap_.clear();
+    machine = WrapInWatchHub(std::move(machine));
     auto applier = std::make_unique<Applier>(std::move(machine));
     std::vector<paxos::Member> bootstrap;
     for (const auto& [id, address] : bootstrap_) bootstrap.push_back({id, address, true});
@@ -114,7 +135,7 @@ class Server::Impl : public DriverHost {
     }
     has_protocol_state_ = durable.promised.raw() != 0 || !durable.entries.empty() ||
                           durable.chosen_below > 1 || durable.applied_below > 1;
-    paxos::Options po = options_.paxos;
+    paxos::Options po(options_.paxos);
     po.id = options_.id;
     po.members.clear();
     for (const auto& [id, address] : bootstrap_) po.members.push_back(id);
@@ -123,7 +144,9 @@ class Server::Impl : public DriverHost {
     po.seed = options_.paxos.seed ^ WallClockMs() ^ (uint64_t{options_.id} << 32);
     auto replica = paxos::Replica::Create(po, std::move(recovered.value().durable));
     if (!replica.ok()) return replica.status();
-    driver_ = std::make_unique<Driver>(options_.driver, this, std::move(replica).value(),
+    DriverOptions driver_options(options_.driver);
+    driver_options.TEST_corrupt_every_nth_chunk = hooks_.TEST_corrupt_every_nth_chunk;
+    driver_ = std::make_unique<Driver>(driver_options, this, std::move(replica).value(),
                                        std::move(applier), store_.get(), snapshots_.get(),
                                        recovered.value().store_mark);
     return Status::Ok();
@@ -271,6 +294,7 @@ class Server::Impl : public DriverHost {
   }
 
   void Stop(Status why) {
+    metrics_.SetStopping();
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
       if (stopping_) return;
@@ -296,6 +320,8 @@ class Server::Impl : public DriverHost {
 
   uint16_t port() const { return transport_ ? transport_->port() : 0; }
   ServerInfo info() const { return ServerInfo{driver_->token(), driver_->leader()}; }
+  MetricsRegistry& metrics() { return metrics_registry_; }
+  HealthReport Health() const { return metrics_.Health(); }
   void set_leadership_callback(std::function<void(bool, uint64_t)> cb) {
     leadership_callback_ = std::move(cb);
   }
@@ -321,7 +347,10 @@ class Server::Impl : public DriverHost {
 
   // DriverHost ---------------------------------------------------------------------------------
 
-  void SendToPeer(paxos::Message m) override { transport_->Send(m.to, std::move(m)); }
+  void SendToPeer(paxos::Message m) override {
+    metrics_.OnSendToPeer(m);
+    transport_->Send(m.to, std::move(m));
+  }
 
   void Persist(paxos::PersistBatch batch) override { persist_queue_.Push(std::move(batch)); }
 
@@ -334,12 +363,15 @@ class Server::Impl : public DriverHost {
   }
 
   void ToDriver(std::function<void()> work) override {
-    asio::post(io_, [this, work = std::move(work)] { driver_->RunOnDriver(work); });
+    asio::post(io_, [this, work = std::move(work)] {
+      metrics_.BeginReplies();
+      driver_->RunOnDriver(work);
+    });
   }
 
   void InBackground(std::function<void()> work) override {
-    if (options_.TEST_background_delay.count() > 0) {
-      work = [delay = options_.TEST_background_delay, work = std::move(work)] {
+    if (hooks_.TEST_background_delay.count() > 0) {
+      work = [delay = hooks_.TEST_background_delay, work = std::move(work)] {
         std::this_thread::sleep_for(delay);
         work();
       };
@@ -348,6 +380,8 @@ class Server::Impl : public DriverHost {
   }
 
   void CommandDone(ClientTag tag, Reply& r) override {
+    if (tag.connection == kClockTickConnection) return ClockTickDone();
+    metrics_.OnCommandDone(tag.received_ns);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.outcome_code = r.outcome.code;
@@ -359,6 +393,7 @@ class Server::Impl : public DriverHost {
   }
 
   void ReadDone(ClientTag tag, Outcome outcome) override {
+    if (StartConfirmedWatch(tag)) return;
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.outcome_code = outcome.code;
@@ -368,6 +403,9 @@ class Server::Impl : public DriverHost {
   }
 
   void Refuse(ClientTag tag, StatusCode code, std::string message, NodeId hint) override {
+    if (tag.connection == kClockTickConnection) return ClockTickDone();
+    confirming_watches_.erase({tag.connection, tag.request});
+    metrics_.OnRefused(code);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     resp.code = code;
@@ -412,6 +450,14 @@ class Server::Impl : public DriverHost {
     }
   }
 
+  void AfterApply(const std::vector<paxos::Entry>& entries, const Applier& applier) override {
+    metrics_.OnApplied(entries, applier.sessions().session_count());
+  }
+  void OnSnapshotTaken(Slot) override { metrics_.OnSnapshotTaken(); }
+  void OnSnapshotSaved(Slot, bool ok, uint64_t bytes) override {
+    metrics_.OnSnapshotSaved(ok, bytes);
+  }
+
   void OnAnnounced(bool leading, uint64_t epoch) override {
     LOG(INFO) << "node " << options_.id << (leading ? " leads" : " stopped leading")
               << " with epoch " << paxos::ToString(paxos::Ballot::FromRaw(epoch)) << " (token "
@@ -444,6 +490,7 @@ class Server::Impl : public DriverHost {
       if (ec) return;
       if (participating_) {
         CatchUpTicks();
+        TickWatches();
         driver_->Drain();
         if (stop_at_next_tick_) return Stop(Status::Ok());
         CheckTransfer();
@@ -452,14 +499,28 @@ class Server::Impl : public DriverHost {
         // member that has since removed this node (and forgotten it) lets it join.
         transport_->ReconnectPeers();
       }
+      RecordTick();
       ArmTick();
     });
+  }
+
+  // Once per tick: what the io thread owns, copied for scrapes (net/server_metrics.h).
+  void RecordTick() {
+    ServerMetrics::TickInputs in;
+    in.replica = driver_->replica().status();
+    in.core = driver_->replica().counters();
+    in.transport = transport_->counters();
+    in.driver = driver_->counters();
+    in.applied_below = driver_->applied_below();
+    in.participating = participating_;
+    metrics_.OnTick(in);
   }
 
   // The core's time must follow the monotonic clock, not the number of timer wake-ups: after a
   // pause (SIGSTOP, a stalled VM) a leader that counted no ticks would still believe in a lease
   // its acceptors have long let go. So every input first feeds the ticks that have elapsed.
-  void CatchUpTicks() {
+  // Returns the time it read.
+  std::chrono::steady_clock::time_point CatchUpTicks() {
     const auto now = std::chrono::steady_clock::now();
     if (last_tick_time_ == std::chrono::steady_clock::time_point()) last_tick_time_ = now;
     uint64_t due = static_cast<uint64_t>((now - last_tick_time_) / options_.tick);
@@ -476,6 +537,7 @@ class Server::Impl : public DriverHost {
                                << ")";
     }
     for (uint64_t i = 0; i < std::min(due, cap); ++i) driver_->Tick();
+    return now;
   }
 
   void OnPeerMessage(const paxos::Message& m) {
@@ -486,6 +548,7 @@ class Server::Impl : public DriverHost {
       return;
     }
     CatchUpTicks();
+    metrics_.OnPeerMessage(m);
     driver_->Step(m);
     ScheduleDrain();
   }
@@ -514,13 +577,16 @@ class Server::Impl : public DriverHost {
                     "node " + std::to_string(options_.id) + " has not joined the cluster yet",
                     kNoNode);
     }
-    CatchUpTicks();  // a lease read must not be served on a clock that stood still
+    // A lease read must not be served on a clock that stood still.
+    const std::chrono::steady_clock::time_point now = CatchUpTicks();
     switch (request.kind) {
       case net::ClientRequest::Kind::kPropose:
         // Time comes from the leader's clock, stamped once, never backwards in its log.
         last_stamp_ms_ = std::max(last_stamp_ms_, WallClockMs());
         request.command.stamp_ms = last_stamp_ms_;
-        driver_->Propose(std::move(request.command), tag);
+        metrics_.OnProposal();
+        driver_->Propose(std::move(request.command),
+                         ClientTag{tag.connection, tag.request, ServerMetrics::Ns(now)});
         break;
       case net::ClientRequest::Kind::kRead:
         driver_->Read(std::move(request.query), tag);
@@ -531,6 +597,9 @@ class Server::Impl : public DriverHost {
       case net::ClientRequest::Kind::kMemberList:
       case net::ClientRequest::Kind::kMemberChange:
         OnMemberRequest(tag, request);
+        break;
+      case net::ClientRequest::Kind::kWatch:
+        OnWatch(tag, std::move(request.watch));
         break;
       case net::ClientRequest::Kind::kSnapshot:
         driver_->RequestSnapshot([this, tag](Result<Slot> r) {
@@ -550,6 +619,73 @@ class Server::Impl : public DriverHost {
     }
     ScheduleDrain();
   }
+
+  // ------------------------------------------------------------------------------------------
+  // Watches (net/server/watch_hub.h). The hub wraps the state machine and answers on the applier side;
+  // these are the io thread's parts: routing requests to it, a linearizable watch's read-index
+  // confirmation, ending waits, and the leader's clock ticks that make TTL expiries happen.
+
+  std::unique_ptr<StateMachine> WrapInWatchHub(std::unique_ptr<StateMachine> machine) {
+    auto hub = std::make_unique<WatchHub>(
+        std::move(machine), options_.watches_max, [this](ClientTag tag, net::ClientResponse r) {
+          asio::post(io_, [this, tag, r = std::move(r)]() mutable {
+            transport_->SendResponse(Handle(tag), std::move(r));
+          });
+        });
+    watch_hub_ = hub.get();
+    return hub;
+  }
+
+  void OnWatch(ClientTag tag, net::WatchRequest watch) {
+    if (!watch.linearizable) return AddWatch(tag, std::move(watch));
+    // Linearizable: the leader confirms its commit index as for a read (paxos read index) and
+    // applies up to it before the watch looks at the state; a follower refuses with a hint.
+    const std::string query = watch.query;
+    confirming_watches_[{tag.connection, tag.request}] = std::move(watch);
+    driver_->Read(query, tag);
+  }
+
+  // A read the driver served: if it was a linearizable watch's confirmation, the watch starts now.
+  bool StartConfirmedWatch(ClientTag tag) {
+    auto it = confirming_watches_.find({tag.connection, tag.request});
+    if (it == confirming_watches_.end()) return false;
+    net::WatchRequest watch = std::move(it->second);
+    confirming_watches_.erase(it);
+    AddWatch(tag, std::move(watch));
+    return true;
+  }
+
+  void AddWatch(ClientTag tag, net::WatchRequest watch) {
+    ToApplier([this, tag, watch = std::move(watch)]() mutable {
+      watch_hub_->Add(tag, std::move(watch));
+    });
+  }
+
+  // Every tick: ends the waits that are over, and, on the leader, proposes the state machine's
+  // tick command once its clock passed the machine's next deadline (a lock's expiry), so that the
+  // expiry is applied (and watchers learn of it) even when no client sends a command.
+  void TickWatches() {
+    if (watch_hub_->parked() > 0) {
+      ToApplier([this] { watch_hub_->ExpireWaits(std::chrono::steady_clock::now()); });
+    }
+    const uint64_t deadline = watch_hub_->next_deadline_ms();
+    if (deadline == 0 || watch_hub_->tick_command().empty() || driver_->token() == 0) return;
+    const uint64_t now = WallClockMs();
+    // One at a time; one that got lost (a leader change) is replaced after a second.
+    if (now < deadline || (clock_tick_in_flight_ && now < last_clock_tick_ms_ + 1000)) return;
+    last_stamp_ms_ = std::max(last_stamp_ms_, now);
+    paxos::Command command;
+    command.client_id = clock_client_id_;
+    command.sequence = ++clock_sequence_;
+    command.acked_sequence = command.sequence - 1;
+    command.stamp_ms = last_stamp_ms_;
+    command.payload = watch_hub_->tick_command();
+    clock_tick_in_flight_ = true;
+    last_clock_tick_ms_ = now;
+    driver_->Propose(std::move(command), ClientTag{kClockTickConnection, clock_sequence_});
+  }
+
+  void ClockTickDone() { clock_tick_in_flight_ = false; }
 
   // ------------------------------------------------------------------------------------------
   // Leader transfer (io thread): a client's kTransferLeader, or a graceful stop of the leader.
@@ -715,11 +851,12 @@ class Server::Impl : public DriverHost {
     bool logged_no_space = false;
     uint64_t commits = 0;
     while (std::optional<paxos::PersistBatch> batch = persist_queue_.Pop()) {
-      if (++commits == options_.TEST_stall_storage_after_commits) {
+      if (++commits == hooks_.TEST_stall_storage_after_commits) {
         LOG(WARNING) << "node " << options_.id << ": TEST stall of the storage thread for "
-                     << options_.TEST_storage_stall.count() << " ms";
-        if (persist_queue_.WaitClosed(options_.TEST_storage_stall)) return;
+                     << hooks_.TEST_storage_stall.count() << " ms";
+        if (persist_queue_.WaitClosed(hooks_.TEST_storage_stall)) return;
       }
+      const auto began = std::chrono::steady_clock::now();
       for (;;) {
         Status s = store_->Write(*batch);
         if (s.ok()) break;
@@ -736,16 +873,22 @@ class Server::Impl : public DriverHost {
       }
       if (logged_no_space) LOG(INFO) << "node " << options_.id << ": storage writable again";
       logged_no_space = false;
+      metrics_.OnPersisted(std::chrono::steady_clock::now() - began);
       asio::post(io_, [this] { driver_->OnPersisted(); });
     }
   }
 
   // Constant after construction.
   const ServerOptions options_;
+  const ServerTestHooks hooks_;
 
   // Thread-safe; written by the storage thread and background jobs.
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::SnapshotStore> snapshots_;
+  // Thread-safe (net/server_metrics.h says which hook runs where). After the store: its LMDB
+  // collector ends before the store closes.
+  MetricsRegistry metrics_registry_;
+  ServerMetrics metrics_{&metrics_registry_, options_.id, options_.tick};
   // Called on the applier side.
   std::function<void(bool, uint64_t)> leadership_callback_;
 
@@ -776,6 +919,23 @@ class Server::Impl : public DriverHost {
   std::optional<PendingTransfer> transfer_;
   bool stop_after_transfer_ = false;  // a graceful stop waits for the transfer
   bool stop_at_next_tick_ = false;
+  // Watches.
+  WatchHub* watch_hub_ = nullptr;  // owned by the Applier; its methods run on the applier side
+  struct TagLess {
+    bool operator()(const std::pair<uint64_t, uint64_t>& a,
+                    const std::pair<uint64_t, uint64_t>& b) const {
+      return a < b;
+    }
+  };
+  // Linearizable watches waiting for their read-index confirmation, by (connection, request).
+  std::map<std::pair<uint64_t, uint64_t>, net::WatchRequest, TagLess> confirming_watches_;
+  // The leader's clock ticks: a session of their own (a random id per start, so that a restart
+  // never reuses a sequence), answered to no connection (transport connection ids start at 1).
+  static constexpr uint64_t kClockTickConnection = 0;
+  const uint64_t clock_client_id_ = RandomNonZero();
+  uint64_t clock_sequence_ = 0;
+  bool clock_tick_in_flight_ = false;
+  uint64_t last_clock_tick_ms_ = 0;
 
   // Between threads.
   WorkQueue<paxos::PersistBatch> persist_queue_;
@@ -892,6 +1052,12 @@ Status CheckStoreNotLost(const ServerOptions& options) {
 
 Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
                                            std::unique_ptr<StateMachine> machine) {
+  return CreateServerWithTestHooks(std::move(options), std::move(machine), ServerTestHooks{});
+}
+
+Result<std::unique_ptr<Server>> CreateServerWithTestHooks(ServerOptions options,
+                                                          std::unique_ptr<StateMachine> machine,
+                                                          ServerTestHooks hooks) {
   Status s = options.Validate();
   if (!s.ok()) return s;
   Result<uint64_t> cluster_id = ResolveClusterId(options);
@@ -903,15 +1069,16 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   if (!store.ok()) return store.status();
   auto snapshots = OpenSnapshots(options);
   if (!snapshots.ok()) return snapshots.status();
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(store).value(),
-                                     std::move(snapshots).value());
+  auto impl = std::make_unique<Server::Impl>(std::move(options), hooks,
+                                             std::move(store).value(),
+                                             std::move(snapshots).value());
   s = impl->Recover(std::move(machine));
   if (!s.ok()) return s;
   s = impl->OpenGate();
   if (!s.ok()) return s;
   s = impl->OpenTransport();
   if (!s.ok()) return s;
-  return std::unique_ptr<Server>(new Server(std::move(impl)));
+  return Server::Impl::Wrap(std::move(impl));
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -922,6 +1089,8 @@ void Server::Shutdown(std::chrono::milliseconds transfer_wait) { impl_->Shutdown
 Status Server::Wait() { return impl_->Wait(); }
 uint16_t Server::port() const { return impl_->port(); }
 ServerInfo Server::info() const { return impl_->info(); }
+MetricsRegistry& Server::metrics() { return impl_->metrics(); }
+HealthReport Server::Health() const { return impl_->Health(); }
 Result<paxos::Slot> Server::TakeSnapshot() { return impl_->TakeSnapshot(); }
 void Server::OnLeadership(std::function<void(bool, uint64_t)> callback) {
   impl_->set_leadership_callback(std::move(callback));

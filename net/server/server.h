@@ -24,9 +24,11 @@
 #include <memory>
 #include <string>
 
-#include "net/server/driver.h"
-#include "paxos/options.h"
+#include "net/server/driver_tuning.h"
+#include "net/server/metrics_http.h"
+#include "net/server/metrics_registry.h"
 #include "paxos/status.h"
+#include "paxos/tuning.h"
 #include "paxos/types.h"
 #include "statemachine/state_machine.h"
 
@@ -36,7 +38,7 @@ struct ServerOptions {
   // Which cluster this node is in. 0 (the usual): the id recorded in the data directory
   // (DIR/CLUSTER) once it exists, whatever `members` says now; on a fresh data directory,
   // learnt from the first other member that answers when `join` is set, else the id of a new
-  // cluster, BootstrapClusterId(members, cluster_token) (net/client/client.h), which every initial
+  // cluster, BootstrapClusterId(members, cluster_token) (net/cluster_config.h), which every initial
   // member derives alike. Non-zero: pinned (a data directory of another cluster is refused).
   uint64_t cluster_id = 0;
   // Mixed into a new cluster's id, so that two clusters created with the same member list
@@ -57,15 +59,18 @@ struct ServerOptions {
   // Ignored once the data directory records how it joined (DIR/CLUSTER "bootstrap").
   bool join = false;
   std::chrono::milliseconds tick{10};
-  // Protocol tuning; id, members and seed are filled in from the fields above.
-  paxos::Options paxos;
+  // Protocol tuning (the seed is mixed with the clock and the id).
+  paxos::Tuning paxos;
   // Apply chosen commands (and serve reads, and call the leadership hooks) on the io thread
   // instead of a thread of their own. Saves two thread hand-offs per command, which is most of
   // a round trip's latency on an idle machine; only for state machines whose Apply and Query
   // take microseconds, since heartbeats wait while they run.
   bool apply_inline = false;
-  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/server/driver.h).
-  DriverOptions driver;
+  // Watches (ClientRequest::kWatch, net/server/watch_hub.h) parked on this node at most; one
+  // more is refused with kOverloaded "too many watches".
+  size_t watches_max = 10000;
+  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/server/driver_tuning.h).
+  DriverTuning driver;
   size_t map_bytes = size_t{64} << 20;
   size_t map_bytes_max = size_t{16} << 30;
   // The store's write-ahead journal (store/lmdb_store.h LmdbOptions::journal, docs/durability.md).
@@ -75,14 +80,6 @@ struct ServerOptions {
   // durability and replication cost (ballot-bench's single-node baseline).
   bool in_memory = false;
   int listen_port_override = -1;
-  // Test hook: after this many commits, the storage thread stalls once for TEST_storage_stall
-  // before the next write, as a disk occasionally does (fsyncs of ~1 s happen on this
-  // hardware). 0: never.
-  uint64_t TEST_stall_storage_after_commits = 0;
-  std::chrono::milliseconds TEST_storage_stall{0};
-  // Test hook: every background job (a snapshot write, a received snapshot's commit) starts
-  // this late, as on a slow disk or with a large state. 0: at once.
-  std::chrono::milliseconds TEST_background_delay{0};
 
   Status Validate() const;
 };
@@ -132,6 +129,14 @@ class Server {
   uint16_t port() const;
   // Thread-safe.
   ServerInfo info() const;
+
+  // The node's metrics (names in README.md "Metrics"; net/server/server_metrics.h records them), for
+  // MetricsHttpServer (net/server/metrics_http.h, what ballotd --metrics_port serves) or any exporter
+  // of the library user's. Valid as long as the node; thread-safe.
+  MetricsRegistry& metrics();
+  // What GET /healthz answers: serving while the node has joined its cluster, its io thread
+  // ticks and it is not stopping; the detail names its role and leader. Thread-safe.
+  HealthReport Health() const;
 
   // Takes a snapshot now and blocks until it is durable; returns its applied_below. Any thread
   // but the node's own (the io thread runs the request).

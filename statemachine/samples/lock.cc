@@ -19,7 +19,13 @@ constexpr uint8_t kOpAcquire = 1;
 constexpr uint8_t kOpKeepAlive = 2;
 constexpr uint8_t kOpRelease = 3;
 constexpr uint8_t kOpGet = 4;
-constexpr uint8_t kSnapshotVersion = 1;
+constexpr uint8_t kOpTick = 5;
+// Version 2 adds the change slots watches need; version 1 snapshots still restore (with no
+// change slots: watches of their locks wait for the next change). A state with no change slots
+// is written as version 1, so that every snapshot has one canonical form (Restore(s) then
+// Snapshot() gives s back: tests/fuzz/restore_check.h).
+constexpr uint8_t kSnapshotVersion1 = 1;
+constexpr uint8_t kSnapshotVersion = 2;
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
@@ -76,6 +82,7 @@ bool DecodeRequest(std::string_view payload, Request* request) {
       if (!reader.GetBytes(&request->owner)) return false;
       break;
     case kOpGet:
+    case kOpTick:
       break;
     default:
       return false;
@@ -107,6 +114,13 @@ std::string LockService::EncodeGet(std::string_view name) {
   ByteWriter writer;
   writer.PutU8(kOpGet);
   writer.PutBytes(name);
+  return writer.Release();
+}
+
+std::string LockService::EncodeTick() {
+  ByteWriter writer;
+  writer.PutU8(kOpTick);
+  writer.PutBytes("");
   return writer.Release();
 }
 
@@ -160,9 +174,14 @@ Outcome LockService::ApplyOne(const AppliedCommand& command) {
   // Time first, whatever the command: the leader's stamps are non-decreasing in the log, and the
   // max() keeps `now` monotonic even if a new leader's clock is behind.
   now_ms_ = std::max(now_ms_, command.stamp_ms);
+  ExpireDue(command.slot);
   Request request;
   if (!DecodeRequest(command.payload, &request) || request.op == kOpGet) {
     return Invalid("lock: malformed command");
+  }
+  if (request.op == kOpTick) {
+    if (!request.name.empty()) return Invalid("lock: malformed command");
+    return Outcome{StatusCode::kOk, "", ""};
   }
   // A refused command must leave the locks as they were: validate before touching them.
   if (Status s = CheckRequest(request); !s.ok()) return Invalid(s.message());
@@ -172,7 +191,7 @@ Outcome LockService::ApplyOne(const AppliedCommand& command) {
     case kOpKeepAlive:
       return KeepAlive(request.name, request.owner);
     case kOpRelease:
-      return Release(request.name, request.owner);
+      return Release(command.slot, request.name, request.owner);
   }
   LOG(FATAL) << "DecodeRequest accepted unknown op " << int{request.op};
 }
@@ -217,6 +236,7 @@ Outcome LockService::Acquire(paxos::Slot slot, std::string_view name, std::strin
                      std::to_string(held->expires_at_ms) + " ms, now " + std::to_string(now_ms_) +
                      " ms");
     }
+    SetExpiry(name, held->expires_at_ms, expires_at_ms);
     held->ttl_ms = ttl_ms;
     held->expires_at_ms = expires_at_ms;
     return Outcome{StatusCode::kOk, EncodeGrantData({held->token, expires_at_ms}), ""};
@@ -237,8 +257,10 @@ Outcome LockService::Acquire(paxos::Slot slot, std::string_view name, std::strin
   if (it == locks_.end()) {
     locks_.emplace(std::string(name), std::move(lock));
   } else {
-    it->second = std::move(lock);
+    it->second = std::move(lock);  // expired: no longer in expiries_
   }
+  SetExpiry(name, 0, expires_at_ms);
+  RecordChange(slot, name, Holder{std::string(owner), token, expires_at_ms});
   return Outcome{StatusCode::kOk, EncodeGrantData({token, expires_at_ms}), ""};
 }
 
@@ -248,18 +270,121 @@ Outcome LockService::KeepAlive(std::string_view name, std::string_view owner) {
     std::string why = held == nullptr ? "it is free" : "the holder is " + Quoted(held->owner);
     return Aborted("lock " + Quoted(name) + " is not held by " + Quoted(owner) + " (" + why + ")");
   }
-  held->expires_at_ms = SaturatingAdd(now_ms_, held->ttl_ms);
+  const uint64_t expires_at_ms = SaturatingAdd(now_ms_, held->ttl_ms);
+  SetExpiry(name, held->expires_at_ms, expires_at_ms);
+  held->expires_at_ms = expires_at_ms;
   return Outcome{StatusCode::kOk, EncodeGrantData({held->token, held->expires_at_ms}), ""};
 }
 
-Outcome LockService::Release(std::string_view name, std::string_view owner) {
+Outcome LockService::Release(paxos::Slot slot, std::string_view name, std::string_view owner) {
   const Lock* held = HeldLock(name);
   if (held == nullptr || held->owner != owner) {
     std::string why = held == nullptr ? "it is free" : "the holder is " + Quoted(held->owner);
     return Aborted("lock " + Quoted(name) + " is not held by " + Quoted(owner) + " (" + why + ")");
   }
+  SetExpiry(name, held->expires_at_ms, 0);
   locks_.erase(locks_.find(name));
+  RecordChange(slot, name, std::nullopt);
   return Outcome{StatusCode::kOk, "", ""};
+}
+
+void LockService::SetExpiry(std::string_view name, uint64_t old_expires_at_ms,
+                            uint64_t new_expires_at_ms) {
+  if (old_expires_at_ms != 0) expiries_.erase({old_expires_at_ms, std::string(name)});
+  if (new_expires_at_ms != 0) expiries_.emplace(new_expires_at_ms, std::string(name));
+}
+
+void LockService::ExpireDue(paxos::Slot slot) {
+  while (!expiries_.empty() && expiries_.begin()->first <= now_ms_) {
+    RecordChange(slot, expiries_.begin()->second, std::nullopt);
+    expiries_.erase(expiries_.begin());
+  }
+}
+
+void LockService::RecordChange(paxos::Slot slot, std::string_view name,
+                               std::optional<Holder> holder) {
+  auto it = changes_.find(name);
+  if (it == changes_.end()) {
+    // Any change of this name at or after forgotten_below_ would have left a record.
+    it = changes_.emplace(std::string(name), ChangeRecord{0, forgotten_below_, {}}).first;
+  }
+  ChangeRecord& record = it->second;
+  record.slot = slot;
+  if (!record.recent.empty() && record.recent.back().slot == slot) {
+    record.recent.back().holder = std::move(holder);  // one change per slot: the last
+  } else {
+    record.recent.push_back(Change{slot, std::move(holder)});
+    if (record.recent.size() > kRecentChangesMax) {
+      record.complete_from = record.recent.front().slot + 1;
+      record.recent.pop_front();
+    }
+  }
+  // Bounded: forget the oldest change slot of a name nobody holds. Deterministic (every replica
+  // forgets the same one at the same command), so snapshots stay identical.
+  if (changes_.size() > 2 * limits_.locks_max) {
+    auto oldest = changes_.end();
+    for (auto c = changes_.begin(); c != changes_.end(); ++c) {
+      if (c->first == name || locks_.contains(c->first)) continue;
+      if (oldest == changes_.end() || c->second.slot < oldest->second.slot) oldest = c;
+    }
+    if (oldest != changes_.end()) {
+      forgotten_below_ = std::max(forgotten_below_, oldest->second.slot + 1);
+      changes_.erase(oldest);
+    }
+  }
+}
+
+std::string LockService::EncodeHolder(const Lock* held) {
+  ByteWriter writer;
+  writer.PutU8(held == nullptr ? 0 : 1);
+  if (held != nullptr) {
+    writer.PutBytes(held->owner);
+    writer.PutU64(held->token);
+    writer.PutU64(held->expires_at_ms);
+  }
+  return writer.Release();
+}
+
+Result<std::optional<WatchChange>> LockService::NextChange(std::string_view query,
+                                                           paxos::Slot after) const {
+  Request request;
+  if (!DecodeRequest(query, &request) || request.op != kOpGet) {
+    return Status(StatusCode::kInvalidArgument, "lock: malformed watch query");
+  }
+  if (Status s = CheckRequest(request); !s.ok()) return s;
+  auto data_of = [](const std::optional<Holder>& holder) {
+    if (!holder) return EncodeHolder(nullptr);
+    Lock lock{holder->owner, holder->token, 0, holder->expires_at_ms};
+    return EncodeHolder(&lock);
+  };
+  const std::string current = EncodeHolder(HeldLock(request.name));
+  auto it = changes_.find(request.name);
+  if (after == kCurrentState) {
+    const paxos::Slot last = it != changes_.end() ? it->second.slot
+                             : forgotten_below_ > 0 ? forgotten_below_ - 1
+                                                    : 0;
+    return std::optional<WatchChange>(WatchChange{last, current, false});
+  }
+  if (it == changes_.end()) {
+    // Never changed, or its change slot was forgotten (below forgotten_below_); free either way.
+    if (after + 1 >= forgotten_below_) return std::optional<WatchChange>();
+    return std::optional<WatchChange>(WatchChange{forgotten_below_ - 1, current, true});
+  }
+  const ChangeRecord& record = it->second;
+  if (record.slot <= after) return std::optional<WatchChange>();
+  for (const Change& change : record.recent) {
+    if (change.slot > after) {
+      return std::optional<WatchChange>(
+          WatchChange{change.slot, data_of(change.holder), after + 1 < record.complete_from});
+    }
+  }
+  // Restored from a snapshot: only the last change is known, and the state has not changed
+  // since, so the current state is the state right after it.
+  return std::optional<WatchChange>(WatchChange{record.slot, current, after + 1 < record.slot});
+}
+
+uint64_t LockService::NextDeadlineMs() const {
+  return expiries_.empty() ? 0 : expiries_.begin()->first;
 }
 
 void LockService::ForgetExpired() {
@@ -275,20 +400,13 @@ Outcome LockService::Query(std::string_view request_bytes) const {
     return Invalid("lock: malformed query");
   }
   if (Status s = CheckRequest(request); !s.ok()) return Invalid(s.message());
-  ByteWriter writer;
-  const Lock* held = HeldLock(request.name);
-  writer.PutU8(held == nullptr ? 0 : 1);
-  if (held != nullptr) {
-    writer.PutBytes(held->owner);
-    writer.PutU64(held->token);
-    writer.PutU64(held->expires_at_ms);
-  }
-  return Outcome{StatusCode::kOk, writer.Release(), ""};
+  return Outcome{StatusCode::kOk, EncodeHolder(HeldLock(request.name)), ""};
 }
 
 std::string LockService::Snapshot() const {
+  const bool watched = forgotten_below_ != 0 || !changes_.empty();
   ByteWriter writer;
-  writer.PutU8(kSnapshotVersion);
+  writer.PutU8(watched ? kSnapshotVersion : kSnapshotVersion1);
   writer.PutU64(now_ms_);
   writer.PutU64(last_token_);
   writer.PutU64(locks_.size());
@@ -298,6 +416,13 @@ std::string LockService::Snapshot() const {
     writer.PutU64(lock.token);
     writer.PutU64(lock.ttl_ms);
     writer.PutU64(lock.expires_at_ms);
+  }
+  if (!watched) return writer.Release();
+  writer.PutU64(forgotten_below_);
+  writer.PutU64(changes_.size());
+  for (const auto& [name, record] : changes_) {
+    writer.PutBytes(name);
+    writer.PutU64(record.slot);
   }
   return writer.Release();
 }
@@ -318,7 +443,8 @@ Status LockService::Restore(std::string_view snapshot) {
   uint64_t now_ms = 0;
   uint64_t last_token = 0;
   uint64_t count = 0;
-  if (!reader.GetU8(&version) || version != kSnapshotVersion || !reader.GetU64(&now_ms) ||
+  if (!reader.GetU8(&version) || (version != kSnapshotVersion && version != kSnapshotVersion1) ||
+      !reader.GetU64(&now_ms) ||
       !reader.GetU64(&last_token) || !reader.GetU64(&count) || count > limits_.locks_max) {
     return corrupt;
   }
@@ -340,10 +466,38 @@ Status LockService::Restore(std::string_view snapshot) {
     if (!locks.empty() && name <= locks.rbegin()->first) return corrupt;
     locks.emplace_hint(locks.end(), std::string(name), std::move(lock));
   }
+  paxos::Slot forgotten_below = 0;
+  std::map<std::string, ChangeRecord, std::less<>> changes;
+  if (version != kSnapshotVersion1) {
+    uint64_t records = 0;
+    if (!reader.GetU64(&forgotten_below) || !reader.GetU64(&records) ||
+        records > 2 * limits_.locks_max + 1) {
+      return corrupt;
+    }
+    for (uint64_t i = 0; i < records; i++) {
+      std::string_view name;
+      ChangeRecord record;
+      if (!reader.GetBytes(&name) || !reader.GetU64(&record.slot) || record.slot == 0 ||
+          name.empty() || name.size() > limits_.name_bytes_max) {
+        return corrupt;
+      }
+      if (!changes.empty() && name <= changes.rbegin()->first) return corrupt;
+      // The history in memory starts empty: it is complete from the slot after the last change.
+      record.complete_from = record.slot + 1;
+      changes.emplace_hint(changes.end(), std::string(name), std::move(record));
+    }
+    if (forgotten_below == 0 && changes.empty()) return corrupt;  // written as version 1
+  }
   if (!reader.empty()) return corrupt;
   now_ms_ = now_ms;
   last_token_ = last_token;
   locks_ = std::move(locks);
+  forgotten_below_ = forgotten_below;
+  changes_ = std::move(changes);
+  expiries_.clear();
+  for (const auto& [name, lock] : locks_) {
+    if (lock.expires_at_ms > now_ms_) expiries_.emplace(lock.expires_at_ms, name);
+  }
   return Status::Ok();
 }
 

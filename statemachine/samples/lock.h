@@ -13,8 +13,22 @@
 //   keepalive(name, owner)        held by `owner`: extend by the TTL of its last acquire, same
 //                                 token; otherwise kAborted "not held by <owner>".
 //   release(name, owner)          held by `owner`: free it; otherwise kAborted.
+//   tick()                        nothing but time: the leader proposes it once a lock's TTL
+//                                 ran out by its clock (Watchable::TickCommand), so that the
+//                                 expiry is applied, and watchers see it, without other traffic.
 // Query (read-only):
 //   get(name)                     holder, token and expiry, or absent if the lock is free.
+//
+// Watches (statemachine/watchable.h; the get query names the lock). A change of a lock is a
+// change of its holder or token: a grant (a new token), a release, an expiry. Extending a hold
+// (keepalive, or acquire by the holder) is not a change. An expiry happens at the first command
+// whose stamp reaches the expiry time (a tick, if nothing else comes). Each change's data is the
+// get answer right after it. Every lock's last-change slot is replicated state (in the snapshot);
+// the last kRecentChangesMax changes of each lock are kept in memory only, so a replica restored
+// from a snapshot, or a watcher more than that many changes behind, gets the lock's current
+// state with WatchChange::gap set. Change slots of free locks are forgotten, oldest first, beyond
+// 2 * locks_max names; a watch of a forgotten name behind that point gets its current (free)
+// state with gap set.
 //
 // Time. The machine never reads a clock. Its `now` is the largest AppliedCommand::stamp_ms it
 // has seen (the leader's wall clock stamped into the log), so every replica agrees on it and it
@@ -48,12 +62,17 @@
 #include <string_view>
 #include <vector>
 
+#include <deque>
+#include <set>
+#include <utility>
+
 #include "paxos/status.h"
 #include "statemachine/state_machine.h"
+#include "statemachine/watchable.h"
 
 namespace ballot::samples {
 
-class LockService : public StateMachine {
+class LockService : public StateMachine, public Watchable {
  public:
   struct Limits {
     size_t name_bytes_max = 256;
@@ -84,6 +103,7 @@ class LockService : public StateMachine {
   static std::string EncodeKeepAlive(std::string_view name, std::string_view owner);
   static std::string EncodeRelease(std::string_view name, std::string_view owner);
   static std::string EncodeGet(std::string_view name);
+  static std::string EncodeTick();
   // Reads the data of a successful acquire or keepalive. kInvalidArgument if malformed.
   static Result<Grant> DecodeGrant(std::string_view data);
   // Reads the data of a successful get: the holder, or std::nullopt if the lock is free.
@@ -108,6 +128,13 @@ class LockService : public StateMachine {
   // most the last token, expiry at most now + ttl); the state is unchanged then.
   Status Restore(std::string_view snapshot) override;
 
+  // Watchable.
+  static constexpr size_t kRecentChangesMax = 16;  // per lock, in memory
+  Result<std::optional<WatchChange>> NextChange(std::string_view query,
+                                                paxos::Slot after) const override;
+  uint64_t NextDeadlineMs() const override;
+  std::string TickCommand() const override { return EncodeTick(); }
+
   uint64_t now_ms() const { return now_ms_; }
   uint64_t last_token() const { return last_token_; }
   // Locks the table remembers, including expired ones not yet forgotten.
@@ -122,16 +149,32 @@ class LockService : public StateMachine {
   };
   struct Request;
   using LockMap = std::map<std::string, Lock, std::less<>>;
+  // What watches need of one lock name.
+  struct Change {
+    paxos::Slot slot = 0;
+    std::optional<Holder> holder;  // after the change; nullopt: free
+  };
+  struct ChangeRecord {
+    paxos::Slot slot = 0;           // the last change (replicated, in the snapshot)
+    paxos::Slot complete_from = 0;  // `recent` holds every change in a slot >= this
+    std::deque<Change> recent;      // memory only; at most kRecentChangesMax
+  };
 
   Outcome ApplyOne(const AppliedCommand& command);
   Outcome Acquire(paxos::Slot slot, std::string_view name, std::string_view owner, uint64_t ttl_ms);
   Outcome KeepAlive(std::string_view name, std::string_view owner);
-  Outcome Release(std::string_view name, std::string_view owner);
+  Outcome Release(paxos::Slot slot, std::string_view name, std::string_view owner);
   Status CheckRequest(const Request& request) const;
   // The lock if someone holds it now; nullptr if it is free.
   Lock* HeldLock(std::string_view name);
   const Lock* HeldLock(std::string_view name) const;
   void ForgetExpired();
+  // Records a change of `name` in `slot` (watches); replaces one recorded in the same slot.
+  void RecordChange(paxos::Slot slot, std::string_view name, std::optional<Holder> holder);
+  // Held locks whose TTL ran out by now_ms_: each is a change (free) in `slot`.
+  void ExpireDue(paxos::Slot slot);
+  void SetExpiry(std::string_view name, uint64_t old_expires_at_ms, uint64_t new_expires_at_ms);
+  static std::string EncodeHolder(const Lock* held);
   bool ValidLock(std::string_view name, const Lock& lock, uint64_t now_ms,
                  uint64_t last_token) const;
 
@@ -141,6 +184,11 @@ class LockService : public StateMachine {
   // std::map, not unordered_map: Snapshot() iterates it, and every replica must produce the
   // same bytes.
   LockMap locks_;
+  // Watches. changes_ and forgotten_below_ are replicated (in the snapshot, except `recent`).
+  std::map<std::string, ChangeRecord, std::less<>> changes_;
+  paxos::Slot forgotten_below_ = 0;  // names without a record last changed below this slot
+  // (expires_at_ms, name) of every lock held at now_ms_: derived from locks_, not snapshotted.
+  std::set<std::pair<uint64_t, std::string>> expiries_;
 };
 
 }  // namespace ballot::samples

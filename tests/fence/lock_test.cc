@@ -14,6 +14,7 @@
 
 #include "statemachine/applier.h"
 #include "statemachine/byte_codec.h"
+#include "statemachine/watchable.h"
 
 namespace ballot::samples {
 namespace {
@@ -461,6 +462,124 @@ TEST(LockServiceTest, SnapshotInvariantsAreChecked) {
   for (int i = 9; i < 17; ++i) snap[i] = 0;
   LockService target;
   EXPECT_EQ(target.Restore(snap).code(), StatusCode::kCorruption);
+}
+
+// --- Watches (statemachine/watchable.h) ---
+
+std::optional<WatchChange> Next(const LockService& locks, std::string_view name,
+                                paxos::Slot after) {
+  Result<std::optional<WatchChange>> r = locks.NextChange(LockService::EncodeGet(name), after);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? r.value() : std::nullopt;
+}
+
+std::string Line(const std::optional<WatchChange>& change) {
+  if (!change) return "none";
+  auto holder = LockService::DecodeGet(change->data);
+  EXPECT_TRUE(holder.ok());
+  std::string who = holder.ok() && holder.value() ? holder.value()->owner + ":" +
+                                                        std::to_string(holder.value()->token)
+                                                  : "-";
+  return std::to_string(change->slot) + " " + who + (change->gap ? " gap" : "");
+}
+
+TEST(LockServiceTest, WatchSeesGrantsReleasesAndExpiriesButNotExtensions) {
+  Script s;
+  EXPECT_EQ(Line(Next(s.locks(), "job", 0)), "none");
+  const Grant a = GrantOf(s.Acquire(1000, "job", "a", 500));  // slot 1
+  GrantOf(s.KeepAlive(1100, "job", "a"));                      // slot 2: not a change
+  ASSERT_EQ(s.Release(1200, "job", "a").code, StatusCode::kOk);  // slot 3
+  const Grant b = GrantOf(s.Acquire(1300, "job", "b", 100));   // slot 4, until 1400
+  EXPECT_EQ(s.locks().NextDeadlineMs(), 1400u);
+  // Nothing but time: the tick (slot 5) applies b's expiry.
+  EXPECT_EQ(s.Run(1450, s.locks().TickCommand()).code, StatusCode::kOk);
+  EXPECT_EQ(s.locks().NextDeadlineMs(), 0u);
+
+  EXPECT_EQ(Line(Next(s.locks(), "job", 0)), "1 a:" + std::to_string(a.token));
+  EXPECT_EQ(Line(Next(s.locks(), "job", 1)), "3 -");
+  EXPECT_EQ(Line(Next(s.locks(), "job", 2)), "3 -");
+  EXPECT_EQ(Line(Next(s.locks(), "job", 3)), "4 b:" + std::to_string(b.token));
+  EXPECT_EQ(Line(Next(s.locks(), "job", 4)), "5 -");
+  EXPECT_EQ(Line(Next(s.locks(), "job", 5)), "none");
+  EXPECT_EQ(Line(Next(s.locks(), "job", Watchable::kCurrentState)), "5 -");
+  EXPECT_EQ(Line(Next(s.locks(), "other", Watchable::kCurrentState)), "0 -");
+  // A query that is not a get names nothing watchable.
+  EXPECT_EQ(s.locks().NextChange(LockService::EncodeRelease("job", "a"), 0).status().code(),
+            StatusCode::kInvalidArgument);
+  // A tick with a name is malformed.
+  ByteWriter bad;
+  bad.PutU8(5);
+  bad.PutBytes("job");
+  EXPECT_EQ(s.Run(1500, bad.Release()).code, StatusCode::kInvalidArgument);
+}
+
+TEST(LockServiceTest, WatchCountsChangesInOneSlotOnce) {
+  LockService locks;
+  Execute(&locks, Cmd{1, 1000, LockService::EncodeAcquire("job", "a", 100)});
+  // Slot 2 carries two commands: the first expires a's hold, the second grants b.
+  const std::string tick = locks.TickCommand();
+  const std::string acquire = LockService::EncodeAcquire("job", "b", 1000);
+  const AppliedCommand batch[] = {{.slot = 2, .epoch = 1, .client_id = 1, .stamp_ms = 1200,
+                                   .payload = tick},
+                                  {.slot = 2, .epoch = 1, .client_id = 2, .stamp_ms = 1200,
+                                   .payload = acquire}};
+  std::vector<Outcome> outcomes;
+  locks.Apply(batch, &outcomes);
+  ASSERT_EQ(outcomes.size(), 2u);
+  const Grant b = GrantOf(outcomes[1]);
+  EXPECT_EQ(Line(Next(locks, "job", 1)), "2 b:" + std::to_string(b.token));
+}
+
+TEST(LockServiceTest, SnapshotKeepsEachLocksLastChangeSlot) {
+  Script s;
+  GrantOf(s.Acquire(1000, "job", "a", 60000));  // slot 1
+  ASSERT_EQ(s.Release(1100, "job", "a").code, StatusCode::kOk);  // slot 2
+  const Grant b = GrantOf(s.Acquire(1200, "job", "b", 60000));   // slot 3
+  GrantOf(s.Acquire(1300, "idle", "c", 60000));                  // slot 4
+  LockService restored;
+  ASSERT_TRUE(restored.Restore(s.locks().Snapshot()).ok());
+  EXPECT_EQ(restored.Snapshot(), s.locks().Snapshot());
+  // Nothing after the last change: wait.
+  EXPECT_EQ(Line(Next(restored, "job", 3)), "none");
+  // Right before it: the current state is the state after it, exactly.
+  EXPECT_EQ(Line(Next(restored, "job", 2)), "3 b:" + std::to_string(b.token));
+  // Further behind: the history is gone; the current state, flagged.
+  EXPECT_EQ(Line(Next(restored, "job", 0)), "3 b:" + std::to_string(b.token) + " gap");
+  // The expiry index is rebuilt: b's hold still has a deadline.
+  EXPECT_EQ(restored.NextDeadlineMs(), 61200u);
+  // Changes after the restore are exact again.
+  Execute(&restored, Cmd{5, 1400, LockService::EncodeRelease("job", "b")});
+  EXPECT_EQ(Line(Next(restored, "job", 3)), "5 -");
+}
+
+TEST(LockServiceTest, WatchFarBehindTheRecentHistoryGetsAGap) {
+  Script s;
+  for (int i = 0; i < 20; ++i) {
+    GrantOf(s.Acquire(1000 + i, "job", "a", 60000));
+    ASSERT_EQ(s.Release(1000 + i, "job", "a").code, StatusCode::kOk);
+  }
+  // 40 changes in slots 1..40; the newest kRecentChangesMax (16) are remembered: 25..40.
+  EXPECT_EQ(Line(Next(s.locks(), "job", 0)), "25 a:25 gap");
+  EXPECT_EQ(Line(Next(s.locks(), "job", 24)), "25 a:25");
+  EXPECT_EQ(Line(Next(s.locks(), "job", 39)), "40 -");
+}
+
+TEST(LockServiceTest, VersionOneSnapshotsStillRestore) {
+  // Version 1: version(1) now(8) last_token(8) count(8) and one lock, no change slots.
+  ByteWriter w;
+  w.PutU8(1);
+  w.PutU64(1000);
+  w.PutU64(7);
+  w.PutU64(1);
+  w.PutBytes("job");
+  w.PutBytes("a");
+  w.PutU64(7);
+  w.PutU64(500);
+  w.PutU64(1400);
+  LockService locks;
+  ASSERT_TRUE(locks.Restore(w.Release()).ok());
+  EXPECT_EQ(locks.NextDeadlineMs(), 1400u);
+  EXPECT_EQ(Line(Next(locks, "job", 0)), "none");  // no change slot known: wait for the next
 }
 
 // --- Through the Applier: slots and stamps as the runtime delivers them ---

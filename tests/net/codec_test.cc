@@ -89,6 +89,26 @@ TEST(Codec, ClientResponsesRoundTrip) {
   }
 }
 
+TEST(Codec, WatchRequestsAndAnswersRoundTrip) {
+  ClientRequest request;
+  request.request_id = 7;
+  request.kind = ClientRequest::Kind::kWatch;
+  request.watch.query = std::string("\x04\x03job", 5);
+  request.watch.after_slot = UINT64_MAX;
+  request.watch.linearizable = true;
+  request.watch.wait_ms = 2000;
+  Frame f = request;
+  ASSERT_EQ(RoundTrip(f), f);
+  ClientResponse response;
+  response.request_id = 7;
+  response.watch_changed = true;
+  response.watch_gap = true;
+  response.slot = 42;
+  response.data = "state";
+  f = response;
+  ASSERT_EQ(RoundTrip(f), f);
+}
+
 TEST(Codec, BatchedFrameKeepsOrderAndBoundHolds) {
   RandomWire rnd(5);
   for (int i = 0; i < 200; ++i) {
