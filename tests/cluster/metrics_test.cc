@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "net/client/sequence_numbers.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tool_run.h"
 
@@ -239,7 +240,7 @@ TEST_F(MetricsTest, ScrapesParseAndFollowTheCluster) {
   // Commands: 40 calls, each its own slot (one at a time).
   constexpr int kCalls = 40;
   for (int i = 0; i < kCalls; ++i) {
-    auto r = client_->NextNumbers(1, kCallTimeout);
+    auto r = NextNumbers(*client_, 1, kCallTimeout);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   auto grown = [&](const std::map<paxos::NodeId, Scrape>& all) {
@@ -338,7 +339,7 @@ TEST_F(MetricsTest, BadRequestsGet4xxAndTheNodeKeepsServing) {
     Result<Scrape> s = ScrapeMetrics(ports_.at(id));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     EXPECT_TRUE(s.value().Has("ballot_applied_slots"));
-    auto r = client_->NextNumbers(1, kCallTimeout);
+    auto r = NextNumbers(*client_, 1, kCallTimeout);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
   }
   EXPECT_TRUE(cluster_->CheckAlive().ok());
