@@ -20,12 +20,6 @@ namespace {
 
 using store::testing::TempDir;
 
-::testing::AssertionResult IsOk(const Status& s) {
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << s.ToString();
-}
-#define ASSERT_OK(expr) ASSERT_TRUE(IsOk(expr)) << #expr
-
 std::unique_ptr<FenceStore> MustOpen(const std::string& dir,
                                      const FenceStoreOptions& options = {}) {
   Result<std::unique_ptr<FenceStore>> store = FenceStore::Open(dir, options);
