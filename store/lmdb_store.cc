@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "store/journal.h"
+#include "store/journal_replay.h"
 #include "store/lmdb_env.h"
 #include "store/lmdb_store_layout.h"
 #include "store/status_macros.h"
@@ -127,48 +128,10 @@ size_t EstimateBatchBytes(const paxos::PersistBatch& batch) {
   return bytes;
 }
 
-Status MissingSlot(paxos::Slot slot, paxos::Slot chosen_below, paxos::Slot applied_below) {
-  return Corrupt(SlotName(slot) + " is missing although chosen_below is " +
-                 std::to_string(chosen_below) + " (applied_below " + std::to_string(applied_below) +
-                 ")");
-}
-
 int PutJournalSeq(MDB_txn* txn, MDB_dbi dbi, uint64_t seq, std::string* scratch) {
   std::string payload;
   EncodeSlot(seq, &payload);  // a u64 >= 1, like a slot
   return PutRecord(txn, dbi, kJournalSeqKey, RecordKind::kJournalSeq, payload, scratch);
-}
-
-// Applies journaled batches to a state loaded from LMDB, exactly as a checkpoint would write
-// them: the promise and chosen_below only grow, entries below the snapshot are skipped.
-Status OverlayJournal(const std::vector<std::string_view>& payloads, paxos::DurableState* state) {
-  std::map<paxos::Slot, paxos::Entry> entries;
-  for (paxos::Entry& e : state->entries) entries.emplace(e.slot, std::move(e));
-  for (std::string_view payload : payloads) {
-    paxos::PersistBatch batch;
-    if (Status s = DecodeBatchPayload(payload, &batch); !s.ok()) {
-      return Corrupt("journal record: " + s.message());
-    }
-    if (batch.promised && *batch.promised > state->promised) state->promised = *batch.promised;
-    for (paxos::Entry& e : batch.entries) {
-      if (e.slot >= state->applied_below) entries[e.slot] = std::move(e);
-    }
-    if (batch.chosen_below)
-      state->chosen_below = std::max(state->chosen_below, *batch.chosen_below);
-  }
-  state->entries.clear();
-  paxos::Slot expect = state->applied_below;
-  for (auto& [slot, e] : entries) {
-    if (slot < state->chosen_below) {
-      if (slot != expect) return MissingSlot(expect, state->chosen_below, state->applied_below);
-      ++expect;
-    }
-    state->entries.push_back(std::move(e));
-  }
-  if (expect < state->chosen_below) {
-    return MissingSlot(expect, state->chosen_below, state->applied_below);
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -908,7 +871,7 @@ Result<paxos::DurableState> LmdbStore::Load() {
   std::string bytes;
   std::vector<std::string_view> payloads;
   STORE_RETURN_IF_ERROR(Annotate(PendingPayloads(checkpoint_seq, &bytes, &payloads)));
-  if (!payloads.empty()) STORE_RETURN_IF_ERROR(Annotate(OverlayJournal(payloads, &state)));
+  if (!payloads.empty()) STORE_RETURN_IF_ERROR(Annotate(ReplayJournal(payloads, &state)));
   return state;
 }
 
@@ -952,14 +915,14 @@ Status LmdbStore::LoadIn(Txn* txn, paxos::DurableState* state) {
       return Corrupt(SlotName(slot) + ": " + s.message());
     }
     if (slot < state->chosen_below) {
-      if (slot != expect) return MissingSlot(expect, state->chosen_below, state->applied_below);
+      if (slot != expect) return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
       ++expect;
     }
     state->entries.push_back(std::move(entry));
   }
   if (rc != MDB_NOTFOUND) return MdbStatus(rc, "reading the log");
   if (expect < state->chosen_below) {
-    return MissingSlot(expect, state->chosen_below, state->applied_below);
+    return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
   }
   return Status::Ok();
 }

@@ -16,12 +16,6 @@ void MemStore::ApplyTo(const paxos::PersistBatch& batch, Image* image) {
   if (batch.chosen_below) image->chosen_below = std::max(image->chosen_below, *batch.chosen_below);
 }
 
-Status MemStore::Write(const paxos::PersistBatch& batch) {
-  Stage(batch);
-  Sync();
-  return Status::Ok();
-}
-
 void MemStore::Stage(const paxos::PersistBatch& batch) { staged_.push_back(batch); }
 
 void MemStore::Sync() {
@@ -29,7 +23,11 @@ void MemStore::Sync() {
   staged_.clear();
 }
 
-void MemStore::Crash() { staged_.clear(); }
+void MemStore::Crash(const CrashFate& fate) {
+  // One LMDB transaction is atomic: a torn commit is a lost one.
+  if (fate.kind == CrashFate::kPersisted) Sync();
+  staged_.clear();
+}
 
 Result<paxos::DurableState> MemStore::Load() {
   paxos::DurableState s;

@@ -1,7 +1,8 @@
 // MemStore: an in-memory Store for tests and the simulator.
 //
 // It models a disk with a volatile cache: Stage() puts a batch in the cache, Sync() makes what
-// is staged durable, Crash() throws the cache away. Write() is Stage() followed by Sync().
+// is staged durable, Crash() decides what of the cache survives. Write() is Stage() followed by
+// Sync(). store/mem_journal_store.h models the journaled LmdbStore the same way.
 #ifndef BALLOT_STORE_MEM_STORE_H_
 #define BALLOT_STORE_MEM_STORE_H_
 
@@ -13,23 +14,53 @@
 
 namespace ballot::store {
 
-class MemStore final : public Store {
+// What a crash (power loss) leaves of the write in flight, the one staged and not yet synced.
+// The simulator draws it; a real disk decides it.
+struct CrashFate {
+  enum Kind {
+    kLost,       // none of it reached the disk
+    kPersisted,  // all of it did: the write finished, only its acknowledgement was lost
+    kTorn,       // some of its 512-byte sectors did, others kept their old bytes
+  };
+  Kind kind = kLost;
+  uint64_t tear_seed = 0;  // which sectors survive a tear (any subset, deterministic in the seed)
+};
+
+// A Store over a simulated disk with a volatile cache: Stage() puts one batch in the cache,
+// Sync() makes it durable, Crash() decides what of the cache survives. Write() is Stage()
+// followed by Sync(). Used by the simulator, which stages one batch at a time.
+class CachedStore : public Store {
+ public:
+  virtual void Stage(const paxos::PersistBatch& batch) = 0;
+  virtual void Sync() = 0;
+  virtual void Crash(const CrashFate& fate) = 0;
+  // Test hook: pretend the disk forgot the promised ballot (planted bug "forget promise").
+  virtual void TEST_ForgetPromise() = 0;
+
+  Status Write(const paxos::PersistBatch& batch) final {
+    Stage(batch);
+    Sync();
+    return Status::Ok();
+  }
+};
+
+// The unjournaled LMDB store's model: a batch is one transaction, so a torn write is a lost one.
+class MemStore final : public CachedStore {
  public:
   MemStore() = default;
   MemStore(const MemStore&) = delete;
   MemStore& operator=(const MemStore&) = delete;
 
-  Status Write(const paxos::PersistBatch& batch) override;
   Result<paxos::DurableState> Load() override;
   Status SaveSnapshot(const Snapshot& snapshot) override;
   Result<std::optional<Snapshot>> LoadSnapshot() override;
 
-  // The simulated disk: staged batches are lost by Crash() until Sync() makes them durable.
-  void Stage(const paxos::PersistBatch& batch);
-  void Sync();
-  void Crash();
-  // Test hook: pretend the disk forgot the promised ballot (planted bug "forget promise").
-  void TEST_ForgetPromise() { durable_.promised = {}; }
+  void Stage(const paxos::PersistBatch& batch) override;
+  void Sync() override;
+  void Crash(const CrashFate& fate) override;
+  // Crash({kLost}): what the simulator's runs without the journal use.
+  void Crash() { Crash(CrashFate{}); }
+  void TEST_ForgetPromise() override { durable_.promised = {}; }
 
  private:
   struct Image {

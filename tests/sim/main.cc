@@ -23,6 +23,9 @@ DEFINE_bool(verbose, false, "print a readable trace of every event");
 DEFINE_bool(membership, false,
             "change membership among the chaos (2 spare nodes join, voters are removed, the "
             "leader hands over, disks are wiped); --nodes founders + 2 must be at most 7");
+DEFINE_bool(journal, false,
+            "run nodes on the model of the journaled store (store/mem_journal_store.h); a crash "
+            "loses, keeps or tears the write in flight");
 DEFINE_string(plant, "",
               "planted bugs to turn on, comma-separated: ack_before_durable, ignore_accepted, "
               "forget_promise, apply_out_of_order, lease_from_ack");
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   ballot::sim::SimConfig config;
   config.nodes = FLAGS_nodes;
   config.membership = FLAGS_membership;
+  config.journal = FLAGS_journal;
   if (FLAGS_membership && FLAGS_nodes > 5) {
     std::cerr << "ballot-sim: --membership adds 2 spare nodes; --nodes must be at most 5\n";
     return 2;
@@ -76,7 +80,7 @@ int main(int argc, char** argv) {
   if (!ParsePlants(FLAGS_plant, &config.planted)) return 2;
 
   const auto start = std::chrono::steady_clock::now();
-  uint64_t violations = 0, ops_acked = 0, leader_changes = 0, messages = 0;
+  uint64_t violations = 0, ops_acked = 0, leader_changes = 0, messages = 0, torn_writes = 0;
   uint64_t liveness_ticks_max = 0, converge_ticks_max = 0;
   for (uint64_t i = 0; i < FLAGS_seeds; ++i) {
     config.seed = FLAGS_first_seed + i;
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
     ops_acked += r.ops_acked;
     leader_changes += r.leader_changes;
     messages += r.messages_sent;
+    torn_writes += r.torn_writes;
     liveness_ticks_max = std::max(liveness_ticks_max, r.liveness_ticks);
     converge_ticks_max = std::max(converge_ticks_max, r.converge_ticks);
     if (r.ok()) continue;
@@ -98,7 +103,7 @@ int main(int argc, char** argv) {
   std::printf(
       "ballot-sim: nodes=%d seeds=%llu (%llu..%llu)%s%s violations=%llu ops_acked=%llu "
       "leader_changes=%llu messages=%llu liveness_ticks_max=%llu converge_ticks_max=%llu "
-      "elapsed_s=%.1f\n",
+      "%selapsed_s=%.1f\n",
       config.nodes, static_cast<unsigned long long>(FLAGS_seeds),
       static_cast<unsigned long long>(FLAGS_first_seed),
       static_cast<unsigned long long>(FLAGS_first_seed + FLAGS_seeds - 1),
@@ -106,6 +111,8 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(ops_acked), static_cast<unsigned long long>(leader_changes),
       static_cast<unsigned long long>(messages),
       static_cast<unsigned long long>(liveness_ticks_max),
-      static_cast<unsigned long long>(converge_ticks_max), elapsed_s);
+      static_cast<unsigned long long>(converge_ticks_max),
+      config.journal ? ("journal torn_writes=" + std::to_string(torn_writes) + " ").c_str() : "",
+      elapsed_s);
   return violations == 0 ? 0 : 1;
 }

@@ -108,13 +108,24 @@ void SimNode::Start() {
   Settle();
 }
 
-void SimNode::Crash() {
+void SimNode::set_journal(bool on) {
+  CHECK(!up());
+  journal_ = on;
+  store_ = NewDisk();
+}
+
+std::unique_ptr<store::CachedStore> SimNode::NewDisk() const {
+  if (journal_) return std::make_unique<store::MemJournalStore>();
+  return std::make_unique<store::MemStore>();
+}
+
+void SimNode::Crash(const store::CrashFate& fate) {
   CHECK(up());
   host_->trace().Fold({0xC4A5, id_, incarnation_});
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " CRASHES" +
                                        (outstanding_ ? " (losing an unsynced write)" : "") +
                                        (background_.empty() ? "" : " (losing background work)"));
-  store_->Crash();
+  store_->Crash(fate);
   // The planted bug "forget promise" models a node that never persisted its promise; the disk
   // must not remember it either.
   if (base_.planted.forget_promise_on_restart) store_->TEST_ForgetPromise();
@@ -129,7 +140,7 @@ void SimNode::WipeDisk() {
   CHECK(!up());
   host_->trace().Fold({0x3A9E, id_, incarnation_});
   host_->trace().Log(host_->now(), "node " + std::to_string(id_) + " DISK WIPED");
-  store_ = std::make_unique<store::MemStore>();
+  store_ = NewDisk();
   snapshots_ = std::make_unique<store::MemSnapshotStore>();
   // snapshot_fresh_ stays: a peer may still install a snapshot it copied from the old disk.
 }

@@ -17,6 +17,7 @@
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
 #include "store/mem_snapshot_store.h"
+#include "store/mem_journal_store.h"
 #include "store/mem_store.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/network.h"
@@ -83,6 +84,11 @@ class SimNode final : public DriverHost {
   bool up() const { return driver_ != nullptr; }
   uint64_t incarnation() const { return incarnation_; }
   void set_disk(const DiskConfig& disk) { disk_ = disk; }
+  // Before Start(): the disk is the journaled store's model (SimConfig::journal).
+  void set_journal(bool on);
+  std::unique_ptr<store::CachedStore> NewDisk() const;
+  // A persist batch is written but not yet synced.
+  bool write_in_flight() const { return outstanding_.has_value(); }
   // The disk hangs (a gray failure): every sync issued before `until` completes only after it.
   // A crash does not end it (the disk is the same), nor does the heal.
   void HangDiskUntil(Time until) { disk_hung_until_ms_ = until; }
@@ -99,7 +105,8 @@ class SimNode final : public DriverHost {
   void WipeDisk();
   // Loses everything volatile: the Driver, the state machine, unsynced writes, background work
   // not yet done, waiting clients.
-  void Crash();
+  // `fate`: what the disk keeps of a write in flight (only the journaled model tears one).
+  void Crash(const store::CrashFate& fate = {});
 
   void Tick();
   void OnPeerMessage(const paxos::Message& m);
@@ -167,7 +174,8 @@ class SimNode final : public DriverHost {
   bool joiner_ = false;
 
   // Survives crashes: the disk (replaced only by WipeDisk).
-  std::unique_ptr<store::MemStore> store_ = std::make_unique<store::MemStore>();
+  bool journal_ = false;
+  std::unique_ptr<store::CachedStore> store_ = std::make_unique<store::MemStore>();
   std::unique_ptr<store::MemSnapshotStore> snapshots_ =
       std::make_unique<store::MemSnapshotStore>();
   std::map<paxos::Slot, Checker::FreshMap> snapshot_fresh_;  // goes with each snapshot

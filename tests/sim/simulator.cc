@@ -261,6 +261,10 @@ class Simulator final : public NodeHost, public ClientHost {
   const Time chaos_end_ms_;
   Rng rng_;
   Rng member_rng_;
+  // What a crash leaves of a write in flight (SimConfig::journal), drawn from disk_rng_ so that
+  // runs without the journal keep their older traces.
+  Rng disk_rng_;
+  store::CrashFate DrawCrashFate();
   std::vector<bool> refused_;  // by node id: a member whose disk was wiped, kept down
   Trace trace_;
   Checker checker_;
@@ -303,6 +307,7 @@ Simulator::Simulator(const SimConfig& config)
       chaos_end_ms_(config.chaos_ticks * kTickMs),
       rng_(Mix64(config.seed) ^ config.seed),
       member_rng_(Mix64(config.seed ^ 0x4D454D4245525321ull)),
+      disk_rng_(Mix64(config.seed ^ 0x4A4F55524E414C21ull)),
       refused_(total_nodes_ + 1),
       trace_(config.verbose, config.log),
       checker_(total_nodes_, config.nodes),
@@ -346,6 +351,7 @@ void Simulator::Setup() {
   for (int i = 1; i <= total_nodes_; ++i) {
     nodes_.push_back(std::make_unique<SimNode>(i, base, config_.seed, this));
     nodes_.back()->set_disk(disk);
+    nodes_.back()->set_journal(config_.journal);
     nodes_.back()->set_snapshots(snapshots);
     nodes_.back()->set_joiner(i > config_.nodes);  // a spare: joins when the group adds it
   }
@@ -708,12 +714,24 @@ paxos::NodeId Simulator::PickVictim() {
   return static_cast<paxos::NodeId>(rng_.Uniform(1, total_nodes_));
 }
 
+store::CrashFate Simulator::DrawCrashFate() {
+  if (!config_.journal) return store::CrashFate{};
+  store::CrashFate fate;
+  const uint64_t draw = disk_rng_.Uniform(0, 99);
+  fate.kind = draw < 40 ? store::CrashFate::kLost
+                        : draw < 70 ? store::CrashFate::kPersisted : store::CrashFate::kTorn;
+  fate.tear_seed = disk_rng_.Next();
+  return fate;
+}
+
 void Simulator::MaybeCrash() {
   if (!rng_.Chance(chaos_.crash_per_tick)) return;
   SimNode& victim = node(PickVictim());
   if (!victim.up() || clocks_[victim.id()].paused || NodesDown() >= chaos_.down_max) return;
   ++stats_.crashes;
-  victim.Crash();
+  const store::CrashFate fate = DrawCrashFate();
+  if (fate.kind == store::CrashFate::kTorn && victim.write_in_flight()) ++stats_.torn_writes;
+  victim.Crash(fate);
   const uint64_t down_ticks = rng_.Uniform(chaos_.restart_min_ticks, chaos_.restart_max_ticks);
   Push(now_ + down_ticks * kTickMs, EventKind::kRestart, victim.id());
 }
@@ -780,7 +798,7 @@ bool Simulator::ConvergenceSet(paxos::NodeId id) const {
 
 void Simulator::WipeMember(paxos::NodeId id) {
   SimNode& n = node(id);
-  if (n.up()) n.Crash();
+  if (n.up()) n.Crash(DrawCrashFate());
   n.WipeDisk();
   checker_.OnNodeStart(id);
   if (config_.planted.wiped_disk_votes_blank && id <= static_cast<paxos::NodeId>(config_.nodes)) {
@@ -843,7 +861,7 @@ void Simulator::MembershipStep() {
     // A spare never added is wiped and starts again blank: still a joiner nobody counts.
     const paxos::NodeId id = outsiders[member_rng_.Uniform(0, outsiders.size() - 1)];
     if (!node(id).joiner() || config.IsRetired(id) || !node(id).up()) return;
-    node(id).Crash();
+    node(id).Crash(DrawCrashFate());
     node(id).WipeDisk();
     checker_.OnNodeStart(id);
     granted_[id] = Granted{};
@@ -1098,6 +1116,7 @@ std::string ReplayCommand(const SimConfig& config) {
     os << " --converge_ticks=" << config.converge_ticks;
   }
   if (config.membership) os << " --membership";
+  if (config.journal) os << " --journal";
   const std::string plants = PlantNames(config.planted);
   if (!plants.empty()) os << " --plant=" << plants;
   return os.str();

@@ -31,6 +31,10 @@ struct SimConfig {
   // nodes' disks are wiped and they rejoin blank, and members' disks are wiped (the node is
   // refused until the group removes it and it rejoins). Off keeps every older seed's run.
   bool membership = false;
+  // Nodes run on the model of the journaled LmdbStore (store/mem_journal_store.h) instead of
+  // the plain one, and a crash with a write in flight loses it, keeps it whole, or tears it
+  // (drawn from its own stream). Off keeps every older seed's run.
+  bool journal = false;
   bool verbose = false;
   std::ostream* log = nullptr;  // where the verbose trace goes
   // Test hook (not owned; nullptr for none): watches the run through the Checker.
@@ -45,6 +49,7 @@ struct SimResult {
   uint64_t leader_changes = 0;
   uint64_t messages_sent = 0;
   uint64_t crashes = 0;
+  uint64_t torn_writes = 0;  // crashes that tore a journal record in flight (journal runs)
   uint64_t partitions = 0;
   uint64_t end_ms = 0;
   uint64_t liveness_ticks = 0;  // heal -> leader and every pending operation done
