@@ -24,7 +24,7 @@
 #include "net/codec.h"
 #include "net/frame.h"
 #include "net/transport.h"
-#include "paxos/thread_annotations.h"
+#include "statemachine/thread_annotations.h"
 
 namespace ballot {
 

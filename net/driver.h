@@ -42,7 +42,7 @@
 
 #include "paxos/replica.h"
 #include "paxos/status.h"
-#include "paxos/thread_annotations.h"
+#include "statemachine/thread_annotations.h"
 #include "paxos/types.h"
 #include "statemachine/applier.h"
 #include "store/snapshot_store.h"

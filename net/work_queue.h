@@ -9,7 +9,7 @@
 #include <optional>
 #include <utility>
 
-#include "paxos/thread_annotations.h"
+#include "statemachine/thread_annotations.h"
 
 namespace ballot {
 

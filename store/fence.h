@@ -25,7 +25,7 @@
 #include <string_view>
 
 #include "paxos/status.h"
-#include "paxos/thread_annotations.h"
+#include "statemachine/thread_annotations.h"
 
 struct MDB_txn;  // lmdb.h; only store/ links LMDB.
 

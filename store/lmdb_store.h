@@ -55,8 +55,8 @@
 
 #include "paxos/ready.h"
 #include "paxos/status.h"
-#include "paxos/thread_annotations.h"
 #include "paxos/types.h"
+#include "statemachine/thread_annotations.h"
 #include "store/record_codec.h"
 #include "store/store.h"
 

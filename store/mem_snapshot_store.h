@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "paxos/thread_annotations.h"
+#include "statemachine/thread_annotations.h"
 #include "store/snapshot_store.h"
 
 namespace ballot::store {

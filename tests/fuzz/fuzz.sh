@@ -26,7 +26,7 @@ build() {
   CC="${FUZZ_CC:-clang}" CXX="${FUZZ_CXX:-clang++}" cmake -S "$root" -B "$build" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALLOT_FUZZ=ON >/dev/null
   # ballot_libraries too: this is the clang build, where -Wthread-safety checks every
-  # GUARDED_BY/REQUIRES annotation (paxos/thread_annotations.h); a violation fails the build.
+  # GUARDED_BY/REQUIRES annotation (statemachine/thread_annotations.h); a violation fails the build.
   cmake --build "$build" -j"${JOBS:-2}" --target fuzz_targets ballot_libraries
 }
 

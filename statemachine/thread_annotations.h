@@ -11,10 +11,11 @@
 //     int n_ GUARDED_BY(mu_) = 0;               // touching n_ without mu_ fails the clang build
 //   };
 //
-// It lives beside paxos/status.h because every library links ballot_paxos; it is header-only and
-// the protocol core itself never locks anything.
-#ifndef BALLOT_PAXOS_THREAD_ANNOTATIONS_H_
-#define BALLOT_PAXOS_THREAD_ANNOTATIONS_H_
+// Header-only. It lives in statemachine/ because every library with threads (store, the server,
+// the client) sees it, and state machines that keep their own threads may use it too; paxos/ is
+// single-threaded and may not include it (tests/paxos core_purity_test).
+#ifndef BALLOT_STATEMACHINE_THREAD_ANNOTATIONS_H_
+#define BALLOT_STATEMACHINE_THREAD_ANNOTATIONS_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -94,4 +95,4 @@ class CondVar {
 
 }  // namespace ballot
 
-#endif  // BALLOT_PAXOS_THREAD_ANNOTATIONS_H_
+#endif  // BALLOT_STATEMACHINE_THREAD_ANNOTATIONS_H_
