@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "statemachine/byte_codec.h"
+
 namespace ballot::net {
 namespace {
 
@@ -10,19 +12,14 @@ namespace {
 // alone never makes us allocate more than this.
 constexpr size_t kPayloadInitialBytes = 64 << 10;
 
-uint32_t GetFrameHeader(const uint8_t in[kFrameHeaderBytes]) {
-  return uint32_t{in[0]} | uint32_t{in[1]} << 8 | uint32_t{in[2]} << 16 | uint32_t{in[3]} << 24;
-}
+uint32_t GetFrameHeader(const uint8_t in[kFrameHeaderBytes]) { return LoadLe32(in); }
 
 size_t WordsFor(size_t bytes) { return (bytes + kFrameWordBytes - 1) / kFrameWordBytes; }
 
 }  // namespace
 
 void PutFrameHeader(uint32_t payload_bytes, uint8_t out[kFrameHeaderBytes]) {
-  out[0] = static_cast<uint8_t>(payload_bytes);
-  out[1] = static_cast<uint8_t>(payload_bytes >> 8);
-  out[2] = static_cast<uint8_t>(payload_bytes >> 16);
-  out[3] = static_cast<uint8_t>(payload_bytes >> 24);
+  StoreLe32(payload_bytes, out);
 }
 
 FrameDecoder::FrameDecoder(size_t frame_bytes_max) : frame_bytes_max_(0) {

@@ -1,25 +1,15 @@
 #include "statemachine/byte_codec.h"
 
+#include <glog/logging.h>
+
 #include <limits>
 #include <utility>
 
-#include <glog/logging.h>
-
 namespace ballot {
 
-namespace {
-
-void PutFixed(std::string* data, uint64_t v, size_t size_bytes) {
-  for (size_t i = 0; i < size_bytes; i++) {
-    data->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-  }
-}
-
-}  // namespace
-
-void ByteWriter::PutU8(uint8_t v) { PutFixed(&data_, v, 1); }
-void ByteWriter::PutU32(uint32_t v) { PutFixed(&data_, v, 4); }
-void ByteWriter::PutU64(uint64_t v) { PutFixed(&data_, v, 8); }
+void ByteWriter::PutU8(uint8_t v) { data_.push_back(static_cast<char>(v)); }
+void ByteWriter::PutU32(uint32_t v) { AppendLe32(v, &data_); }
+void ByteWriter::PutU64(uint64_t v) { AppendLe64(v, &data_); }
 
 void ByteWriter::PutBytes(std::string_view bytes) {
   CHECK_LE(bytes.size(), std::numeric_limits<uint32_t>::max()) << "byte string too long to encode";
@@ -33,33 +23,26 @@ std::string ByteWriter::Release() {
   return out;
 }
 
-bool ByteReader::GetFixed(size_t size_bytes, uint64_t* out) {
-  DCHECK_LE(size_bytes, 8u);
-  if (remaining() < size_bytes) return false;
-  uint64_t v = 0;
-  for (size_t i = 0; i < size_bytes; i++) {
-    v |= uint64_t{static_cast<unsigned char>(data_[offset_ + i])} << (8 * i);
-  }
-  offset_ += size_bytes;
-  *out = v;
-  return true;
-}
-
 bool ByteReader::GetU8(uint8_t* out) {
-  uint64_t v = 0;
-  if (!GetFixed(1, &v)) return false;
-  *out = static_cast<uint8_t>(v);
+  if (remaining() < 1) return false;
+  *out = static_cast<uint8_t>(data_[offset_]);
+  offset_ += 1;
   return true;
 }
 
 bool ByteReader::GetU32(uint32_t* out) {
-  uint64_t v = 0;
-  if (!GetFixed(4, &v)) return false;
-  *out = static_cast<uint32_t>(v);
+  if (remaining() < 4) return false;
+  *out = LoadLe32(data_.data() + offset_);
+  offset_ += 4;
   return true;
 }
 
-bool ByteReader::GetU64(uint64_t* out) { return GetFixed(8, out); }
+bool ByteReader::GetU64(uint64_t* out) {
+  if (remaining() < 8) return false;
+  *out = LoadLe64(data_.data() + offset_);
+  offset_ += 8;
+  return true;
+}
 
 bool ByteReader::GetBytes(std::string_view* out) {
   const size_t offset_before = offset_;

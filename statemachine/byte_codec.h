@@ -17,6 +17,36 @@
 
 namespace ballot {
 
+// The one little-endian codec of the code base. The functions below read and write fixed-width
+// integers at a raw position, for formats that are patched or scanned in place (record headers,
+// the journal, frame headers); ByteWriter and ByteReader build on them for whole messages.
+inline void StoreLe32(uint32_t v, void* at) {
+  auto* p = static_cast<unsigned char*>(at);
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+inline void StoreLe64(uint64_t v, void* at) {
+  auto* p = static_cast<unsigned char*>(at);
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+inline uint32_t LoadLe32(const void* at) {
+  const auto* p = static_cast<const unsigned char*>(at);
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+inline uint64_t LoadLe64(const void* at) {
+  const auto* p = static_cast<const unsigned char*>(at);
+  return uint64_t{LoadLe32(p)} | uint64_t{LoadLe32(p + 4)} << 32;
+}
+inline void AppendLe32(uint32_t v, std::string* out) {
+  char b[4];
+  StoreLe32(v, b);
+  out->append(b, sizeof(b));
+}
+inline void AppendLe64(uint64_t v, std::string* out) {
+  char b[8];
+  StoreLe64(v, b);
+  out->append(b, sizeof(b));
+}
+
 class ByteWriter {
  public:
   ByteWriter() = default;
@@ -52,8 +82,6 @@ class ByteReader {
   bool empty() const { return remaining() == 0; }
 
  private:
-  [[nodiscard]] bool GetFixed(size_t size_bytes, uint64_t* out);
-
   std::string_view data_;
   size_t offset_ = 0;
 };

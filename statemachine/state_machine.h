@@ -9,12 +9,25 @@
 //   - Batch-independent: replicas may split the same commands into batches differently, so
 //     applying a batch must give the same outcomes and state as applying its commands one by one,
 //     in order.
-//   - Threads: Ballot calls Apply, Query, TakeSnapshotView, RestoreFrom/Restore and the leader
-//     hooks from one thread at a time, never concurrently with each other: the node's apply
-//     thread, or its io thread when ServerOptions::apply_inline is set (the default). With
-//     apply_inline a slow Apply also delays heartbeats, so keep it to microseconds or turn
-//     apply_inline off. The one exception is SnapshotView::WriteTo, which runs on a background
-//     thread while the others continue (statemachine/snapshot_stream.h).
+//   - Threads. Ballot never runs two of Apply, Query, Snapshot/TakeSnapshotView,
+//     Restore/RestoreFrom and the leader hooks at the same time, and each call sees everything
+//     the previous one did: the machine needs no lock of its own for them. Which thread calls:
+//       * Server::Create's caller, once, before Start(): RestoreFrom() of the newest snapshot.
+//       * Then, without ServerOptions::apply_inline (the library's default), the server's apply
+//         thread: a slow call delays applying and reads, not the protocol.
+//       * With apply_inline (ballotd's default, --apply_inline), the server's io thread, which
+//         also runs the network, the election timer and heartbeats. Every call then holds up the
+//         whole node while it runs: Apply and Query, but also Snapshot() or TakeSnapshotView() at
+//         each snapshot, and RestoreFrom() of a snapshot received from a peer (it reads all of
+//         it). A call that takes longer than the election timeout makes the others elect a new
+//         leader. So apply_inline is only for machines whose calls all take microseconds: one
+//         whose Snapshot() copies megabytes should override TakeSnapshotView() with a cheap view
+//         (statemachine/snapshot_stream.h) or leave apply_inline off.
+//     The one exception is SnapshotView::WriteTo, which runs on a background thread while the
+//     calls above continue (statemachine/snapshot_stream.h). No call may wait for its own server
+//     (a synchronous Client call to its cluster, Server::TakeSnapshot): the server needs the
+//     calling thread to make that progress, so the wait never ends. The machine is destroyed
+//     after the server's threads have ended.
 //   - Exactly-once is handled for you: retried commands are answered from the replicated session
 //     table (statemachine/session_table.h) and never reach Apply twice.
 //   - Errors: a command the rules refuse (e.g. a lock held by another owner) is a result with
@@ -72,8 +85,9 @@ class StateMachine {
   // Snapshots. Override ONE of the two pairs:
   //
   // The simple pair, for states of a few megabytes: the whole state as one string. Ballot calls
-  // Snapshot() on the apply thread, so Apply waits while it runs; Restore(Snapshot()) must give
-  // an equal state. kCorruption / kInvalidArgument if a snapshot cannot be read.
+  // Snapshot() on the thread that applies (see Threads above), so Apply waits while it runs, and
+  // with apply_inline the whole node does; Restore(Snapshot()) must give an equal state.
+  // kCorruption / kInvalidArgument if a snapshot cannot be read.
   virtual std::string Snapshot() const;
   virtual Status Restore(std::string_view snapshot);
   //
@@ -87,7 +101,7 @@ class StateMachine {
   virtual Status RestoreFrom(SnapshotReader* in);
 
   // Called on the leader's node when its leadership becomes usable (epoch = its fencing token)
-  // and when it ends. Not replicated; default: nothing.
+  // and when it ends, on the thread that applies. Not replicated; default: nothing.
   virtual void OnLeaderStart(uint64_t epoch) { (void)epoch; }
   virtual void OnLeaderStop(uint64_t epoch) { (void)epoch; }
 };

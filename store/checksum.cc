@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "statemachine/byte_codec.h"
+
 namespace ballot::store {
 namespace {
 
@@ -27,10 +29,6 @@ constexpr Tables MakeTables() {
 }
 
 constexpr Tables kTables = MakeTables();
-
-inline uint32_t LoadLe32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
 
 }  // namespace
 

@@ -1,25 +1,23 @@
 #include "store/fence.h"
 
-#include <fcntl.h>
 #include <glog/logging.h>
 #include <lmdb.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <utility>
 
-#include "store/checksum.h"
-#include "store/lmdb_txn.h"
-#include "store/sync_dir.h"
+#include "statemachine/byte_codec.h"
+#include "store/lmdb_env.h"
+#include "store/record_codec.h"
 #include "store/status_macros.h"
+#include "store/sync_dir.h"
 
 namespace ballot::fence {
 namespace {
 
+using store::LmdbTxn;
+using store::MdbStatus;
 using store::SyncDirectory;
 
 constexpr char kMetaDb[] = "meta";
@@ -34,103 +32,48 @@ constexpr size_t kMapBytesMin = 64 * 1024;
 constexpr size_t kKeyBytesLimit = 480;
 // A write that keeps filling the map grows it at most this many times before giving up.
 constexpr int kWriteAttemptsMax = 8;
+// The map grows by this factor each time, up to map_bytes_max.
+constexpr size_t kMapGrowthFactor = 2;
+// value_bytes_max may be at most map_bytes_max / this, so that one value always fits.
+constexpr size_t kValuesPerMapMin = 4;
 
 enum class Kind : uint8_t { kFormat = 1, kToken = 2, kValue = 3 };
-constexpr size_t kHeaderBytes = 5;  // crc32c + kind
-
-MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
-std::string_view View(const MDB_val& v) {
-  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
-}
-
-Status MdbStatus(int rc, std::string_view what) {
-  StatusCode code = StatusCode::kIoError;
-  if (rc == MDB_MAP_FULL) code = StatusCode::kNoSpace;
-  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
-      rc == MDB_VERSION_MISMATCH) {
-    code = StatusCode::kCorruption;
+const char* KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kFormat:
+      return "format";
+    case Kind::kToken:
+      return "token";
+    case Kind::kValue:
+      return "value";
   }
-  return Status(code, std::string(what) + ": " + mdb_strerror(rc));
+  return "unknown";
 }
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetLe(std::string_view bytes) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    v |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
-  }
-  return v;
-}
-
-// The CRC binds the record to its database and key, so an intact record found in the wrong
-// place is detected too.
-uint32_t RecordCrc(std::string_view db, std::string_view key, Kind kind, std::string_view payload) {
-  std::string head(db);
-  head.push_back('\0');
-  PutU32(&head, static_cast<uint32_t>(key.size()));
-  uint32_t crc = store::Crc32c(head);
-  crc = store::Crc32cExtend(crc, key.data(), key.size());
-  const auto k = static_cast<uint8_t>(kind);
-  crc = store::Crc32cExtend(crc, &k, 1);
-  return store::Crc32cExtend(crc, payload.data(), payload.size());
-}
-
-std::string SealRecord(std::string_view db, std::string_view key, Kind kind,
-                       std::string_view payload) {
-  std::string record;
-  record.reserve(kHeaderBytes + payload.size());
-  PutU32(&record, RecordCrc(db, key, kind, payload));
-  record.push_back(static_cast<char>(kind));
-  record.append(payload);
-  return record;
-}
-
-Status OpenRecord(std::string_view db, std::string_view key, Kind kind, std::string_view record,
-                  std::string_view* payload) {
-  const std::string what = std::string(db) + " record '" + std::string(key) + "'";
-  if (record.size() < kHeaderBytes) {
-    return Status(StatusCode::kCorruption, what + ": " + std::to_string(record.size()) +
-                                               " bytes, shorter than a record header");
-  }
-  const auto stored_crc = static_cast<uint32_t>(GetLe(record.substr(0, 4)));
-  const auto stored_kind = static_cast<uint8_t>(record[4]);
-  *payload = record.substr(kHeaderBytes);
-  if (stored_kind != static_cast<uint8_t>(kind)) {
-    return Status(StatusCode::kCorruption, what + ": kind " + std::to_string(stored_kind) +
-                                               ", expected " +
-                                               std::to_string(static_cast<int>(kind)));
-  }
-  if (RecordCrc(db, key, kind, *payload) != stored_crc) {
-    return Status(StatusCode::kCorruption, what + ": checksum mismatch");
-  }
-  return Status::Ok();
+// The checksum binds the record to its database and key, so an intact record found in the wrong
+// place is detected too: the scope is the database's name, a NUL, the key's length (u32 LE) and
+// the key (store/record_codec.h frames the record).
+std::string Scope(std::string_view db, std::string_view key) {
+  std::string scope(db);
+  scope.push_back('\0');
+  AppendLe32(static_cast<uint32_t>(key.size()), &scope);
+  scope.append(key);
+  return scope;
 }
 
 // *found is false (and *payload untouched) if there is no record under `key`.
 Status GetRecord(MDB_txn* txn, MDB_dbi dbi, std::string_view db, std::string_view key, Kind kind,
                  std::string_view* payload, bool* found) {
-  MDB_val k = Val(key);
-  MDB_val v;
-  *found = false;
-  const int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc == MDB_NOTFOUND) return Status::Ok();
-  if (rc != MDB_SUCCESS) return MdbStatus(rc, "reading " + std::string(db));
-  STORE_RETURN_IF_ERROR(OpenRecord(db, key, kind, View(v), payload));
-  *found = true;
-  return Status::Ok();
+  const std::string what = std::string(db) + " record '" + std::string(key) + "'";
+  return store::GetRecord(txn, dbi, key, static_cast<uint8_t>(kind), KindName(kind), Scope(db, key),
+                          what, payload, found);
 }
 
 Status PutRecord(MDB_txn* txn, MDB_dbi dbi, std::string_view db, std::string_view key, Kind kind,
                  std::string_view payload) {
-  const std::string record = SealRecord(db, key, kind, payload);
-  MDB_val k = Val(key);
-  MDB_val v = Val(record);
-  const int rc = mdb_put(txn, dbi, &k, &v, 0);
+  std::string record;
+  const int rc =
+      store::PutRecord(txn, dbi, key, static_cast<uint8_t>(kind), Scope(db, key), payload, &record);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "writing " + std::string(db));
   return Status::Ok();
 }
@@ -142,15 +85,13 @@ Status ReadToken(MDB_txn* txn, MDB_dbi dbi, std::string_view resource, uint64_t*
   STORE_RETURN_IF_ERROR(GetRecord(txn, dbi, kTokensDb, resource, Kind::kToken, &payload, &found));
   *highest = 0;
   if (!found) return Status::Ok();
-  if (payload.size() != 8 || GetLe(payload) == 0) {
+  if (payload.size() != sizeof(uint64_t) || LoadLe64(payload.data()) == 0) {
     return Status(StatusCode::kCorruption,
                   "tokens record '" + std::string(resource) + "': not a non-zero 8-byte token");
   }
-  *highest = GetLe(payload);
+  *highest = LoadLe64(payload.data());
   return Status::Ok();
 }
-
-using Txn = store::LmdbTxn;
 
 }  // namespace
 
@@ -205,8 +146,8 @@ FenceStore::FenceStore(std::string dir, FenceStoreOptions options)
     : dir_(std::move(dir)), options_(options) {}
 
 FenceStore::~FenceStore() {
-  if (env_ != nullptr) mdb_env_close(env_);
-  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+  env_.reset();   // closes the environment
+  lock_.reset();  // then releases the flock
 }
 
 Result<std::unique_ptr<FenceStore>> FenceStore::Open(const std::string& dir) {
@@ -226,8 +167,9 @@ Result<std::unique_ptr<FenceStore>> FenceStore::Open(const std::string& dir,
     return invalid("map_bytes must be at least " + std::to_string(kMapBytesMin));
   }
   if (options.map_bytes_max < options.map_bytes) return invalid("map_bytes_max < map_bytes");
-  if (options.value_bytes_max > options.map_bytes_max / 4) {
-    return invalid("value_bytes_max must be at most map_bytes_max / 4");
+  if (options.value_bytes_max > options.map_bytes_max / kValuesPerMapMin) {
+    return invalid("value_bytes_max must be at most map_bytes_max / " +
+                   std::to_string(kValuesPerMapMin));
   }
 
   std::error_code ec;
@@ -235,20 +177,9 @@ Result<std::unique_ptr<FenceStore>> FenceStore::Open(const std::string& dir,
   if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
 
   std::unique_ptr<FenceStore> store(new FenceStore(dir, options));
-  const std::string lock_path = dir + "/" + kLockFileName;
-  store->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (store->lock_fd_ < 0) {
-    return Status(StatusCode::kIoError, "cannot open " + lock_path + ": " + strerror(errno));
-  }
-  if (flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "fence store " + dir + " is in use (" + lock_path + " is locked)");
-    }
-    return Status(StatusCode::kIoError, "cannot lock " + lock_path + ": " + strerror(err));
-  }
-  std::lock_guard<std::mutex> lock(store->mu_);
+  store->lock_ = std::make_unique<store::DirectoryLock>();
+  STORE_RETURN_IF_ERROR(store->lock_->Lock(dir, kLockFileName, "fence store"));
+  MutexLock lock(&store->mu_);
   STORE_RETURN_IF_ERROR(store->Annotate(store->OpenEnv()));
   STORE_RETURN_IF_ERROR(store->Annotate(store->OpenDatabases()));
   if (created_dir) {
@@ -266,40 +197,20 @@ Status FenceStore::Annotate(const Status& s) const {
 }
 
 Status FenceStore::OpenEnv() {
-  int rc = mdb_env_create(&env_);
-  if (rc != MDB_SUCCESS) {
-    env_ = nullptr;
-    return MdbStatus(rc, "mdb_env_create");
-  }
-  // Setting the size before open: LMDB keeps a larger size recorded by an earlier run.
-  if ((rc = mdb_env_set_maxdbs(env_, kDbsMax)) != MDB_SUCCESS ||
-      (rc = mdb_env_set_mapsize(env_, options_.map_bytes)) != MDB_SUCCESS) {
-    return MdbStatus(rc, "configuring the LMDB environment");
-  }
-  if ((rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS, 0644)) != MDB_SUCCESS) {
-    return MdbStatus(rc, "mdb_env_open");
-  }
-  unsigned flags = 0;
-  if ((rc = mdb_env_get_flags(env_, &flags)) != MDB_SUCCESS) {
-    return MdbStatus(rc, "mdb_env_get_flags");
-  }
-  if (flags & (MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC)) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "LMDB environment has asynchronous-sync flags; fence records must be durable");
-  }
-  int dead = 0;
-  if ((rc = mdb_reader_check(env_, &dead)) != MDB_SUCCESS) {
-    return MdbStatus(rc, "mdb_reader_check");
-  }
-  MDB_envinfo info;
-  mdb_env_info(env_, &info);
-  map_bytes_ = info.me_mapsize;
+  env_ = std::make_unique<store::LmdbEnv>();
+  // LMDB keeps a larger map size recorded by an earlier run.
+  STORE_RETURN_IF_ERROR(
+      env_->Open(dir_,
+                 store::LmdbEnvOptions{
+                     .flags = MDB_NOTLS, .dbs_max = kDbsMax, .map_bytes = options_.map_bytes},
+                 nullptr));
+  map_bytes_ = env_->MapBytes();
   return Status::Ok();
 }
 
 Status FenceStore::OpenDatabases() {
-  Txn txn;
-  int rc = mdb_txn_begin(env_, nullptr, 0, txn.out());
+  LmdbTxn txn;
+  int rc = mdb_txn_begin(env_->get(), nullptr, 0, txn.out());
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "mdb_txn_begin");
   MDB_dbi meta = 0, tokens = 0, data = 0;
   if ((rc = mdb_dbi_open(txn.get(), kMetaDb, MDB_CREATE, &meta)) != MDB_SUCCESS ||
@@ -312,17 +223,17 @@ Status FenceStore::OpenDatabases() {
   STORE_RETURN_IF_ERROR(
       GetRecord(txn.get(), meta, kMetaDb, kFormatKey, Kind::kFormat, &payload, &found));
   if (found) {
-    if (payload.size() != 4) {
+    if (payload.size() != sizeof(uint32_t)) {
       return Status(StatusCode::kCorruption, "meta record 'format': not a 4-byte version");
     }
-    const uint64_t version = GetLe(payload);
+    const uint32_t version = LoadLe32(payload.data());
     if (version > kFormatVersion) {
       return Status(StatusCode::kFailedPrecondition,
                     "written by a newer format (" + std::to_string(version) + ")");
     }
   } else {
     std::string version;
-    PutU32(&version, kFormatVersion);
+    AppendLe32(kFormatVersion, &version);
     STORE_RETURN_IF_ERROR(PutRecord(txn.get(), meta, kMetaDb, kFormatKey, Kind::kFormat, version));
   }
   if ((rc = txn.Commit()) != MDB_SUCCESS) return MdbStatus(rc, "creating the databases");
@@ -349,20 +260,18 @@ Status FenceStore::CheckData(std::string_view key, std::string_view value) const
 }
 
 Status FenceStore::GrowMap() {
-  const size_t target = std::min(map_bytes_ * 2, options_.map_bytes_max);
+  const size_t target = std::min(map_bytes_ * kMapGrowthFactor, options_.map_bytes_max);
   if (target <= map_bytes_) {
     return Status(StatusCode::kNoSpace,
                   "LMDB map full at " + std::to_string(map_bytes_) + " bytes (map_bytes_max)");
   }
   // Only called with mu_ held and no transaction open, as mdb_env_set_mapsize requires.
-  const int rc = mdb_env_set_mapsize(env_, target);
+  const int rc = mdb_env_set_mapsize(env_->get(), target);
   if (rc != MDB_SUCCESS) {
     fatal_ = Annotate(MdbStatus(rc, "growing the LMDB map"));
     return fatal_;
   }
-  MDB_envinfo info;
-  mdb_env_info(env_, &info);
-  map_bytes_ = info.me_mapsize;
+  map_bytes_ = env_->MapBytes();
   LOG(INFO) << "fence store " << dir_ << ": map grown to " << map_bytes_ << " bytes";
   return Status::Ok();
 }
@@ -371,8 +280,8 @@ template <typename Body>
 Status FenceStore::Transact(std::string_view what, Body body) {
   if (!fatal_.ok()) return fatal_;
   for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
-    Txn txn;
-    int rc = mdb_txn_begin(env_, nullptr, 0, txn.out());
+    LmdbTxn txn;
+    int rc = mdb_txn_begin(env_->get(), nullptr, 0, txn.out());
     if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "mdb_txn_begin"));
     Status s = body(txn.get());
     if (s.code() == StatusCode::kAborted) return s;  // the fencing verdict, as is
@@ -405,7 +314,7 @@ Status FenceStore::Fenced(MDB_txn* txn, std::string_view resource, uint64_t toke
   if (token == highest) return Status::Ok();
   CHECK_GT(token, highest);
   std::string payload;
-  PutU64(&payload, token);
+  AppendLe64(token, &payload);
   return PutRecord(txn, tokens_dbi_, kTokensDb, resource, Kind::kToken, payload);
 }
 
@@ -413,8 +322,8 @@ Status FenceStore::Write(std::string_view resource, uint64_t token, std::string_
                          std::string_view value) {
   STORE_RETURN_IF_ERROR(FenceGuard::CheckArguments(resource, token));
   STORE_RETURN_IF_ERROR(CheckData(key, value));
-  std::lock_guard<std::mutex> lock(mu_);
-  return Transact("write", [&](MDB_txn* txn) {
+  MutexLock lock(&mu_);
+  return Transact("write", [&](MDB_txn* txn) REQUIRES(mu_) {
     STORE_RETURN_IF_ERROR(Fenced(txn, resource, token));
     return PutRecord(txn, data_dbi_, kDataDb, key, Kind::kValue, value);
   });
@@ -422,17 +331,18 @@ Status FenceStore::Write(std::string_view resource, uint64_t token, std::string_
 
 Status FenceStore::Register(std::string_view resource, uint64_t token) {
   STORE_RETURN_IF_ERROR(FenceGuard::CheckArguments(resource, token));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // An equal token changes nothing and LMDB commits the empty transaction without writing: the
   // token was made durable by the commit that first recorded it.
-  return Transact("register", [&](MDB_txn* txn) { return Fenced(txn, resource, token); });
+  return Transact("register",
+                  [&](MDB_txn* txn) REQUIRES(mu_) { return Fenced(txn, resource, token); });
 }
 
 Result<uint64_t> FenceStore::HighestToken(std::string_view resource) {
   STORE_RETURN_IF_ERROR(FenceGuard::CheckArguments(resource, 1));
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn txn;
-  const int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, txn.out());
+  MutexLock lock(&mu_);
+  LmdbTxn txn;
+  const int rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, txn.out());
   if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "mdb_txn_begin"));
   uint64_t highest = 0;
   if (Status s = ReadToken(txn.get(), tokens_dbi_, resource, &highest); !s.ok()) {
@@ -443,9 +353,9 @@ Result<uint64_t> FenceStore::HighestToken(std::string_view resource) {
 
 Result<std::optional<std::string>> FenceStore::Read(std::string_view key) {
   STORE_RETURN_IF_ERROR(CheckData(key, ""));
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn txn;
-  const int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, txn.out());
+  MutexLock lock(&mu_);
+  LmdbTxn txn;
+  const int rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, txn.out());
   if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "mdb_txn_begin"));
   std::string_view payload;
   bool found = false;

@@ -20,15 +20,19 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "paxos/status.h"
+#include "statemachine/thread_annotations.h"
 
-struct MDB_env;  // lmdb.h; only store/ links LMDB.
-struct MDB_txn;
+struct MDB_txn;  // lmdb.h; only store/ links LMDB.
+
+namespace ballot::store {
+class DirectoryLock;  // store/lmdb_env.h
+class LmdbEnv;
+}  // namespace ballot::store
 
 namespace ballot::fence {
 
@@ -117,29 +121,30 @@ class FenceStore {
 
  private:
   FenceStore(std::string dir, FenceStoreOptions options);
-  Status OpenEnv();
-  Status OpenDatabases();
+  Status OpenEnv() REQUIRES(mu_);
+  Status OpenDatabases() REQUIRES(mu_);
   Status CheckData(std::string_view key, std::string_view value) const;
   // Runs `body` in a write transaction and commits it durably; grows the map and retries if the
   // body or the commit finds the map full. A body error aborts the transaction.
   template <typename Body>
-  Status Transact(std::string_view what, Body body);
-  Status Fenced(MDB_txn* txn, std::string_view resource, uint64_t token);
-  Status GrowMap();
+  Status Transact(std::string_view what, Body body) REQUIRES(mu_);
+  Status Fenced(MDB_txn* txn, std::string_view resource, uint64_t token) REQUIRES(mu_);
+  Status GrowMap() REQUIRES(mu_);
   Status Annotate(const Status& s) const;  // prefixes "fence store DIR: "
 
   // Constant after construction.
   const std::string dir_;
   const FenceStoreOptions options_;
 
-  std::mutex mu_;  // serializes every method; guards everything below
-  MDB_env* env_ = nullptr;
-  unsigned meta_dbi_ = 0;
-  unsigned tokens_dbi_ = 0;
-  unsigned data_dbi_ = 0;
-  int lock_fd_ = -1;
-  size_t map_bytes_ = 0;
-  Status fatal_;  // non-ok once a commit failed: writes are refused for good
+  Mutex mu_;  // serializes every method
+  // Held from Open() until the destructor, after env_ is closed.
+  std::unique_ptr<store::DirectoryLock> lock_;
+  std::unique_ptr<store::LmdbEnv> env_ GUARDED_BY(mu_);
+  unsigned meta_dbi_ GUARDED_BY(mu_) = 0;
+  unsigned tokens_dbi_ GUARDED_BY(mu_) = 0;
+  unsigned data_dbi_ GUARDED_BY(mu_) = 0;
+  size_t map_bytes_ GUARDED_BY(mu_) = 0;
+  Status fatal_ GUARDED_BY(mu_);  // non-ok once a commit failed: writes are refused for good
 };
 
 }  // namespace ballot::fence

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "statemachine/byte_codec.h"
 #include "store/checksum.h"
 #include "store/sync_dir.h"
 
@@ -15,24 +16,12 @@ namespace ballot::store {
 namespace {
 
 constexpr size_t kFileBlockBytes = 4096;
+// Where the header's fields are (store/journal.h): the crc covers everything after itself.
+constexpr size_t kCrcOffset = 0;
+constexpr size_t kLengthOffset = 4;
+constexpr size_t kSeqOffset = 8;
+constexpr size_t kCrcCoveredHeaderBytes = kJournalHeaderBytes - kLengthOffset;
 constexpr size_t kZeroChunkBytes = 64 * 1024;
-
-uint32_t LoadU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
-  return v;
-}
-uint64_t LoadU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
-  return v;
-}
-void StoreU32(uint32_t v, char* p) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void StoreU64(uint64_t v, char* p) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
 
 Status Corrupt(std::string message) {
   return Status(StatusCode::kCorruption, "journal: " + std::move(message));
@@ -46,16 +35,22 @@ Status Errno(int err, const std::string& what) {
 }
 
 // The intact record at `offset` whose seq is at least `seq_min`, if there is one. The seq is
-// checked before the checksum so that searching a file for newer records stays cheap.
-bool RecordAt(std::string_view bytes, size_t offset, uint64_t seq_min, JournalRecord* record) {
+// checked before the checksum so that searching a file for newer records stays cheap. Adds the
+// bytes it checksummed to *checksummed.
+bool RecordAt(std::string_view bytes, size_t offset, uint64_t seq_min, JournalRecord* record,
+              uint64_t* checksummed) {
   if (offset > bytes.size() || bytes.size() - offset < kJournalHeaderBytes) return false;
   const char* p = bytes.data() + offset;
-  const uint32_t payload_bytes = LoadU32(p + 4);
-  const uint64_t seq = LoadU64(p + 8);
+  const uint32_t payload_bytes = LoadLe32(p + kLengthOffset);
+  const uint64_t seq = LoadLe64(p + kSeqOffset);
   if (seq == 0 || seq < seq_min) return false;
   if (payload_bytes == 0 || payload_bytes > kJournalPayloadBytesMax) return false;
   if (JournalRecordBytes(payload_bytes) > bytes.size() - offset) return false;
-  if (Crc32c(p + 4, kJournalHeaderBytes - 4 + payload_bytes) != LoadU32(p)) return false;
+  *checksummed += kCrcCoveredHeaderBytes + payload_bytes;
+  if (Crc32c(p + kLengthOffset, kCrcCoveredHeaderBytes + payload_bytes) !=
+      LoadLe32(p + kCrcOffset)) {
+    return false;
+  }
   *record = JournalRecord{offset, seq, std::string_view(p + kJournalHeaderBytes, payload_bytes)};
   return true;
 }
@@ -130,10 +125,10 @@ void AppendJournalRecord(uint64_t seq, std::string_view payload, std::string* ou
   const size_t start = out->size();
   out->resize(start + JournalRecordBytes(payload.size()), '\0');
   char* p = out->data() + start;
-  StoreU32(static_cast<uint32_t>(payload.size()), p + 4);
-  StoreU64(seq, p + 8);
+  StoreLe32(static_cast<uint32_t>(payload.size()), p + kLengthOffset);
+  StoreLe64(seq, p + kSeqOffset);
   memcpy(p + kJournalHeaderBytes, payload.data(), payload.size());
-  StoreU32(Crc32c(p + 4, kJournalHeaderBytes - 4 + payload.size()), p);
+  StoreLe32(Crc32c(p + kLengthOffset, kCrcCoveredHeaderBytes + payload.size()), p + kCrcOffset);
 }
 
 Result<JournalScan> ScanJournal(std::string_view bytes, uint64_t checkpoint_seq) {
@@ -142,7 +137,7 @@ Result<JournalScan> ScanJournal(std::string_view bytes, uint64_t checkpoint_seq)
   size_t pos = 0;
   uint64_t prev_seq = 0;
   JournalRecord record;
-  while (RecordAt(bytes, pos, 1, &record)) {
+  while (RecordAt(bytes, pos, 1, &record, &scan.checksummed_bytes)) {
     if (prev_seq != 0 && record.seq != prev_seq + 1) {
       if (record.seq > scan.last_seq) {
         return Corrupt("record at offset " + std::to_string(pos) + " has seq " +
@@ -168,16 +163,16 @@ Result<JournalScan> ScanJournal(std::string_view bytes, uint64_t checkpoint_seq)
   scan.end_offset = pos;
   // Why the chain ended: zeros (never written), a stale record, or a damaged one (torn).
   JournalRecord stale;
-  scan.torn_tail =
-      pos < bytes.size() && !ZeroHeaderAt(bytes, pos) && !RecordAt(bytes, pos, 1, &stale);
+  scan.torn_tail = pos < bytes.size() && !ZeroHeaderAt(bytes, pos) &&
+                   !RecordAt(bytes, pos, 1, &stale, &scan.checksummed_bytes);
   // A record newer than last_seq belongs to the round that wrote from offset 0 with consecutive
   // seqs, so its seq is at most last_seq + (records that fit in the file): the CRC is checked
   // only for headers in that range, not for every payload word that looks like a large seq.
   const uint64_t seq_max = scan.last_seq + 1 + bytes.size() / kJournalAlignBytes;
   for (size_t at = pos + kJournalAlignBytes; at + kJournalHeaderBytes <= bytes.size();
        at += kJournalAlignBytes) {
-    if (LoadU64(bytes.data() + at + 8) > seq_max) continue;
-    if (RecordAt(bytes, at, scan.last_seq + 1, &record)) {
+    if (LoadLe64(bytes.data() + at + kSeqOffset) > seq_max) continue;
+    if (RecordAt(bytes, at, scan.last_seq + 1, &record, &scan.checksummed_bytes)) {
       return Corrupt("the valid records end at offset " + std::to_string(pos) + " (seq " +
                      std::to_string(scan.last_seq) + ") but an intact newer record (seq " +
                      std::to_string(record.seq) + ") follows at offset " + std::to_string(at) +

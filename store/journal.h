@@ -58,6 +58,8 @@ struct JournalScan {
   // The chain ended on bytes that are neither zeros (never written) nor a stale record: a record
   // cut by a crash, whose write was never acknowledged. It is discarded.
   bool torn_tail = false;
+  // Bytes whose checksum the scan computed: its cost, which stays linear in the file's size.
+  uint64_t checksummed_bytes = 0;
 };
 
 // Recovery rules, applied to the whole file:

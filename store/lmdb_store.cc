@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <lmdb.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,72 +15,12 @@
 
 #include "store/journal.h"
 #include "store/journal_replay.h"
-#include "store/lmdb_txn.h"
+#include "store/lmdb_env.h"
+#include "store/lmdb_store_layout.h"
 #include "store/status_macros.h"
 #include "store/sync_dir.h"
 
 namespace ballot::store {
-namespace {
-
-constexpr char kMetaDb[] = "meta";
-constexpr char kLogDb[] = "log";
-constexpr std::string_view kIdentityKey = "identity";
-constexpr std::string_view kPromisedKey = "promised";
-constexpr std::string_view kChosenBelowKey = "chosen_below";
-constexpr std::string_view kSnapshotKey = "snapshot";
-constexpr std::string_view kSnapshotDataKey = "snapshot_data";
-constexpr std::string_view kJournalSeqKey = "journal_seq";
-constexpr char kLockFileName[] = "store.lock";
-
-constexpr unsigned kDbsMax = 2;
-constexpr unsigned kReadersMaxLimit = 1 << 16;
-constexpr size_t kMapBytesMin = 64 * 1024;
-// A Write that keeps hitting MDB_MAP_FULL grows the map at most this many times before giving up.
-constexpr int kWriteAttemptsMax = 8;
-// Growth keeps the map at most 3/4 full after adding room for twice the batch (copy-on-write
-// rewrites every touched page) plus this slack for branch pages and the free list.
-constexpr size_t kGrowSlackBytes = 256 * 1024;
-// Per-record LMDB overhead assumed when estimating a batch: node header, key, alignment.
-constexpr size_t kRecordOverheadBytes = 32;
-constexpr size_t kScratchBytesMax = 4 * kMiB;
-constexpr int kBeginAttemptsMax = 3;
-constexpr size_t kJournalCheckpointBytesMin = 16 * 1024;
-constexpr size_t kJournalCheckpointBytesMax = 1 * kGiB;
-
-MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
-std::string_view View(const MDB_val& v) {
-  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
-}
-
-bool IsNoSpaceError(int rc) {
-  return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == EFBIG;
-}
-
-StatusCode CodeForMdb(int rc) {
-  if (IsNoSpaceError(rc)) return StatusCode::kNoSpace;
-  switch (rc) {
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-      return StatusCode::kCorruption;
-    case ENOENT:
-      return StatusCode::kNotFound;
-    case MDB_READERS_FULL:
-      return StatusCode::kOverloaded;
-    case MDB_TXN_FULL:
-    case MDB_BAD_VALSIZE:
-      return StatusCode::kInvalidArgument;
-    default:
-      return StatusCode::kIoError;
-  }
-}
-
-Status MdbStatus(int rc, std::string_view what) {
-  return Status(CodeForMdb(rc), std::string(what) + ": " + mdb_strerror(rc));
-}
-
-Status Corrupt(std::string message) { return Status(StatusCode::kCorruption, std::move(message)); }
 
 std::string HexBytes(std::string_view bytes) {
   std::string out;
@@ -92,6 +31,43 @@ std::string HexBytes(std::string_view bytes) {
   }
   return out;
 }
+
+namespace {
+
+constexpr char kLockFileName[] = "store.lock";
+// Pages 0 and 1 of every LMDB file are its two meta pages; data starts after them.
+constexpr size_t kLmdbMetaPages = 2;
+constexpr unsigned kReadersMaxLimit = 1 << 16;
+constexpr size_t kMapBytesMin = 64 * 1024;
+// A Write that keeps hitting MDB_MAP_FULL grows the map at most this many times before giving up.
+constexpr int kWriteAttemptsMax = 8;
+// Growth keeps the map at most 3/4 full after adding room for twice the batch (copy-on-write
+// rewrites every touched page) plus this slack for branch pages and the free list.
+constexpr size_t kGrowSlackBytes = 256 * 1024;
+// Per-record LMDB overhead assumed when estimating a batch: node header, key, alignment.
+constexpr size_t kRecordOverheadBytes = 32;
+// A write touches at most this many "meta" records (promised, chosen_below, snapshot,
+// journal_seq), each with a payload of at most kMetaPayloadBytesMax, or kSnapshotMetaBytesMax for
+// the ones a snapshot writes besides its data.
+constexpr size_t kMetaRecordsMax = 4;
+constexpr size_t kMetaPayloadBytesMax = 16;
+constexpr size_t kSnapshotMetaBytesMax = 64;
+constexpr size_t kSnapshotExtraBytes =
+    kMetaRecordsMax * (kRecordHeaderBytes + kSnapshotMetaBytesMax);
+// The journal file is preallocated to this many checkpoints' worth of records.
+constexpr size_t kJournalCheckpointsPerFile = 2;
+// Copy-on-write rewrites every page a transaction touches: room for twice its bytes is asked for.
+constexpr size_t kCopyOnWriteFactor = 2;
+// The map is grown ahead of need while it would be fuller than 3/4; it at least doubles.
+constexpr size_t kMapFullNumerator = 3;
+constexpr size_t kMapFullDenominator = 4;
+constexpr size_t kMapGrowthFactor = 2;
+// The page size assumed if sysconf cannot tell.
+constexpr size_t kDefaultPageBytes = 4096;
+constexpr size_t kScratchBytesMax = 4 * kMiB;
+constexpr int kBeginAttemptsMax = 3;
+constexpr size_t kJournalCheckpointBytesMin = 16 * 1024;
+constexpr size_t kJournalCheckpointBytesMax = 1 * kGiB;
 
 std::string SizeText(size_t bytes) {
   char buf[32];
@@ -107,7 +83,7 @@ std::string SizeText(size_t bytes) {
 
 size_t OsPageBytes() {
   const long page = sysconf(_SC_PAGESIZE);
-  return page > 0 ? static_cast<size_t>(page) : 4096;
+  return page > 0 ? static_cast<size_t>(page) : kDefaultPageBytes;
 }
 size_t RoundUpToPage(size_t n) {
   const size_t p = OsPageBytes();
@@ -143,69 +119,9 @@ Status ValidateOptions(const LmdbOptions& options) {
   return Status::Ok();
 }
 
-std::string SlotName(paxos::Slot slot) { return "slot " + std::to_string(slot); }
-
-// A cursor closed when it goes out of scope (before its transaction ends, for write txns).
-class Cursor {
- public:
-  Cursor() = default;
-  ~Cursor() {
-    if (cursor_ != nullptr) mdb_cursor_close(cursor_);
-  }
-  Cursor(const Cursor&) = delete;
-  Cursor& operator=(const Cursor&) = delete;
-  int Open(MDB_txn* txn, MDB_dbi dbi) { return mdb_cursor_open(txn, dbi, &cursor_); }
-  int Get(MDB_val* key, MDB_val* value, MDB_cursor_op op) {
-    return mdb_cursor_get(cursor_, key, value, op);
-  }
-  MDB_cursor* get() const { return cursor_; }
-
- private:
-  MDB_cursor* cursor_ = nullptr;
-};
-
-// Reads the record under `key` into *payload; *found is false if there is none.
-Status GetRecord(MDB_txn* txn, MDB_dbi dbi, std::string_view key, RecordKind kind,
-                 std::string_view what, std::string_view* payload, bool* found) {
-  MDB_val k = Val(key);
-  MDB_val v;
-  const int rc = mdb_get(txn, dbi, &k, &v);
-  *found = false;
-  if (rc == MDB_NOTFOUND) return Status::Ok();
-  if (rc != MDB_SUCCESS) return MdbStatus(rc, "reading " + std::string(what));
-  STORE_RETURN_IF_ERROR(OpenRecord(kind, key, View(v), what, payload));
-  *found = true;
-  return Status::Ok();
-}
-
-// Reads and decodes one meta record; *out is reset if the record is absent.
-template <typename T, typename Decode>
-Status ReadMeta(MDB_txn* txn, MDB_dbi dbi, std::string_view key, RecordKind kind, Decode decode,
-                std::optional<T>* out) {
-  std::string_view payload;
-  bool found = false;
-  STORE_RETURN_IF_ERROR(GetRecord(txn, dbi, key, kind, key, &payload, &found));
-  out->reset();
-  if (!found) return Status::Ok();
-  T value{};
-  if (Status s = decode(payload, &value); !s.ok()) {
-    return Corrupt(std::string(key) + ": " + s.message());
-  }
-  *out = value;
-  return Status::Ok();
-}
-
-int PutRecord(MDB_txn* txn, MDB_dbi dbi, std::string_view key, RecordKind kind,
-              std::string_view payload, std::string* scratch) {
-  scratch->clear();
-  SealRecord(kind, key, payload, scratch);
-  MDB_val k = Val(key);
-  MDB_val v = Val(*scratch);
-  return mdb_put(txn, dbi, &k, &v, 0);
-}
-
 size_t EstimateBatchBytes(const paxos::PersistBatch& batch) {
-  size_t bytes = 4 * (kRecordHeaderBytes + 16 + kRecordOverheadBytes);
+  size_t bytes =
+      kMetaRecordsMax * (kRecordHeaderBytes + kMetaPayloadBytesMax + kRecordOverheadBytes);
   for (const paxos::Entry& e : batch.entries) {
     bytes += kRecordHeaderBytes + kSlotKeyBytes + EntryPayloadBytes(e) + kRecordOverheadBytes;
   }
@@ -232,25 +148,12 @@ struct LmdbStore::Attempt {
   bool ok() const { return status.ok(); }
 };
 
-class LmdbStore::Txn : public LmdbTxn {};
-
 #define STORE_RETURN_ATTEMPT_IF_ERROR(expr)                   \
   do {                                                        \
     if (::ballot::Status store_s_ = (expr); !store_s_.ok()) { \
       return Attempt::Of(std::move(store_s_));                \
     }                                                         \
   } while (0)
-
-Status CheckDurableEnvFlags(unsigned env_flags) {
-  std::string bad;
-  if (env_flags & MDB_NOSYNC) bad += " MDB_NOSYNC";
-  if (env_flags & MDB_NOMETASYNC) bad += " MDB_NOMETASYNC";
-  if (env_flags & MDB_MAPASYNC) bad += " MDB_MAPASYNC";
-  if (bad.empty()) return Status::Ok();
-  return Status(StatusCode::kFailedPrecondition,
-                "LMDB environment has asynchronous-sync flags" + bad +
-                    "; protocol state must be committed with a real sync");
-}
 
 LmdbStore::LmdbStore(std::string dir, bool read_only)
     : dir_(std::move(dir)), read_only_(read_only) {}
@@ -259,7 +162,7 @@ LmdbStore::~LmdbStore() {
   {
     // A clean close leaves LMDB complete (the journal all stale), so that tools and older
     // binaries that read only LMDB see everything. Best effort: the next Open() replays anyway.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (journal_ != nullptr && journal_->tail_bytes() > 0 && fatal_.ok()) {
       if (Status s = Checkpoint("checkpoint at close", nullptr, nullptr); !s.ok()) {
         LOG(WARNING) << s.message() << "; the journal will be replayed at the next open";
@@ -267,8 +170,8 @@ LmdbStore::~LmdbStore() {
     }
     journal_.reset();
   }
-  if (env_ != nullptr) mdb_env_close(env_);
-  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+  env_.reset();   // closes the environment
+  lock_.reset();  // then releases the flock
 }
 
 Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
@@ -280,26 +183,11 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
                   "cannot create data directory " + options.dir + ": " + ec.message());
   }
   std::unique_ptr<LmdbStore> store(new LmdbStore(options.dir, /*read_only=*/false));
-  STORE_RETURN_IF_ERROR(store->LockDirectory());
-  std::lock_guard<std::mutex> lock(store->mu_);
+  store->lock_ = std::make_unique<DirectoryLock>();
+  STORE_RETURN_IF_ERROR(store->lock_->Lock(options.dir, kLockFileName, "data directory"));
+  MutexLock lock(&store->mu_);
   STORE_RETURN_IF_ERROR(store->OpenWritable(options, created_dir));
   return Result<std::unique_ptr<LmdbStore>>(std::move(store));
-}
-
-Status LmdbStore::LockDirectory() {
-  const std::string lock_path = dir_ + "/" + kLockFileName;
-  lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) {
-    return Status(StatusCode::kIoError, "cannot open " + lock_path + ": " + strerror(errno));
-  }
-  if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
-  const int err = errno;
-  if (err == EWOULDBLOCK) {
-    return Status(
-        StatusCode::kFailedPrecondition,
-        "data directory " + dir_ + " is in use by another process (" + lock_path + " is locked)");
-  }
-  return Status(StatusCode::kIoError, "cannot lock " + lock_path + ": " + strerror(err));
 }
 
 Status LmdbStore::OpenWritable(const LmdbOptions& options, bool created_dir) {
@@ -328,71 +216,35 @@ Status LmdbStore::OpenWritable(const LmdbOptions& options, bool created_dir) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<LmdbStore>> LmdbStore::OpenForInspection(const std::string& dir) {
-  if (dir.empty()) return Status(StatusCode::kInvalidArgument, "data_dir must not be empty");
-  struct stat st;
-  const std::string data_path = dir + "/data.mdb";
-  if (stat(data_path.c_str(), &st) != 0) {
-    return Status(StatusCode::kNotFound,
-                  "no LMDB store in " + dir + " (" + data_path + ": " + strerror(errno) + ")");
-  }
-  std::unique_ptr<LmdbStore> store(new LmdbStore(dir, /*read_only=*/true));
-  {
-    std::lock_guard<std::mutex> lock(store->mu_);
-    STORE_RETURN_IF_ERROR(store->OpenEnv(MDB_RDONLY | MDB_NOTLS, 0, LmdbOptions().readers_max));
-    STORE_RETURN_IF_ERROR(store->OpenDatabasesReadOnly());
-    store->map_bytes_max_ = store->map_bytes_;
-  }
-  return Result<std::unique_ptr<LmdbStore>>(std::move(store));
-}
-
 Status LmdbStore::Annotate(const Status& s) const {
   if (s.ok()) return s;
   return Status(s.code(), "lmdb store " + dir_ + ": " + s.message());
 }
 
 Status LmdbStore::OpenEnv(unsigned flags, size_t map_bytes, unsigned readers_max) {
-  int rc = mdb_env_create(&env_);
-  if (rc != MDB_SUCCESS) {
-    env_ = nullptr;
-    return Annotate(MdbStatus(rc, "mdb_env_create"));
-  }
-  if ((rc = mdb_env_set_maxdbs(env_, kDbsMax)) != MDB_SUCCESS ||
-      (rc = mdb_env_set_maxreaders(env_, readers_max)) != MDB_SUCCESS) {
-    return Annotate(MdbStatus(rc, "configuring the LMDB environment"));
-  }
+  env_ = std::make_unique<LmdbEnv>();
+  int dead = 0;
   // The map size is left unset here so that LMDB adopts the size the last run stored (at least
   // what the data needs); it is raised to the configured size below.
-  rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
-  if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "mdb_env_open"));
-
-  unsigned got_flags = 0;
-  if ((rc = mdb_env_get_flags(env_, &got_flags)) != MDB_SUCCESS) {
-    return Annotate(MdbStatus(rc, "mdb_env_get_flags"));
-  }
-  STORE_RETURN_IF_ERROR(Annotate(CheckDurableEnvFlags(got_flags)));
-
-  int dead = 0;
-  if ((rc = mdb_reader_check(env_, &dead)) != MDB_SUCCESS) {
-    return Annotate(MdbStatus(rc, "mdb_reader_check"));
-  }
+  STORE_RETURN_IF_ERROR(Annotate(env_->Open(
+      dir_, LmdbEnvOptions{.flags = flags, .dbs_max = kDbsMax, .readers_max = readers_max},
+      &dead)));
   if (dead > 0) LOG(WARNING) << "lmdb store " << dir_ << ": cleared " << dead << " stale readers";
 
   MDB_envinfo info;
-  mdb_env_info(env_, &info);
+  mdb_env_info(env_->get(), &info);
   map_bytes_ = info.me_mapsize;
   if (read_only_) return Status::Ok();
   // A new environment (nothing committed past its two meta pages) starts at the configured
   // size; an existing one keeps the size it grew to, if larger.
-  const bool fresh = info.me_last_pgno < 2;
+  const bool fresh = info.me_last_pgno < kLmdbMetaPages;
   const size_t target =
       fresh ? RoundUpToPage(map_bytes) : std::max(RoundUpToPage(map_bytes), map_bytes_);
   if (target != map_bytes_) {
-    if ((rc = mdb_env_set_mapsize(env_, target)) != MDB_SUCCESS) {
+    if (const int rc = mdb_env_set_mapsize(env_->get(), target); rc != MDB_SUCCESS) {
       return Annotate(MdbStatus(rc, "setting the LMDB map size to " + SizeText(target)));
     }
-    mdb_env_info(env_, &info);
-    map_bytes_ = info.me_mapsize;
+    map_bytes_ = env_->MapBytes();
   }
   return Status::Ok();
 }
@@ -400,7 +252,7 @@ Status LmdbStore::OpenEnv(unsigned flags, size_t map_bytes, unsigned readers_max
 Status LmdbStore::CreateOrCheckIdentity(const StoreIdentity& want, bool* created) {
   *created = false;
   Txn txn;
-  int rc = mdb_txn_begin(env_, nullptr, 0, txn.out());
+  int rc = mdb_txn_begin(env_->get(), nullptr, 0, txn.out());
   if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "beginning the first transaction"));
   STORE_RETURN_IF_ERROR(Annotate(CheckOnlyOurDatabases(&txn)));
   if ((rc = mdb_dbi_open(txn.get(), kMetaDb, MDB_CREATE, &meta_dbi_)) != MDB_SUCCESS ||
@@ -459,7 +311,7 @@ Status LmdbStore::CheckOnlyOurDatabases(Txn* txn) {
   MDB_dbi main_dbi;
   int rc = mdb_dbi_open(txn->get(), nullptr, 0, &main_dbi);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening the main database");
-  Cursor cursor;
+  LmdbCursor cursor;
   if ((rc = cursor.Open(txn->get(), main_dbi)) != MDB_SUCCESS) {
     return MdbStatus(rc, "opening a main database cursor");
   }
@@ -467,7 +319,7 @@ Status LmdbStore::CheckOnlyOurDatabases(Txn* txn) {
   MDB_val value;
   for (rc = cursor.Get(&key, &value, MDB_FIRST); rc == MDB_SUCCESS;
        rc = cursor.Get(&key, &value, MDB_NEXT)) {
-    const std::string_view k = View(key);
+    const std::string_view k = MdbView(key);
     if (k != kMetaDb && k != kLogDb) {
       return Status(StatusCode::kFailedPrecondition,
                     "not a Ballot store: its LMDB main database holds key " + HexBytes(k) +
@@ -478,38 +330,22 @@ Status LmdbStore::CheckOnlyOurDatabases(Txn* txn) {
   return Status::Ok();
 }
 
-Status LmdbStore::OpenDatabasesReadOnly() {
-  Txn txn;
-  STORE_RETURN_IF_ERROR(BeginRead(&txn));
-  const int meta_rc = mdb_dbi_open(txn.get(), kMetaDb, 0, &meta_dbi_);
-  const int log_rc = mdb_dbi_open(txn.get(), kLogDb, 0, &log_dbi_);
-  if (meta_rc == MDB_NOTFOUND && log_rc == MDB_NOTFOUND) return Status::Ok();  // empty store
-  if (meta_rc != MDB_SUCCESS) return Annotate(MdbStatus(meta_rc, "opening the meta database"));
-  if (log_rc != MDB_SUCCESS) return Annotate(MdbStatus(log_rc, "opening the log database"));
-  const int rc = txn.Commit();  // keeps the database handles for later transactions
-  if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "opening the databases"));
-  have_dbs_ = true;
-  return Status::Ok();
-}
-
 Status LmdbStore::BeginRead(Txn* txn) {
   int rc = MDB_SUCCESS;
   for (int attempt = 0; attempt < kBeginAttemptsMax; ++attempt) {
-    rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, txn->out());
+    rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, txn->out());
     if (rc == MDB_SUCCESS) return Status::Ok();
     if (rc == MDB_READERS_FULL) {
       // Slots held by dead processes are reclaimed; live ones are a real overload.
       int dead = 0;
-      mdb_reader_check(env_, &dead);
+      mdb_reader_check(env_->get(), &dead);
       if (dead > 0)
         LOG(WARNING) << "lmdb store " << dir_ << ": cleared " << dead << " stale readers";
       continue;
     }
     if (rc == MDB_MAP_RESIZED) {  // another process grew the map: adopt its size
-      if (mdb_env_set_mapsize(env_, 0) != MDB_SUCCESS) break;
-      MDB_envinfo info;
-      mdb_env_info(env_, &info);
-      map_bytes_ = info.me_mapsize;
+      if (mdb_env_set_mapsize(env_->get(), 0) != MDB_SUCCESS) break;
+      map_bytes_ = env_->MapBytes();
       continue;
     }
     break;
@@ -528,12 +364,12 @@ Status LmdbStore::CheckWritable() const {
 }
 
 Status LmdbStore::Write(const paxos::PersistBatch& batch) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   STORE_RETURN_IF_ERROR(CheckWritable());
   if (batch.empty()) return Status::Ok();
   if (journal_ != nullptr) return WriteJournaled(batch);
   return CommitWithRetry(EstimateBatchBytes(batch), "write",
-                         [&](Txn* txn) { return WriteBatchIn(txn, batch); });
+                         [&](Txn* txn) REQUIRES(mu_) { return WriteBatchIn(txn, batch); });
 }
 
 LmdbStore::Attempt LmdbStore::WriteBatchIn(Txn* txn, const paxos::PersistBatch& batch) {
@@ -566,8 +402,8 @@ LmdbStore::Attempt LmdbStore::WriteBatchIn(Txn* txn, const paxos::PersistBatch& 
       scratch_.assign(kRecordHeaderBytes, '\0');
       EncodeEntryPayload(e, &scratch_);
       SealRecordInPlace(RecordKind::kEntry, key, scratch_.data(), scratch_.size());
-      MDB_val k = Val(key);
-      MDB_val v = Val(scratch_);
+      MDB_val k = MdbVal(key);
+      MDB_val v = MdbVal(scratch_);
       const int rc = mdb_put(t, log_dbi_, &k, &v, 0);
       if (rc != MDB_SUCCESS) return Attempt::Mdb(rc, "writing " + SlotName(e.slot));
     }
@@ -589,13 +425,13 @@ LmdbStore::Attempt LmdbStore::WriteBatchIn(Txn* txn, const paxos::PersistBatch& 
 }
 
 Status LmdbStore::SaveSnapshot(const Snapshot& snapshot) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   STORE_RETURN_IF_ERROR(CheckWritable());
   CHECK_GT(snapshot.applied_below, 0u) << "snapshot applied_below 0";
   if (journal_ != nullptr) return Checkpoint("save snapshot", nullptr, &snapshot);
-  const size_t need = snapshot.data.size() + 4 * (kRecordHeaderBytes + 64);
+  const size_t need = snapshot.data.size() + kSnapshotExtraBytes;
   return CommitWithRetry(need, "save snapshot",
-                         [&](Txn* txn) { return SaveSnapshotIn(txn, snapshot); });
+                         [&](Txn* txn) REQUIRES(mu_) { return SaveSnapshotIn(txn, snapshot); });
 }
 
 LmdbStore::Attempt LmdbStore::SaveSnapshotIn(Txn* txn, const Snapshot& snapshot) {
@@ -613,9 +449,9 @@ LmdbStore::Attempt LmdbStore::SaveSnapshotIn(Txn* txn, const Snapshot& snapshot)
   if (rc != MDB_SUCCESS) return Attempt::Mdb(rc, "writing snapshot");
 
   // The data may be large: reserve its space in the map and seal it there, without a copy.
-  MDB_val k = Val(kSnapshotDataKey);
+  MDB_val k = MdbVal(kSnapshotDataKey);
   MDB_val v;
-  v.mv_size = kRecordHeaderBytes + 8 + snapshot.data.size();
+  v.mv_size = kRecordHeaderBytes + sizeof(uint64_t) + snapshot.data.size();  // applied_below, data
   rc = mdb_put(t, meta_dbi_, &k, &v, MDB_RESERVE);
   if (rc != MDB_SUCCESS) return Attempt::Mdb(rc, "writing snapshot_data");
   {
@@ -642,11 +478,11 @@ LmdbStore::Attempt LmdbStore::SaveSnapshotIn(Txn* txn, const Snapshot& snapshot)
 
   // Drop the entries the snapshot covers. Keys compare byte-wise, as LMDB orders them.
   const std::string bound = SlotKey(snapshot.applied_below);
-  Cursor cursor;
+  LmdbCursor cursor;
   if ((rc = cursor.Open(t, log_dbi_)) != MDB_SUCCESS) return Attempt::Mdb(rc, "opening a cursor");
   MDB_val key;
   MDB_val value;
-  while ((rc = cursor.Get(&key, &value, MDB_FIRST)) == MDB_SUCCESS && View(key) < bound) {
+  while ((rc = cursor.Get(&key, &value, MDB_FIRST)) == MDB_SUCCESS && MdbView(key) < bound) {
     if ((rc = mdb_cursor_del(cursor.get(), 0)) != MDB_SUCCESS) {
       return Attempt::Mdb(rc, "deleting entries below the snapshot");
     }
@@ -687,7 +523,7 @@ Status LmdbStore::CommitWithRetry(size_t need_bytes, const char* what, Body body
       }
     }
     Txn txn;
-    const int rc = mdb_txn_begin(env_, nullptr, 0, txn.out());
+    const int rc = mdb_txn_begin(env_->get(), nullptr, 0, txn.out());
     if (rc == MDB_PANIC) return Fatal(MdbStatus(rc, "mdb_txn_begin"));
     if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "mdb_txn_begin"));
     a = body(&txn);
@@ -815,12 +651,13 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
     std::vector<std::string_view> payloads;
     for (const JournalRecord& r : js.records) payloads.push_back(r.payload);
     journal_seq_ = js.last_seq;
-    STORE_RETURN_IF_ERROR(CommitWithRetry(2 * js.end_offset, "journal replay", [&](Txn* txn) {
-      Attempt a = ReplayIn(txn, payloads);
-      if (!a.ok()) return a;
-      const int rc = PutJournalSeq(txn->get(), meta_dbi_, journal_seq_, &scratch_);
-      return rc == MDB_SUCCESS ? Attempt{} : Attempt::Mdb(rc, "writing journal_seq");
-    }));
+    STORE_RETURN_IF_ERROR(CommitWithRetry(
+        kCopyOnWriteFactor * js.end_offset, "journal replay", [&](Txn* txn) REQUIRES(mu_) {
+          Attempt a = ReplayIn(txn, payloads);
+          if (!a.ok()) return a;
+          const int rc = PutJournalSeq(txn->get(), meta_dbi_, journal_seq_, &scratch_);
+          return rc == MDB_SUCCESS ? Attempt{} : Attempt::Mdb(rc, "writing journal_seq");
+        }));
     LOG(INFO) << "lmdb store " << dir_ << ": replayed " << js.records.size()
               << " journal records (seq " << js.records.front().seq << ".." << js.last_seq
               << ") into LMDB";
@@ -838,7 +675,7 @@ Status LmdbStore::RecoverJournal(const LmdbOptions& options) {
     promised_ = promised.value_or(paxos::Ballot());
   }
   Result<std::unique_ptr<Journal>> journal =
-      Journal::Open(dir_, 2 * options.journal_checkpoint_bytes);
+      Journal::Open(dir_, kJournalCheckpointsPerFile * options.journal_checkpoint_bytes);
   if (!journal.ok()) return Annotate(journal.status());
   journal_ = std::move(journal).value();
   return Status::Ok();
@@ -860,7 +697,7 @@ Status LmdbStore::WriteJournaled(const paxos::PersistBatch& batch) {
     // Too large for the journal: one durable LMDB transaction, journaled batches first.
     return Checkpoint("write", &batch, nullptr);
   }
-  const auto fits = [&] {
+  const auto fits = [&]() REQUIRES(mu_) {
     return record_bytes <= journal_->capacity_bytes() - journal_->tail_bytes();
   };
   bool lmdb_full = false;
@@ -901,10 +738,10 @@ Status LmdbStore::Checkpoint(const char* what, const paxos::PersistBatch* batch,
   if (Status s = PendingPayloads(checkpoint_seq_, &bytes, &payloads); !s.ok()) {
     return Fatal(s);  // our own synced records no longer read back
   }
-  size_t need = 2 * bytes.size();
+  size_t need = kCopyOnWriteFactor * bytes.size();
   if (batch != nullptr) need += EstimateBatchBytes(*batch);
-  if (snapshot != nullptr) need += snapshot->data.size() + 4 * (kRecordHeaderBytes + 64);
-  STORE_RETURN_IF_ERROR(CommitWithRetry(need, what, [&](Txn* txn) {
+  if (snapshot != nullptr) need += snapshot->data.size() + kSnapshotExtraBytes;
+  STORE_RETURN_IF_ERROR(CommitWithRetry(need, what, [&](Txn* txn) REQUIRES(mu_) {
     Attempt a = ReplayIn(txn, payloads);
     if (a.ok() && batch != nullptr) a = WriteBatchIn(txn, *batch);
     if (a.ok() && snapshot != nullptr) a = SaveSnapshotIn(txn, *snapshot);
@@ -922,48 +759,17 @@ Status LmdbStore::Checkpoint(const char* what, const paxos::PersistBatch* batch,
   return Status::Ok();
 }
 
-Result<JournalReport> LmdbStore::InspectJournal() {
-  std::lock_guard<std::mutex> lock(mu_);
-  JournalReport report;
-  std::string bytes;
-  if (Status s = Journal::ReadFile(dir_, &bytes); !s.ok()) {
-    if (s.code() == StatusCode::kNotFound) return report;
-    return Annotate(s);
-  }
-  report.exists = true;
-  report.file_bytes = bytes.size();
-  if (have_dbs_) {
-    Txn txn;
-    STORE_RETURN_IF_ERROR(BeginRead(&txn));
-    STORE_RETURN_IF_ERROR(Annotate(ReadJournalSeq(&txn, &report.checkpoint_seq)));
-  }
-  Result<JournalScan> scan = ScanJournal(bytes, report.checkpoint_seq);
-  if (!scan.ok()) {
-    report.status = Annotate(scan.status());
-    return report;
-  }
-  report.pending_records = scan.value().records.size();
-  for (const JournalRecord& r : scan.value().records) {
-    report.pending_bytes += JournalRecordBytes(r.payload.size());
-  }
-  report.torn_tail = scan.value().torn_tail;
-  return report;
-}
-
 // --- Space ---
 
-size_t LmdbStore::UsedBytes() {
-  MDB_envinfo info;
-  MDB_stat stat;
-  mdb_env_info(env_, &info);
-  mdb_env_stat(env_, &stat);
-  return (info.me_last_pgno + 1) * stat.ms_psize;
-}
+size_t LmdbStore::UsedBytes() { return env_->UsedBytes(); }
 
 Status LmdbStore::GrowMap(size_t need_bytes, bool map_full) {
-  const size_t want = UsedBytes() + 2 * need_bytes + kGrowSlackBytes;
-  if (!map_full && want <= map_bytes_ / 4 * 3) return Status::Ok();
-  size_t target = std::max(map_bytes_ * 2, RoundUpToPage(want / 3 * 4));
+  const size_t want = UsedBytes() + kCopyOnWriteFactor * need_bytes + kGrowSlackBytes;
+  if (!map_full && want <= map_bytes_ / kMapFullDenominator * kMapFullNumerator) {
+    return Status::Ok();
+  }
+  size_t target = std::max(map_bytes_ * kMapGrowthFactor,
+                           RoundUpToPage(want / kMapFullNumerator * kMapFullDenominator));
   target = std::min(target, map_bytes_max_);
   if (target <= map_bytes_) {
     if (!map_full) return Status::Ok();  // cannot grow ahead; the write may still fit
@@ -976,28 +782,27 @@ Status LmdbStore::GrowMap(size_t need_bytes, bool map_full) {
 
 Status LmdbStore::ResizeMap(size_t map_bytes) {
   // Only called with mu_ held and no transaction open, as mdb_env_set_mapsize requires.
-  const int rc = mdb_env_set_mapsize(env_, map_bytes);
+  const int rc = mdb_env_set_mapsize(env_->get(), map_bytes);
   if (rc != MDB_SUCCESS) {
     // LMDB has unmapped the old map and could not map the new one: the environment is unusable.
     fatal_ = Annotate(MdbStatus(rc, "resizing the LMDB map to " + SizeText(map_bytes)));
     LOG(ERROR) << fatal_.message();
     return fatal_;
   }
-  MDB_envinfo info;
-  mdb_env_info(env_, &info);
-  if (info.me_mapsize > map_bytes_) {
+  const size_t now_bytes = env_->MapBytes();
+  if (now_bytes > map_bytes_) {
     ++map_grows_;
     LOG(INFO) << "lmdb store " << dir_ << ": map grown from " << SizeText(map_bytes_) << " to "
-              << SizeText(info.me_mapsize);
+              << SizeText(now_bytes);
   }
-  map_bytes_ = info.me_mapsize;
+  map_bytes_ = now_bytes;
   return Status::Ok();
 }
 
 Status LmdbStore::Preallocate(size_t bytes) {
   if (!preallocate_ || read_only_) return Status::Ok();
   int fd = -1;
-  if (mdb_env_get_fd(env_, &fd) != MDB_SUCCESS || fd < 0) return Status::Ok();
+  if (mdb_env_get_fd(env_->get(), &fd) != MDB_SUCCESS || fd < 0) return Status::Ok();
   struct stat st;
   if (fstat(fd, &st) != 0) {
     return Status(StatusCode::kIoError, std::string("fstat data.mdb: ") + strerror(errno));
@@ -1024,19 +829,19 @@ Status LmdbStore::Preallocate(size_t bytes) {
 }
 
 void LmdbStore::SetMapBytesMax(size_t map_bytes_max) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   map_bytes_max_ = std::max(RoundDownToPage(map_bytes_max), map_bytes_);
   LOG(INFO) << "lmdb store " << dir_ << ": map_bytes_max set to " << SizeText(map_bytes_max_);
 }
 
 LmdbStats LmdbStore::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   LmdbStats s;
   s.commits = commits_;
   s.map_grows = map_grows_;
   s.map_bytes = map_bytes_;
   s.map_bytes_max = map_bytes_max_;
-  s.used_bytes = env_ != nullptr ? UsedBytes() : 0;
+  s.used_bytes = env_ != nullptr && env_->is_open() ? UsedBytes() : 0;
   s.no_space = no_space_;
   s.failed = !fatal_.ok();
   s.journal_syncs = journal_ ? journal_->syncs() : 0;
@@ -1046,14 +851,14 @@ LmdbStats LmdbStore::stats() {
 }
 
 void LmdbStore::TEST_FailNextCommit(int error) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   test_commit_error_ = error;
 }
 
 // --- Reading ---
 
 Result<paxos::DurableState> LmdbStore::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   paxos::DurableState state;
   if (!have_dbs_) return state;
   Txn txn;
@@ -1089,22 +894,22 @@ Status LmdbStore::LoadIn(Txn* txn, paxos::DurableState* state) {
                    " is above chosen_below " + std::to_string(state->chosen_below));
   }
 
-  Cursor cursor;
+  LmdbCursor cursor;
   int rc = cursor.Open(t, log_dbi_);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening a log cursor");
   const std::string start = SlotKey(state->applied_below);
-  MDB_val key = Val(start);
+  MDB_val key = MdbVal(start);
   MDB_val value;
   paxos::Slot expect = state->applied_below;  // next slot that must exist below chosen_below
   for (rc = cursor.Get(&key, &value, MDB_SET_RANGE); rc == MDB_SUCCESS;
        rc = cursor.Get(&key, &value, MDB_NEXT)) {
     paxos::Slot slot = 0;
-    if (Status s = DecodeSlotKey(View(key), &slot); !s.ok()) {
-      return Corrupt("log key " + HexBytes(View(key)) + ": " + s.message());
+    if (Status s = DecodeSlotKey(MdbView(key), &slot); !s.ok()) {
+      return Corrupt("log key " + HexBytes(MdbView(key)) + ": " + s.message());
     }
     std::string_view payload;
     STORE_RETURN_IF_ERROR(
-        OpenRecord(RecordKind::kEntry, View(key), View(value), SlotName(slot), &payload));
+        OpenRecord(RecordKind::kEntry, MdbView(key), MdbView(value), SlotName(slot), &payload));
     paxos::Entry entry;
     if (Status s = DecodeEntryPayload(slot, payload, &entry); !s.ok()) {
       return Corrupt(SlotName(slot) + ": " + s.message());
@@ -1123,7 +928,7 @@ Status LmdbStore::LoadIn(Txn* txn, paxos::DurableState* state) {
 }
 
 Result<std::optional<Snapshot>> LmdbStore::LoadSnapshot() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!have_dbs_) return std::optional<Snapshot>();
   Txn txn;
   STORE_RETURN_IF_ERROR(BeginRead(&txn));
@@ -1161,7 +966,7 @@ Result<std::optional<Snapshot>> LmdbStore::LoadSnapshot() {
 }
 
 Result<StoreIdentity> LmdbStore::LoadIdentity() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!have_dbs_) return Status(StatusCode::kNotFound, "lmdb store " + dir_ + " has no identity");
   Txn txn;
   STORE_RETURN_IF_ERROR(BeginRead(&txn));
@@ -1173,101 +978,6 @@ Result<StoreIdentity> LmdbStore::LoadIdentity() {
   }
   if (!identity) return Status(StatusCode::kNotFound, "lmdb store " + dir_ + " has no identity");
   return *identity;
-}
-
-Status LmdbStore::Inspect(RecordVisitor* visitor) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!have_dbs_) return Status::Ok();
-  Txn txn;
-  STORE_RETURN_IF_ERROR(BeginRead(&txn));
-  STORE_RETURN_IF_ERROR(InspectMeta(&txn, visitor));
-  return InspectLog(&txn, visitor);
-}
-
-Status LmdbStore::InspectMeta(Txn* txn, RecordVisitor* visitor) {
-  Cursor cursor;
-  int rc = cursor.Open(txn->get(), meta_dbi_);
-  if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "opening a meta cursor"));
-  MDB_val key;
-  MDB_val value;
-  for (rc = cursor.Get(&key, &value, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = cursor.Get(&key, &value, MDB_NEXT)) {
-    const std::string_view k = View(key);
-    const std::string_view record = View(value);
-    std::string_view payload;
-    Status s;
-    if (k == kIdentityKey) {
-      StoreIdentity id;
-      s = OpenRecord(RecordKind::kIdentity, k, record, k, &payload);
-      if (s.ok()) s = DecodeIdentity(payload, &id);
-      if (s.ok()) visitor->OnIdentity(id);
-    } else if (k == kPromisedKey) {
-      paxos::Ballot b;
-      s = OpenRecord(RecordKind::kPromised, k, record, k, &payload);
-      if (s.ok()) s = DecodeBallot(payload, &b);
-      if (s.ok()) visitor->OnPromised(b);
-    } else if (k == kChosenBelowKey) {
-      paxos::Slot slot = 0;
-      s = OpenRecord(RecordKind::kChosenBelow, k, record, k, &payload);
-      if (s.ok()) s = DecodeSlot(payload, &slot);
-      if (s.ok()) visitor->OnChosenBelow(slot);
-    } else if (k == kSnapshotKey) {
-      SnapshotMeta meta;
-      s = OpenRecord(RecordKind::kSnapshotMeta, k, record, k, &payload);
-      if (s.ok()) s = DecodeSnapshotMeta(payload, &meta);
-      if (s.ok()) visitor->OnSnapshot(meta);
-    } else if (k == kJournalSeqKey) {
-      paxos::Slot seq = 0;
-      s = OpenRecord(RecordKind::kJournalSeq, k, record, k, &payload);
-      if (s.ok()) s = DecodeSlot(payload, &seq);
-      if (s.ok()) visitor->OnJournalSeq(seq);
-    } else if (k == kSnapshotDataKey) {
-      paxos::Slot applied_below = 0;
-      std::string data;
-      s = OpenRecord(RecordKind::kSnapshotData, k, record, k, &payload);
-      if (s.ok()) s = DecodeSnapshotData(payload, &applied_below, &data);
-      if (s.ok()) visitor->OnSnapshotData(applied_below, data.size());
-    } else {
-      s = Corrupt("unknown meta key " + HexBytes(k));
-    }
-    if (!s.ok()) {
-      const bool named = s.message().rfind(std::string(k) + ":", 0) == 0;
-      visitor->OnBadRecord(0, named ? s : Corrupt(std::string(k) + ": " + s.message()));
-    }
-  }
-  if (rc != MDB_NOTFOUND) return Annotate(MdbStatus(rc, "reading the meta database"));
-  return Status::Ok();
-}
-
-Status LmdbStore::InspectLog(Txn* txn, RecordVisitor* visitor) {
-  Cursor cursor;
-  int rc = cursor.Open(txn->get(), log_dbi_);
-  if (rc != MDB_SUCCESS) return Annotate(MdbStatus(rc, "opening a log cursor"));
-  MDB_val key;
-  MDB_val value;
-  for (rc = cursor.Get(&key, &value, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = cursor.Get(&key, &value, MDB_NEXT)) {
-    paxos::Slot slot = 0;
-    if (Status s = DecodeSlotKey(View(key), &slot); !s.ok()) {
-      visitor->OnBadRecord(0, Corrupt("log key " + HexBytes(View(key)) + ": " + s.message()));
-      continue;
-    }
-    std::string_view payload;
-    paxos::Entry entry;
-    Status s = OpenRecord(RecordKind::kEntry, View(key), View(value), SlotName(slot), &payload);
-    if (s.ok()) {
-      if (Status d = DecodeEntryPayload(slot, payload, &entry); !d.ok()) {
-        s = Corrupt(SlotName(slot) + ": " + d.message());
-      }
-    }
-    if (s.ok()) {
-      visitor->OnEntry(entry, value.mv_size);
-    } else {
-      visitor->OnBadRecord(slot, s);
-    }
-  }
-  if (rc != MDB_NOTFOUND) return Annotate(MdbStatus(rc, "reading the log"));
-  return Status::Ok();
 }
 
 }  // namespace ballot::store

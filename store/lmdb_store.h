@@ -48,7 +48,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,14 +56,15 @@
 #include "paxos/ready.h"
 #include "paxos/status.h"
 #include "paxos/types.h"
+#include "statemachine/thread_annotations.h"
 #include "store/record_codec.h"
 #include "store/store.h"
 
-struct MDB_env;  // lmdb.h; only store/ links LMDB.
-
 namespace ballot::store {
 
-class Journal;  // store/journal.h
+class DirectoryLock;  // store/lmdb_env.h; only store/ links LMDB.
+class Journal;        // store/journal.h
+class LmdbEnv;        // store/lmdb_env.h
 
 inline constexpr size_t kMiB = size_t{1} << 20;
 inline constexpr size_t kGiB = size_t{1} << 30;
@@ -193,77 +193,77 @@ class LmdbStore final : public Store {
   class Txn;
 
   LmdbStore(std::string dir, bool read_only);
-  Status LockDirectory();
-  Status OpenWritable(const LmdbOptions& options, bool created_dir);
-  Status OpenEnv(unsigned flags, size_t map_bytes, unsigned readers_max);
+  Status OpenWritable(const LmdbOptions& options, bool created_dir) REQUIRES(mu_);
+  Status OpenEnv(unsigned flags, size_t map_bytes, unsigned readers_max) REQUIRES(mu_);
   // Opens the databases; records `want` in a new store (*created = true) or checks it.
-  Status CreateOrCheckIdentity(const StoreIdentity& want, bool* created);
-  Status CheckOnlyOurDatabases(Txn* txn);
-  Status OpenDatabasesReadOnly();
+  Status CreateOrCheckIdentity(const StoreIdentity& want, bool* created) REQUIRES(mu_);
+  Status CheckOnlyOurDatabases(Txn* txn) REQUIRES(mu_);
+  Status OpenDatabasesReadOnly() REQUIRES(mu_);
 
   Status Annotate(const Status& s) const;  // prefixes "lmdb store DIR: "
-  Status CheckWritable() const;
+  Status CheckWritable() const REQUIRES(mu_);
   template <typename Body>
-  Status CommitWithRetry(size_t need_bytes, const char* what, Body body);
-  Attempt WriteBatchIn(Txn* txn, const paxos::PersistBatch& batch);
-  Attempt SaveSnapshotIn(Txn* txn, const Snapshot& snapshot);
-  Attempt Commit(Txn* txn);
-  Status NoSpace(Status status);
-  Status Fatal(Status status);
+  Status CommitWithRetry(size_t need_bytes, const char* what, Body body) REQUIRES(mu_);
+  Attempt WriteBatchIn(Txn* txn, const paxos::PersistBatch& batch) REQUIRES(mu_);
+  Attempt SaveSnapshotIn(Txn* txn, const Snapshot& snapshot) REQUIRES(mu_);
+  Attempt Commit(Txn* txn) REQUIRES(mu_);
+  Status NoSpace(Status status) REQUIRES(mu_);
+  Status Fatal(Status status) REQUIRES(mu_);
 
   // The journal (store/journal.h).
-  Status RecoverJournal(const LmdbOptions& options);
-  Status WriteJournaled(const paxos::PersistBatch& batch);
+  Status RecoverJournal(const LmdbOptions& options) REQUIRES(mu_);
+  Status WriteJournaled(const paxos::PersistBatch& batch) REQUIRES(mu_);
   // One durable LMDB transaction: the journaled batches, then `batch` and/or `snapshot` if given,
   // then journal_seq. Restarts the journal on success.
-  Status Checkpoint(const char* what, const paxos::PersistBatch* batch, const Snapshot* snapshot);
-  Attempt ReplayIn(Txn* txn, const std::vector<std::string_view>& payloads);
-  Status ReadJournalSeq(Txn* txn, uint64_t* seq);
+  Status Checkpoint(const char* what, const paxos::PersistBatch* batch, const Snapshot* snapshot)
+      REQUIRES(mu_);
+  Attempt ReplayIn(Txn* txn, const std::vector<std::string_view>& payloads) REQUIRES(mu_);
+  Status ReadJournalSeq(Txn* txn, uint64_t* seq) REQUIRES(mu_);
   // The payloads of the journal records newer than `checkpoint_seq`, in order; *bytes holds them.
   Status PendingPayloads(uint64_t checkpoint_seq, std::string* bytes,
-                         std::vector<std::string_view>* payloads);
+                         std::vector<std::string_view>* payloads) REQUIRES(mu_);
 
-  Status GrowMap(size_t need_bytes, bool map_full);
-  Status ResizeMap(size_t map_bytes);
-  Status Preallocate(size_t bytes);
-  size_t UsedBytes();
-  Status BeginRead(Txn* txn);
-  Status LoadIn(Txn* txn, paxos::DurableState* state);
-  Status InspectMeta(Txn* txn, RecordVisitor* visitor);
-  Status InspectLog(Txn* txn, RecordVisitor* visitor);
+  Status GrowMap(size_t need_bytes, bool map_full) REQUIRES(mu_);
+  Status ResizeMap(size_t map_bytes) REQUIRES(mu_);
+  Status Preallocate(size_t bytes) REQUIRES(mu_);
+  size_t UsedBytes() REQUIRES(mu_);
+  Status BeginRead(Txn* txn) REQUIRES(mu_);
+  Status LoadIn(Txn* txn, paxos::DurableState* state) REQUIRES(mu_);
+  Status InspectMeta(Txn* txn, RecordVisitor* visitor) REQUIRES(mu_);
+  Status InspectLog(Txn* txn, RecordVisitor* visitor) REQUIRES(mu_);
 
   // Constant after Open.
   const std::string dir_;
   const bool read_only_;
+  // Held from Open() until the destructor, after env_ is closed; null when inspecting.
+  std::unique_ptr<DirectoryLock> lock_;
 
-  std::mutex mu_;  // guards everything below, and every LMDB call
-  MDB_env* env_ = nullptr;
-  unsigned meta_dbi_ = 0;
-  unsigned log_dbi_ = 0;
-  bool have_dbs_ = false;  // false only when inspecting a store that has none yet
-  int lock_fd_ = -1;
-  size_t map_bytes_ = 0;
-  size_t map_bytes_max_ = 0;
-  bool preallocate_ = true;  // cleared if the file system cannot fallocate
-  bool no_space_ = false;
-  Status fatal_;  // non-ok once a commit failed with an I/O error
-  uint64_t commits_ = 0;
-  uint64_t map_grows_ = 0;
-  int test_commit_error_ = 0;
-  std::string scratch_;               // record encoding buffer, reused across writes
-  std::unique_ptr<Journal> journal_;  // null without options.journal (or read-only)
-  size_t journal_checkpoint_bytes_ = 0;
-  uint64_t journal_seq_ = 0;     // the last journal record appended (or folded into LMDB)
-  uint64_t checkpoint_seq_ = 0;  // LMDB's journal_seq
-  paxos::Ballot promised_;       // the newest promise, journaled or in LMDB
-  Status promised_status_;       // non-ok if LMDB's promise could not be read at open
-  uint64_t checkpoints_ = 0;
-  std::string journal_scratch_;  // batch encoding buffer, reused across writes
+  Mutex mu_;  // guards everything below, and every LMDB call
+  std::unique_ptr<LmdbEnv> env_ GUARDED_BY(mu_);
+  unsigned meta_dbi_ GUARDED_BY(mu_) = 0;
+  unsigned log_dbi_ GUARDED_BY(mu_) = 0;
+  bool have_dbs_ GUARDED_BY(mu_) = false;  // false only when inspecting a store that has none yet
+  size_t map_bytes_ GUARDED_BY(mu_) = 0;
+  size_t map_bytes_max_ GUARDED_BY(mu_) = 0;
+  bool preallocate_ GUARDED_BY(mu_) = true;  // cleared if the file system cannot fallocate
+  bool no_space_ GUARDED_BY(mu_) = false;
+  Status fatal_ GUARDED_BY(mu_);  // non-ok once a commit failed with an I/O error
+  uint64_t commits_ GUARDED_BY(mu_) = 0;
+  uint64_t map_grows_ GUARDED_BY(mu_) = 0;
+  int test_commit_error_ GUARDED_BY(mu_) = 0;
+  std::string scratch_ GUARDED_BY(mu_);  // record encoding buffer, reused across writes
+  // Null without options.journal (or read-only).
+  std::unique_ptr<Journal> journal_ GUARDED_BY(mu_);
+  size_t journal_checkpoint_bytes_ GUARDED_BY(mu_) = 0;
+  // The last journal record appended (or folded into LMDB).
+  uint64_t journal_seq_ GUARDED_BY(mu_) = 0;
+  uint64_t checkpoint_seq_ GUARDED_BY(mu_) = 0;  // LMDB's journal_seq
+  paxos::Ballot promised_ GUARDED_BY(mu_);       // the newest promise, journaled or in LMDB
+  // Non-ok if LMDB's promise could not be read at open.
+  Status promised_status_ GUARDED_BY(mu_);
+  uint64_t checkpoints_ GUARDED_BY(mu_) = 0;
+  std::string journal_scratch_ GUARDED_BY(mu_);  // batch encoding buffer, reused across writes
 };
-
-// Ok unless `env_flags` (from mdb_env_get_flags) contains MDB_NOSYNC, MDB_NOMETASYNC or
-// MDB_MAPASYNC, which would let a commit return before its data is durable.
-Status CheckDurableEnvFlags(unsigned env_flags);
 
 }  // namespace ballot::store
 

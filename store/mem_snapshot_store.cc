@@ -1,9 +1,9 @@
 #include "store/mem_snapshot_store.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "store/snapshot_format.h"
 #include "store/status_macros.h"
@@ -127,18 +127,18 @@ Result<std::unique_ptr<SnapshotSink>> MemSnapshotStore::CreateRaw(paxos::Slot ap
 
 void MemSnapshotStore::Install(paxos::Slot applied_below, std::string raw) {
   auto bytes = std::make_shared<const std::string>(std::move(raw));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   snapshots_[applied_below] = std::move(bytes);
 }
 
 std::shared_ptr<const std::string> MemSnapshotStore::Find(paxos::Slot applied_below) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = snapshots_.find(applied_below);
   return it == snapshots_.end() ? nullptr : it->second;
 }
 
 Result<std::vector<SnapshotInfo>> MemSnapshotStore::List() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<SnapshotInfo> infos;
   infos.reserve(snapshots_.size());
   for (auto it = snapshots_.rbegin(); it != snapshots_.rend(); ++it) {
@@ -166,14 +166,14 @@ Status MemSnapshotStore::ReadRaw(paxos::Slot applied_below, uint64_t offset, siz
 }
 
 Status MemSnapshotStore::DeleteBelow(paxos::Slot applied_below) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   snapshots_.erase(snapshots_.begin(), snapshots_.lower_bound(applied_below));
   return Status::Ok();
 }
 
 bool MemSnapshotStore::TEST_MutateRaw(paxos::Slot applied_below,
                                       const std::function<void(std::string*)>& edit) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = snapshots_.find(applied_below);
   if (it == snapshots_.end()) return false;
   std::string copy = *it->second;  // readers already open keep the old bytes

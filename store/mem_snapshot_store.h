@@ -11,10 +11,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "statemachine/thread_annotations.h"
 #include "store/snapshot_store.h"
 
 namespace ballot::store {
@@ -42,9 +42,9 @@ class MemSnapshotStore final : public SnapshotStore {
   void Install(paxos::Slot applied_below, std::string raw);
   std::shared_ptr<const std::string> Find(paxos::Slot applied_below);
 
-  std::mutex mu_;
+  Mutex mu_;
   // applied_below -> raw bytes; shared so that open readers survive DeleteBelow.
-  std::map<paxos::Slot, std::shared_ptr<const std::string>> snapshots_;  // GUARDED_BY(mu_)
+  std::map<paxos::Slot, std::shared_ptr<const std::string>> snapshots_ GUARDED_BY(mu_);
 };
 
 }  // namespace ballot::store

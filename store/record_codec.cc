@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "statemachine/byte_codec.h"
 #include "store/checksum.h"
 #include "store/status_macros.h"
 
@@ -17,18 +18,8 @@ constexpr uint8_t kValueFlagsKnown = kValueFlagLeaderStart | kValueFlagConfig;
 constexpr size_t kMemberFixedBytes = 4 + 1 + 4;  // id, voter, address length
 
 void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
-
-void PutU32(uint32_t v, std::string* out) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out->append(b, sizeof(b));
-}
-
-void PutU64(uint64_t v, std::string* out) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out->append(b, sizeof(b));
-}
+void PutU32(uint32_t v, std::string* out) { AppendLe32(v, out); }
+void PutU64(uint64_t v, std::string* out) { AppendLe64(v, out); }
 
 Status Corrupt(std::string message) { return Status(StatusCode::kCorruption, std::move(message)); }
 
@@ -46,18 +37,14 @@ class Reader {
   }
   Status U32(const char* field, uint32_t* v) {
     if (Status s = Need(field, 4); !s.ok()) return s;
-    uint32_t r = 0;
-    for (int i = 0; i < 4; ++i) r |= uint32_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    *v = LoadLe32(in_.data() + pos_);
     pos_ += 4;
-    *v = r;
     return Status::Ok();
   }
   Status U64(const char* field, uint64_t* v) {
     if (Status s = Need(field, 8); !s.ok()) return s;
-    uint64_t r = 0;
-    for (int i = 0; i < 8; ++i) r |= uint64_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    *v = LoadLe64(in_.data() + pos_);
     pos_ += 8;
-    *v = r;
     return Status::Ok();
   }
   Status Bytes(const char* field, size_t n, std::string_view* v) {
@@ -84,8 +71,8 @@ class Reader {
   size_t pos_ = 0;
 };
 
-uint32_t RecordCrc(std::string_view key, uint8_t kind, std::string_view payload) {
-  uint32_t crc = Crc32c(key);
+uint32_t RecordCrc(std::string_view scope, uint8_t kind, std::string_view payload) {
+  uint32_t crc = Crc32c(scope);
   crc = Crc32cExtend(crc, &kind, 1);
   return Crc32cExtend(crc, payload.data(), payload.size());
 }
@@ -201,47 +188,57 @@ const char* RecordKindName(RecordKind kind) {
   return "unknown";
 }
 
-void SealRecord(RecordKind kind, std::string_view key, std::string_view payload, std::string* out) {
-  const auto kind_byte = static_cast<uint8_t>(kind);
+void SealRecordBytes(uint8_t kind, std::string_view scope, std::string_view payload,
+                     std::string* out) {
   out->reserve(out->size() + kRecordHeaderBytes + payload.size());
-  PutU32(RecordCrc(key, kind_byte, payload), out);
-  PutU8(kind_byte, out);
+  PutU32(RecordCrc(scope, kind, payload), out);
+  PutU8(kind, out);
   out->append(payload);
 }
 
-void SealRecordInPlace(RecordKind kind, std::string_view key, char* record, size_t record_bytes) {
+void SealRecordBytesInPlace(uint8_t kind, std::string_view scope, char* record,
+                            size_t record_bytes) {
   CHECK_GE(record_bytes, kRecordHeaderBytes);
-  const auto kind_byte = static_cast<uint8_t>(kind);
   const std::string_view payload(record + kRecordHeaderBytes, record_bytes - kRecordHeaderBytes);
-  const uint32_t crc = RecordCrc(key, kind_byte, payload);
-  for (int i = 0; i < 4; ++i) record[i] = static_cast<char>(crc >> (8 * i));
-  record[4] = static_cast<char>(kind_byte);
+  StoreLe32(RecordCrc(scope, kind, payload), record);
+  record[kRecordCrcBytes] = static_cast<char>(kind);
 }
 
-Status OpenRecord(RecordKind kind, std::string_view key, std::string_view record,
-                  std::string_view what, std::string_view* payload) {
+Status OpenRecordBytes(uint8_t kind, std::string_view kind_name, std::string_view scope,
+                       std::string_view record, std::string_view what, std::string_view* payload) {
   const std::string name(what);
   if (record.size() < kRecordHeaderBytes) {
     return Corrupt(name + ": record of " + std::to_string(record.size()) +
                    " bytes is shorter than its header");
   }
-  Reader r(record);
-  uint32_t stored_crc = 0;
-  uint8_t kind_byte = 0;
-  CHECK(r.U32("crc", &stored_crc).ok());
-  CHECK(r.U8("kind", &kind_byte).ok());
+  const uint32_t stored_crc = LoadLe32(record.data());
+  const auto kind_byte = static_cast<uint8_t>(record[kRecordCrcBytes]);
   const std::string_view body = record.substr(kRecordHeaderBytes);
-  const uint32_t actual_crc = RecordCrc(key, kind_byte, body);
+  const uint32_t actual_crc = RecordCrc(scope, kind_byte, body);
   if (actual_crc != stored_crc) {
     return Corrupt(name + ": checksum mismatch (stored " + Hex32(stored_crc) + ", computed " +
                    Hex32(actual_crc) + ", " + std::to_string(record.size()) + " bytes)");
   }
-  if (kind_byte != static_cast<uint8_t>(kind)) {
+  if (kind_byte != kind) {
     return Corrupt(name + ": record kind " + std::to_string(kind_byte) + ", expected " +
-                   std::to_string(static_cast<int>(kind)) + " (" + RecordKindName(kind) + ")");
+                   std::to_string(kind) + " (" + std::string(kind_name) + ")");
   }
   *payload = body;
   return Status::Ok();
+}
+
+void SealRecord(RecordKind kind, std::string_view key, std::string_view payload, std::string* out) {
+  SealRecordBytes(static_cast<uint8_t>(kind), key, payload, out);
+}
+
+void SealRecordInPlace(RecordKind kind, std::string_view key, char* record, size_t record_bytes) {
+  SealRecordBytesInPlace(static_cast<uint8_t>(kind), key, record, record_bytes);
+}
+
+Status OpenRecord(RecordKind kind, std::string_view key, std::string_view record,
+                  std::string_view what, std::string_view* payload) {
+  return OpenRecordBytes(static_cast<uint8_t>(kind), RecordKindName(kind), key, record, what,
+                         payload);
 }
 
 std::string SlotKey(paxos::Slot slot) {
@@ -423,9 +420,9 @@ void EncodeBatchPayload(const paxos::PersistBatch& batch, std::string* out) {
     const size_t length_at = out->size();
     PutU32(0, out);  // patched below, once the payload's size is known
     EncodeEntryPayload(e, out);
-    const size_t length = out->size() - length_at - 4;
+    const size_t length = out->size() - length_at - sizeof(uint32_t);
     CHECK_LE(length, std::numeric_limits<uint32_t>::max());
-    for (int i = 0; i < 4; ++i) (*out)[length_at + i] = static_cast<char>(length >> (8 * i));
+    StoreLe32(static_cast<uint32_t>(length), out->data() + length_at);
   }
 }
 

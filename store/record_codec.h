@@ -39,7 +39,8 @@ enum class RecordKind : uint8_t {
 };
 const char* RecordKindName(RecordKind kind);
 
-inline constexpr size_t kRecordHeaderBytes = 5;  // crc32c + kind
+inline constexpr size_t kRecordCrcBytes = 4;
+inline constexpr size_t kRecordHeaderBytes = kRecordCrcBytes + 1;  // crc32c + kind
 inline constexpr size_t kSlotKeyBytes = 8;
 
 // Which cluster and node a data directory belongs to; written once, at the first open.
@@ -58,6 +59,17 @@ struct SnapshotMeta {
 };
 
 // --- Record framing ---
+// The framing itself, for any kind byte and any `scope`: the bytes the checksum binds the record
+// to besides its kind and payload (LmdbStore: the record's key; FenceStore adds its database).
+void SealRecordBytes(uint8_t kind, std::string_view scope, std::string_view payload,
+                     std::string* out);
+void SealRecordBytesInPlace(uint8_t kind, std::string_view scope, char* record,
+                            size_t record_bytes);
+// `kind_name` only names the expected kind in the error.
+Status OpenRecordBytes(uint8_t kind, std::string_view kind_name, std::string_view scope,
+                       std::string_view record, std::string_view what, std::string_view* payload);
+
+// LmdbStore's records: the scope is the key.
 
 // Appends to *out the record holding `payload` under `key`.
 void SealRecord(RecordKind kind, std::string_view key, std::string_view payload, std::string* out);

@@ -11,10 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <cctype>
 #include <charconv>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -27,6 +25,7 @@
 #include "net/codec.h"
 #include "net/frame.h"
 #include "net/transport.h"
+#include "statemachine/thread_annotations.h"
 
 namespace ballot {
 
@@ -1074,19 +1073,21 @@ namespace {
 
 template <typename T>
 struct Waiter {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<Result<T>> result;  // guarded by mu
+  Mutex mu;
+  CondVar cv;
+  std::optional<Result<T>> result GUARDED_BY(mu);
 
   void Set(Result<T> r) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     result.emplace(std::move(r));
-    cv.notify_all();
+    cv.NotifyAll();
   }
   // The result, or kTimeout if none came by `until`.
   Result<T> WaitUntil(Clock::time_point until, milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_until(lock, until, [&] { return result.has_value(); })) {
+    MutexLock lock(&mu);
+    while (!result.has_value() && cv.WaitUntil(&mu, until)) {
+    }
+    if (!result.has_value()) {
       return ballot::Status(StatusCode::kTimeout,
                             "no answer within " + std::to_string(timeout.count()) + " ms");
     }
@@ -1277,9 +1278,9 @@ std::map<NodeId, Result<NodeStatus>> Client::StatusAll(milliseconds timeout) {
     return out;
   }
   struct Gather {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::map<NodeId, Result<NodeStatus>> results;  // guarded by mu
+    Mutex mu;
+    CondVar cv;
+    std::map<NodeId, Result<NodeStatus>> results GUARDED_BY(mu);
   };
   auto gather = std::make_shared<Gather>();
   const Clock::time_point until = Clock::now() + timeout + kSyncWaitSlack;
@@ -1288,14 +1289,15 @@ std::map<NodeId, Result<NodeStatus>> Client::StatusAll(milliseconds timeout) {
                   timeout, [gather, node = node](Result<ClientResponse> r, NodeId) {
                     Result<NodeStatus> s = r.ok() ? Result<NodeStatus>(*r.value().status)
                                                   : Result<NodeStatus>(r.status());
-                    std::lock_guard<std::mutex> lock(gather->mu);
+                    MutexLock lock(&gather->mu);
                     gather->results.emplace(node, std::move(s));
-                    gather->cv.notify_all();
+                    gather->cv.NotifyAll();
                   });
   }
   const size_t members = impl_->options().members.size();
-  std::unique_lock<std::mutex> lock(gather->mu);
-  gather->cv.wait_until(lock, until, [&] { return gather->results.size() == members; });
+  MutexLock lock(&gather->mu);
+  while (gather->results.size() != members && gather->cv.WaitUntil(&gather->mu, until)) {
+  }
   out = gather->results;
   for (const auto& [node, address] : impl_->options().members) {
     out.emplace(node, ballot::Status(StatusCode::kTimeout, "no answer within " +

@@ -438,7 +438,7 @@ uint64_t Driver::SnapshotBytes(Slot below) const {
 }
 
 Status Driver::RaiseStoreMark(Slot below) {
-  std::lock_guard<std::mutex> lock(mark_mu_);
+  MutexLock lock(&mark_mu_);
   if (below <= store_mark_) return Status::Ok();
   Status s = store_->SaveSnapshot(store::Snapshot{below, {}});
   if (!s.ok()) return s;

@@ -43,6 +43,7 @@
 #include "net/server/driver_tuning.h"
 #include "paxos/replica.h"
 #include "paxos/status.h"
+#include "statemachine/thread_annotations.h"
 #include "paxos/types.h"
 #include "statemachine/applier.h"
 #include "store/snapshot_store.h"
@@ -317,8 +318,8 @@ class Driver {
   paxos::Slot previous_snapshot_below_ = 0;  // the store keeps the log from here
 
   // Any thread.
-  std::mutex mark_mu_;
-  paxos::Slot store_mark_;  // guarded by mark_mu_
+  Mutex mark_mu_;
+  paxos::Slot store_mark_ GUARDED_BY(mark_mu_);
   std::atomic<size_t> apply_queue_commands_{0};
   std::atomic<paxos::Slot> applied_below_{1};
   // The lowest snapshot a peer is copying from here (0: none): a new snapshot of ours does not

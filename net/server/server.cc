@@ -296,7 +296,7 @@ class Server::Impl : public DriverHost {
   void Stop(Status why) {
     metrics_.SetStopping();
     {
-      std::lock_guard<std::mutex> lock(stop_mu_);
+      MutexLock lock(&stop_mu_);
       if (stopping_) return;
       stopping_ = true;
       stop_reason_ = std::move(why);
@@ -305,16 +305,16 @@ class Server::Impl : public DriverHost {
     apply_queue_.Close();
     background_queue_.Close();
     io_.stop();
-    stop_cv_.notify_all();
+    stop_cv_.NotifyAll();
   }
 
   Status Wait() {
     {
-      std::unique_lock<std::mutex> lock(stop_mu_);
-      stop_cv_.wait(lock, [this] { return stopping_; });
+      MutexLock lock(&stop_mu_);
+      while (!stopping_) stop_cv_.Wait(&stop_mu_);
     }
     Join();
-    std::lock_guard<std::mutex> lock(stop_mu_);
+    MutexLock lock(&stop_mu_);
     return stop_reason_;
   }
 
@@ -339,7 +339,7 @@ class Server::Impl : public DriverHost {
     });
     // A node that stops first never answers: wait with the stop in view.
     while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
-      std::lock_guard<std::mutex> lock(stop_mu_);
+      MutexLock lock(&stop_mu_);
       if (stopping_) return Status(StatusCode::kAborted, "node stopped");
     }
     return result.get();
@@ -942,10 +942,10 @@ class Server::Impl : public DriverHost {
   WorkQueue<std::function<void()>> apply_queue_;
   WorkQueue<std::function<void()>> background_queue_;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;  // guarded by stop_mu_
-  Status stop_reason_;     // guarded by stop_mu_
+  Mutex stop_mu_;
+  CondVar stop_cv_;
+  bool stopping_ GUARDED_BY(stop_mu_) = false;
+  Status stop_reason_ GUARDED_BY(stop_mu_);
 
   std::thread io_thread_;
   std::thread storage_thread_;

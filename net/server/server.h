@@ -9,7 +9,8 @@
 //     and only then lets the io thread send what depended on it and call Advance();
 //   - the apply thread owns the Applier (and the user's StateMachine). A slow Apply or a slow
 //     fsync never delays heartbeats, which are sent from the io thread. With apply_inline the io
-//     thread applies instead (fast state machines: two hand-offs fewer per command);
+//     thread applies instead (fast state machines: two hand-offs fewer per command), and then
+//     every StateMachine call holds up the io thread (statemachine/state_machine.h, Threads);
 //   - a background thread writes snapshots and installs received ones, so that neither the
 //     io thread nor Apply waits for a snapshot's disk writes.
 // Hand-offs are batched: one persist job per Ready, one apply job per Ready.

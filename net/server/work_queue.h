@@ -4,11 +4,12 @@
 #ifndef BALLOT_NET_SERVER_WORK_QUEUE_H_
 #define BALLOT_NET_SERVER_WORK_QUEUE_H_
 
-#include <condition_variable>
+#include <chrono>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "statemachine/thread_annotations.h"
 
 namespace ballot {
 
@@ -17,16 +18,16 @@ class WorkQueue {
  public:
   void Push(T item) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       items_.push_back(std::move(item));
     }
-    cv_.notify_one();
+    cv_.NotifyOne();
   }
 
   // The next item, or nullopt once the queue is closed and drained.
   std::optional<T> Pop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return closed_ || !items_.empty(); });
+    MutexLock lock(&mu_);
+    while (!closed_ && items_.empty()) cv_.Wait(&mu_);
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
@@ -36,23 +37,26 @@ class WorkQueue {
   // Waits up to `timeout` for Close(); true if closed. Used to pause between retries.
   template <typename Duration>
   bool WaitClosed(Duration timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [this] { return closed_; });
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(&mu_);
+    while (!closed_ && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return closed_;
   }
 
   void Close() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<T> items_;  // guarded by mu_
-  bool closed_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<T> items_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ballot

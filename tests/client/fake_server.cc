@@ -321,6 +321,11 @@ void MachineNode::Serve(const net::ClientRequest& request, const FakeServer::Rep
       response.code = StatusCode::kFailedPrecondition;
       response.message = "no other voter to transfer to";
       break;
+    case net::ClientRequest::Kind::kMemberList:
+    case net::ClientRequest::Kind::kMemberChange:
+      response.code = StatusCode::kFailedPrecondition;
+      response.message = "MachineNode does not model membership";
+      break;
   }
   reply(std::move(response));
 }

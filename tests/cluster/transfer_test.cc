@@ -167,7 +167,9 @@ TEST(TransferTest, RollingRestartWithSigtermFailsNoCall) {
     const std::string how = cluster.Terminate(id, stop_at + kLiveness);
     EXPECT_EQ(how, "exited 0") << cluster.LogPath(id);
     const size_t handed = cluster.CountLogLines(id, {"handing leadership to node"}) - before;
-    if (was_leader) EXPECT_EQ(handed, 1u) << "the leader stopped without handing over";
+    if (was_leader) {
+      EXPECT_EQ(handed, 1u) << "the leader stopped without handing over";
+    }
     std::printf("[ rolling ] node %u: SIGTERM -> %s in %.0f ms%s\n", id, how.c_str(),
                 MsBetween(stop_at, Clock::now()), handed ? " (handed leadership over first)" : "");
     ASSERT_TRUE(load.WaitForAcksSentAfter(Clock::now(), kAcksBetween, Clock::now() + kLiveness))

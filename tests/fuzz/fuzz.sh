@@ -2,7 +2,8 @@
 # Builds and runs the libFuzzer targets (tests/fuzz/*_fuzzer.cc) with clang, ASan and UBSan, in
 # ${FUZZ_BUILD_DIR:-build-fuzz}/ (separate from the GCC build).
 #
-#   tests/fuzz/fuzz.sh build             build every fuzz_<target> (and fuzz_make_corpus)
+#   tests/fuzz/fuzz.sh build             build every fuzz_<target> (and fuzz_make_corpus), and
+#                                        every library (the clang -Wthread-safety check)
 #   tests/fuzz/fuzz.sh smoke [runs]      each target, `runs` executions (default 20000) from its
 #                                        checked-in corpus; what tools/test.sh runs
 #   tests/fuzz/fuzz.sh soak [runs]       each target, `runs` executions (default 10^7), one at a
@@ -24,7 +25,9 @@ targets=(frame codec record_codec session_table applier_restore sequence_restore
 build() {
   CC="${FUZZ_CC:-clang}" CXX="${FUZZ_CXX:-clang++}" cmake -S "$root" -B "$build" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALLOT_FUZZ=ON >/dev/null
-  cmake --build "$build" -j"${JOBS:-2}" --target fuzz_targets
+  # ballot_libraries too: this is the clang build, where -Wthread-safety checks every
+  # GUARDED_BY/REQUIRES annotation (statemachine/thread_annotations.h); a violation fails the build.
+  cmake --build "$build" -j"${JOBS:-2}" --target fuzz_targets ballot_libraries
 }
 
 # run_target <target> <libFuzzer flags...>: fuzzes from the checked-in corpus into a scratch one.

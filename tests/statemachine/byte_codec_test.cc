@@ -1,10 +1,10 @@
 #include "statemachine/byte_codec.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <gtest/gtest.h>
 
 namespace ballot {
 namespace {
@@ -40,6 +40,33 @@ TEST(ByteCodecTest, RoundTripsEveryWidthLittleEndian) {
   EXPECT_EQ(b, "");
   EXPECT_TRUE(reader.empty());
   EXPECT_FALSE(reader.GetU8(&u8));
+}
+
+TEST(ByteCodecTest, RawFieldsAreLittleEndianAtAnyAlignment) {
+  char buf[13] = {};
+  StoreLe32(0x01020304, buf + 1);  // unaligned on purpose
+  StoreLe64(0x1122334455667788, buf + 5);
+  EXPECT_EQ(std::string(buf + 1, 4), std::string("\x04\x03\x02\x01", 4));
+  EXPECT_EQ(static_cast<uint8_t>(buf[5]), 0x88);
+  EXPECT_EQ(static_cast<uint8_t>(buf[12]), 0x11);
+  EXPECT_EQ(LoadLe32(buf + 1), 0x01020304u);
+  EXPECT_EQ(LoadLe64(buf + 5), 0x1122334455667788u);
+  // High bits survive (no sign extension from char).
+  StoreLe64(~uint64_t{0}, buf);
+  EXPECT_EQ(LoadLe64(buf), ~uint64_t{0});
+  EXPECT_EQ(LoadLe32(buf), ~uint32_t{0});
+
+  std::string out = "x";
+  AppendLe32(0xA1B2C3D4, &out);
+  AppendLe64(7, &out);
+  ASSERT_EQ(out.size(), 1u + 4 + 8);
+  EXPECT_EQ(LoadLe32(out.data() + 1), 0xA1B2C3D4u);
+  EXPECT_EQ(LoadLe64(out.data() + 5), 7u);
+  // The same bytes ByteWriter writes.
+  ByteWriter writer;
+  writer.PutU32(0xA1B2C3D4);
+  writer.PutU64(7);
+  EXPECT_EQ(writer.data(), out.substr(1));
 }
 
 TEST(ByteCodecTest, ShortInputFailsWithoutConsuming) {

@@ -154,12 +154,12 @@ TEST(ScanJournalTest, LeftoverBytesThatLookLikeHugeRecordsAreScannedQuickly) {
     std::memcpy(bytes.data() + at + 4, &rest, 4);  // payload bytes: the rest of the file
   }
   // (each header's seq is the next header's crc and length: about 2^51 and up.)
-  const auto start = std::chrono::steady_clock::now();
   Result<JournalScan> scan = ScanJournal(bytes, 6);
-  const auto took = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(scan.ok()) << scan.status().ToString();
   EXPECT_EQ(Seqs(scan.value()), (std::vector<uint64_t>{7}));
-  EXPECT_LT(took, std::chrono::seconds(2));
+  // A few passes over the file at most (the tail's own header claims the rest of the file);
+  // checksumming every fake record would read about file_bytes^2 / 16 bytes.
+  EXPECT_LE(scan.value().checksummed_bytes, 4 * file_bytes);
 }
 
 TEST(ScanJournalTest, GarbageIsNeverACrash) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "store/lmdb_env.h"
 #include "tests/store/test_util.h"
 
 namespace ballot::store {
