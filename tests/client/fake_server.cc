@@ -326,6 +326,10 @@ void MachineNode::Serve(const net::ClientRequest& request, const FakeServer::Rep
       response.code = StatusCode::kFailedPrecondition;
       response.message = "MachineNode does not model membership";
       break;
+    case net::ClientRequest::Kind::kWatch:
+      response.code = StatusCode::kFailedPrecondition;
+      response.message = "MachineNode does not model watches";
+      break;
   }
   reply(std::move(response));
 }
