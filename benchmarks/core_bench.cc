@@ -1,6 +1,6 @@
 // The core and its driver alone: commands/s through an in-memory group of three nodes, each the
-// shipping net/server/driver.h over a paxos::Replica, a MemStore that syncs instantly and an Applier
-// over a state machine that does nothing. No sockets, no codec, no disk and no threads: it
+// shipping net/server/driver.h over a paxos::Replica, a MemStore that syncs instantly and an
+// Applier over a state machine that does nothing. No sockets, no codec, no disk and no threads: it
 // bounds what the runtime can ever reach and shows what the protocol, the driver and the
 // session table cost per command and per slot.
 //
@@ -244,7 +244,8 @@ void BM_FollowerBehindAGap(benchmark::State& state) {
     m.to = 3;
     m.ballot = leader;
     m.commit = slot;  // the leader has chosen everything before this one
-    m.entries.push_back(Entry{slot, Ballot(), Value{leader, false, {Command{7, slot, 0, 0, 0, "v"}}}});
+    m.entries.push_back(
+        Entry{slot, Ballot(), Value{leader, false, {Command{7, slot, 0, 0, 0, "v"}}}});
     f.Step(m);
     if (f.TakeReady().persist) f.Advance();  // synced at once
     ++slot;

@@ -2,16 +2,17 @@
 // directory, so that a restart's "recover" time splits into LMDB open, log load, snapshot
 // verify and snapshot restore (what Driver::Recover does, in the same order).
 //
-//   build/benchmarks/restore_bench --data_dir=DIR --cluster=1@...,2@...,3@... --id=N [--state_machine=kv]
+//   build/benchmarks/restore_bench --data_dir=DIR --cluster=1@...,2@...,3@... --id=N
+//   [--state_machine=kv]
 //
 // Opens the store read-write as ballotd would (it must not be running), changes nothing.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
-
-#include <gflags/gflags.h>
-#include <glog/logging.h>
 
 #include "net/client/client.h"
 #include "statemachine/applier.h"
@@ -102,9 +103,10 @@ int main(int argc, char** argv) {
     restored = info.applied_below;
     break;
   }
-  std::printf("open_s=%.3f log_load_s=%.3f log_slots=%zu log_commands=%zu log_mb=%.1f "
-              "snapshot_below=%llu snapshot_verify_s=%.3f snapshot_restore_s=%.3f\n",
-              open_s, load_s, durable.value().entries.size(), commands, log_bytes / 1048576.0,
-              static_cast<unsigned long long>(restored), verify_s, restore_s);
+  std::printf(
+      "open_s=%.3f log_load_s=%.3f log_slots=%zu log_commands=%zu log_mb=%.1f "
+      "snapshot_below=%llu snapshot_verify_s=%.3f snapshot_restore_s=%.3f\n",
+      open_s, load_s, durable.value().entries.size(), commands, log_bytes / 1048576.0,
+      static_cast<unsigned long long>(restored), verify_s, restore_s);
   return 0;
 }

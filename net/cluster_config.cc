@@ -122,7 +122,8 @@ Result<std::map<NodeId, std::string>> ParseCluster(std::string_view cluster) {
     Result<HostPort> hp = ParseHostPort(address);
     if (!hp.ok()) return Invalid(quoted + ": " + hp.status().message());
     const auto [it, fresh] = members.emplace(id.value(), std::string(address));
-    if (!fresh) return Invalid(quoted + ": node id " + std::to_string(id.value()) + " appears twice");
+    if (!fresh)
+      return Invalid(quoted + ": node id " + std::to_string(id.value()) + " appears twice");
     const auto [other, unique] = ids_by_address.emplace(std::string(address), id.value());
     if (!unique) {
       return Invalid(quoted + ": address " + std::string(address) + " is also node " +

@@ -757,8 +757,8 @@ Status Transport::Impl::OnFrame(Connection& conn, Frame frame) {
 Status Transport::Impl::CheckHello(const Connection& conn, const Hello& hello) const {
   // A client that does not know the cluster id yet says 0 and learns it from our answer; it
   // checks the answer itself (net/client/client.h), and sends nothing before.
-  const bool client_asking = conn.dialed() == paxos::kNoNode &&
-                             hello.node_id == kClientNodeId && hello.cluster_id == 0;
+  const bool client_asking =
+      conn.dialed() == paxos::kNoNode && hello.node_id == kClientNodeId && hello.cluster_id == 0;
   if (hello.cluster_id != options_.cluster_id && !client_asking) {
     return Status(StatusCode::kFailedPrecondition,
                   "handshake: wrong cluster id " + std::to_string(hello.cluster_id) +

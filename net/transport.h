@@ -7,8 +7,8 @@
 // other side's Hello names this cluster, this protocol version and an acceptable node id: the
 // dialed peer's id on an outgoing connection; on an incoming one, any other node id (membership
 // changes: a node being added may dial before this one knows it) or 0 for a client. A client may
-// also say cluster 0: it does not know the id yet (net/client/client.h) and learns it from the answer.
-// Until then a frame may be at most kHandshakeFrameBytesMax long.
+// also say cluster 0: it does not know the id yet (net/client/client.h) and learns it from the
+// answer. Until then a frame may be at most kHandshakeFrameBytesMax long.
 //
 // Peers also compare their timing (PeerTiming: tick, heartbeat, election timeout, lease, drift
 // bound): a lease is only safe if every node counts it alike. A peer whose timing differs is

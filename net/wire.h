@@ -93,9 +93,10 @@ struct MemberChangeRequest {
   friend bool operator==(const MemberChangeRequest&, const MemberChangeRequest&) = default;
 };
 
-// kWatch (net/server/watch_hub.h): the next change of what `query` names after `after_slot`. Answered
-// with ClientResponse::watch_changed, the change's slot in ClientResponse::slot and the state
-// right after it in ClientResponse::data; or watch_changed = false after `wait_ms` without one.
+// kWatch (net/server/watch_hub.h): the next change of what `query` names after `after_slot`.
+// Answered with ClientResponse::watch_changed, the change's slot in ClientResponse::slot and the
+// state right after it in ClientResponse::data; or watch_changed = false after `wait_ms` without
+// one.
 struct WatchRequest {
   std::string query;  // passed to Watchable::NextChange
   paxos::Slot after_slot = 0;
@@ -115,7 +116,14 @@ struct ClientRequest {
   // kMemberList: the leader's configuration, in ClientResponse::members. kMemberChange: leader
   // only, answered once the change is queued (the caller watches kMemberList for its effect).
   enum class Kind : uint8_t {
-    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange, kWatch
+    kPropose,
+    kRead,
+    kStatus,
+    kSnapshot,
+    kTransferLeader,
+    kMemberList,
+    kMemberChange,
+    kWatch
   };
 
   uint64_t request_id = 0;  // chosen by the client, echoed in the response
@@ -123,8 +131,8 @@ struct ClientRequest {
   paxos::Command command;  // kPropose only; stamp_ms is set by the leader, not the client
   std::string query;       // kRead only: passed to StateMachine::Query
   paxos::NodeId transfer_to = paxos::kNoNode;  // kTransferLeader only
-  MemberChangeRequest member_change;  // kMemberChange only
-  WatchRequest watch;                 // kWatch only
+  MemberChangeRequest member_change;           // kMemberChange only
+  WatchRequest watch;                          // kWatch only
 
   friend bool operator==(const ClientRequest&, const ClientRequest&) = default;
 };
@@ -150,12 +158,12 @@ struct ClientResponse {
   // With leader_hint: its "host:port", so that a client whose member list does not name it (an
   // old list, after membership changes) can still reach it. Empty: not known.
   std::string leader_address;
-  std::string message;                         // why, when code != kOk
-  StatusCode outcome_code = StatusCode::kOk;   // the state machine's Outcome (propose, read)
-  std::string data;                            // the Outcome's data
-  paxos::Slot slot = 0;                        // propose: where the command was chosen
-  uint64_t epoch = 0;                          // propose: the log's epoch there
-  std::optional<NodeStatus> status;            // set in answers to kStatus
+  std::string message;                                // why, when code != kOk
+  StatusCode outcome_code = StatusCode::kOk;          // the state machine's Outcome (propose, read)
+  std::string data;                                   // the Outcome's data
+  paxos::Slot slot = 0;                               // propose: where the command was chosen
+  uint64_t epoch = 0;                                 // propose: the log's epoch there
+  std::optional<NodeStatus> status;                   // set in answers to kStatus
   std::optional<std::vector<paxos::Member>> members;  // set in answers to kMemberList
   bool watch_changed = false;  // kWatch: a change after after_slot, at `slot`, state in `data`
   bool watch_gap = false;      // kWatch: changes between after_slot and `slot` were forgotten

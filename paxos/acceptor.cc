@@ -1,8 +1,8 @@
 #include "paxos/acceptor.h"
 
-#include <algorithm>
-
 #include <glog/logging.h>
+
+#include <algorithm>
 
 namespace ballot::paxos {
 
@@ -43,8 +43,7 @@ Acceptor::Verdict Acceptor::Prepare(Ballot b, uint64_t now, Ballot handover) {
 
 std::vector<Entry> Acceptor::AcceptedFrom(Slot from) const {
   std::vector<Entry> out;
-  for (auto it = log_->LowerBound(std::max(from, log_->dropped_below())); it != log_->end();
-       ++it) {
+  for (auto it = log_->LowerBound(std::max(from, log_->dropped_below())); it != log_->end(); ++it) {
     out.push_back(it->second.entry);
   }
   return out;

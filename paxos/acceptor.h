@@ -42,9 +42,9 @@ class Acceptor {
  public:
   enum class Verdict {
     kOk,
-    kStaleBallot,        // a higher ballot is already promised
-    kLeased,             // another node's lease is running
-    kConflictsWithChosen // the slot is chosen with a different value (a protocol bug elsewhere)
+    kStaleBallot,         // a higher ballot is already promised
+    kLeased,              // another node's lease is running
+    kConflictsWithChosen  // the slot is chosen with a different value (a protocol bug elsewhere)
   };
 
   // `now` is the tick of construction; the restart lease runs from it.

@@ -103,18 +103,21 @@ std::string Configuration::ToString() const {
 
 const char* MemberChangeKindName(MemberChange::Kind kind) {
   switch (kind) {
-    case MemberChange::Kind::kAddLearner: return "add";
-    case MemberChange::Kind::kPromote: return "promote";
-    case MemberChange::Kind::kRemove: return "remove";
+    case MemberChange::Kind::kAddLearner:
+      return "add";
+    case MemberChange::Kind::kPromote:
+      return "promote";
+    case MemberChange::Kind::kRemove:
+      return "remove";
   }
   return "unknown";
 }
 
 Result<Configuration> ApplyMemberChange(const Configuration& config, const MemberChange& change) {
   auto refuse = [&](std::string why) {
-    return Status(StatusCode::kFailedPrecondition,
-                  std::string("member ") + MemberChangeKindName(change.kind) + " " +
-                      std::to_string(change.id) + ": " + why);
+    return Status(StatusCode::kFailedPrecondition, std::string("member ") +
+                                                       MemberChangeKindName(change.kind) + " " +
+                                                       std::to_string(change.id) + ": " + why);
   };
   if (change.id == 0 || change.id > 0xFFFF) return refuse("node id is not in 1..65535");
   std::vector<Member> members = config.members();
@@ -125,8 +128,9 @@ Result<Configuration> ApplyMemberChange(const Configuration& config, const Membe
         return refuse(existing->voter ? "already a voter" : "already a learner");
       }
       if (config.IsRetired(change.id)) {
-        return refuse("this id belonged to a member that was removed; ids are never reused, so "
-                      "add the node under a new id");
+        return refuse(
+            "this id belonged to a member that was removed; ids are never reused, so "
+            "add the node under a new id");
       }
       if (change.address.empty()) return refuse("no address given");
       members.push_back(Member{change.id, change.address, false});

@@ -1,13 +1,12 @@
 #include "paxos/learner.h"
 
-#include <algorithm>
-
 #include <glog/logging.h>
+
+#include <algorithm>
 
 namespace ballot::paxos {
 
-Learner::Learner(SlotLog* log, Slot chosen_below, Slot applied_below,
-                 const PlantedBugs& planted)
+Learner::Learner(SlotLog* log, Slot chosen_below, Slot applied_below, const PlantedBugs& planted)
     : log_(log),
       planted_(planted),
       chosen_below_(std::max(chosen_below, applied_below)),

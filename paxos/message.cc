@@ -4,20 +4,34 @@ namespace ballot::paxos {
 
 const char* MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kNone: return "None";
-    case MessageType::kPreVote: return "PreVote";
-    case MessageType::kPreVoteReply: return "PreVoteReply";
-    case MessageType::kPrepare: return "Prepare";
-    case MessageType::kPromise: return "Promise";
-    case MessageType::kAccept: return "Accept";
-    case MessageType::kAccepted: return "Accepted";
-    case MessageType::kHeartbeat: return "Heartbeat";
-    case MessageType::kHeartbeatReply: return "HeartbeatReply";
-    case MessageType::kCatchupRequest: return "CatchupRequest";
-    case MessageType::kCatchupReply: return "CatchupReply";
-    case MessageType::kSnapshotRequest: return "SnapshotRequest";
-    case MessageType::kSnapshotChunk: return "SnapshotChunk";
-    case MessageType::kTimeoutNow: return "TimeoutNow";
+    case MessageType::kNone:
+      return "None";
+    case MessageType::kPreVote:
+      return "PreVote";
+    case MessageType::kPreVoteReply:
+      return "PreVoteReply";
+    case MessageType::kPrepare:
+      return "Prepare";
+    case MessageType::kPromise:
+      return "Promise";
+    case MessageType::kAccept:
+      return "Accept";
+    case MessageType::kAccepted:
+      return "Accepted";
+    case MessageType::kHeartbeat:
+      return "Heartbeat";
+    case MessageType::kHeartbeatReply:
+      return "HeartbeatReply";
+    case MessageType::kCatchupRequest:
+      return "CatchupRequest";
+    case MessageType::kCatchupReply:
+      return "CatchupReply";
+    case MessageType::kSnapshotRequest:
+      return "SnapshotRequest";
+    case MessageType::kSnapshotChunk:
+      return "SnapshotChunk";
+    case MessageType::kTimeoutNow:
+      return "TimeoutNow";
   }
   return "Unknown";
 }

@@ -41,10 +41,10 @@ enum class MessageType : uint8_t {
   kCatchupRequest = 9,
   // Chosen values, in slot order. Uses: entries, commit (leader's first unchosen slot).
   kCatchupReply = 10,
-  // Snapshot transfer. The Replica never sees these: the runtime's driver (net/server/driver.h) handles
-  // them, but they travel on the same links, so they are typed here.
-  // Request: slot = the snapshot must cover every slot below this; round = applied_below of the
-  // snapshot being continued (0: the newest); commit = byte offset wanted.
+  // Snapshot transfer. The Replica never sees these: the runtime's driver (net/server/driver.h)
+  // handles them, but they travel on the same links, so they are typed here. Request: slot = the
+  // snapshot must cover every slot below this; round = applied_below of the snapshot being
+  // continued (0: the newest); commit = byte offset wanted.
   kSnapshotRequest = 11,
   // Chunk: slot = the snapshot's applied_below (0: the sender has none that is new enough);
   // commit = this chunk's byte offset; round = the snapshot's total size; ok = last chunk;

@@ -53,8 +53,7 @@ Status Options::Validate() const {
   }
   if (batch_commands_max == 0 || batch_bytes_max == 0 || window_slots_max == 0 ||
       pending_commands_max == 0 || reads_pending_max == 0 || catchup_entries_max == 0 ||
-      promise_entries_max == 0 ||
-      accept_entries_max == 0 || message_bytes_max == 0) {
+      promise_entries_max == 0 || accept_entries_max == 0 || message_bytes_max == 0) {
     return Invalid("every *_max bound must be at least 1");
   }
   if (batch_bytes_max > message_bytes_max) {

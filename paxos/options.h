@@ -16,14 +16,14 @@ namespace ballot::paxos {
 // Deliberately planted bugs, used only by the simulator's regression tests to prove that it
 // catches each of them ("teeth"). Never set outside tests.
 struct PlantedBugs {
-  bool ack_accept_before_durable = false;   // Accepted sent before the accept is synced
-  bool ignore_accepted_in_recovery = false; // new leader drops values reported in phase 1
-  bool forget_promise_on_restart = false;   // promised ballot is not persisted
-  bool apply_out_of_order = false;          // learner applies chosen slots past a gap
-  bool lease_from_ack_time = false;         // leader times its lease from the ack, not the send
-  bool lease_to_lower_ballot = false;       // a late heartbeat of a lower ballot takes the lease
-  bool announce_older_epoch = false;        // a leader that saw a newer epoch still becomes usable
-  bool no_persist_stall_stepdown = false;   // a leader whose disk hangs keeps leading
+  bool ack_accept_before_durable = false;    // Accepted sent before the accept is synced
+  bool ignore_accepted_in_recovery = false;  // new leader drops values reported in phase 1
+  bool forget_promise_on_restart = false;    // promised ballot is not persisted
+  bool apply_out_of_order = false;           // learner applies chosen slots past a gap
+  bool lease_from_ack_time = false;          // leader times its lease from the ack, not the send
+  bool lease_to_lower_ballot = false;        // a late heartbeat of a lower ballot takes the lease
+  bool announce_older_epoch = false;         // a leader that saw a newer epoch still becomes usable
+  bool no_persist_stall_stepdown = false;    // a leader whose disk hangs keeps leading
   // Not a core bug: the simulator runs nodes' clocks faster and slower than
   // Options::max_clock_drift_ppm allows (the core ignores this field).
   bool clock_drift_beyond_bound = false;

@@ -1,8 +1,8 @@
 #include "paxos/proposer.h"
 
-#include <algorithm>
-
 #include <glog/logging.h>
+
+#include <algorithm>
 
 namespace ballot::paxos {
 
@@ -163,8 +163,7 @@ std::vector<Slot> Proposer::AddAccepted(NodeId from, const std::vector<Slot>& sl
   return chosen;
 }
 
-std::map<NodeId, std::vector<Entry>> Proposer::CollectRetries(uint64_t now,
-                                                              uint64_t retry_ticks) {
+std::map<NodeId, std::vector<Entry>> Proposer::CollectRetries(uint64_t now, uint64_t retry_ticks) {
   std::map<NodeId, std::vector<Entry>> out;
   for (auto& [slot, f] : in_flight_) {
     if (f.sent_at + retry_ticks > now) continue;

@@ -88,7 +88,7 @@ class Proposer {
 
   Ballot ballot_;
   std::vector<NodeId> promised_by_;
-  std::map<Slot, Entry> reported_;  // highest-ballot accepted entry per slot
+  std::map<Slot, Entry> reported_;        // highest-ballot accepted entry per slot
   std::map<Slot, Ballot> leader_starts_;  // highest leader_start epoch reported per slot
   bool recovering_ = false;
   Slot recover_next_ = 1;  // the next slot recovery decides

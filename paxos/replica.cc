@@ -1,18 +1,22 @@
 #include "paxos/replica.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 namespace ballot::paxos {
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kFollower: return "follower";
-    case Role::kPreCandidate: return "pre-candidate";
-    case Role::kCandidate: return "candidate";
-    case Role::kLeader: return "leader";
+    case Role::kFollower:
+      return "follower";
+    case Role::kPreCandidate:
+      return "pre-candidate";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
   }
   return "unknown";
 }
@@ -78,10 +82,16 @@ void Replica::Tick() {
   ++now_;
   if (persist_outstanding_) ++persist_stalled_ticks_;
   switch (role_) {
-    case Role::kFollower: TickFollower(); break;
+    case Role::kFollower:
+      TickFollower();
+      break;
     case Role::kPreCandidate:
-    case Role::kCandidate: TickCandidate(); break;
-    case Role::kLeader: TickLeader(); break;
+    case Role::kCandidate:
+      TickCandidate();
+      break;
+    case Role::kLeader:
+      TickLeader();
+      break;
   }
   MaybeRequestCatchup();
 }
@@ -96,20 +106,44 @@ void Replica::Step(const Message& m) {
   max_round_seen_ = std::max({max_round_seen_, m.ballot.round(), m.promised.round()});
   NoteEpochSeen(m);
   switch (m.type) {
-    case MessageType::kPreVote: OnPreVote(m); break;
-    case MessageType::kPreVoteReply: OnPreVoteReply(m); break;
-    case MessageType::kPrepare: OnPrepare(m); break;
-    case MessageType::kPromise: OnPromise(m); break;
-    case MessageType::kAccept: OnAccept(m); break;
-    case MessageType::kAccepted: OnAccepted(m); break;
-    case MessageType::kHeartbeat: OnHeartbeat(m); break;
-    case MessageType::kHeartbeatReply: OnHeartbeatReply(m); break;
-    case MessageType::kCatchupRequest: OnCatchupRequest(m); break;
-    case MessageType::kCatchupReply: OnCatchupReply(m); break;
-    case MessageType::kTimeoutNow: OnTimeoutNow(m); break;
+    case MessageType::kPreVote:
+      OnPreVote(m);
+      break;
+    case MessageType::kPreVoteReply:
+      OnPreVoteReply(m);
+      break;
+    case MessageType::kPrepare:
+      OnPrepare(m);
+      break;
+    case MessageType::kPromise:
+      OnPromise(m);
+      break;
+    case MessageType::kAccept:
+      OnAccept(m);
+      break;
+    case MessageType::kAccepted:
+      OnAccepted(m);
+      break;
+    case MessageType::kHeartbeat:
+      OnHeartbeat(m);
+      break;
+    case MessageType::kHeartbeatReply:
+      OnHeartbeatReply(m);
+      break;
+    case MessageType::kCatchupRequest:
+      OnCatchupRequest(m);
+      break;
+    case MessageType::kCatchupReply:
+      OnCatchupReply(m);
+      break;
+    case MessageType::kTimeoutNow:
+      OnTimeoutNow(m);
+      break;
     case MessageType::kNone:
     case MessageType::kSnapshotRequest:  // the runtime's, not ours
-    case MessageType::kSnapshotChunk: ++counters_.messages_dropped; break;
+    case MessageType::kSnapshotChunk:
+      ++counters_.messages_dropped;
+      break;
   }
   if (role_ == Role::kLeader && NewerEpochSeen() && !options_.planted.announce_older_epoch) {
     // A newer leadership exists (or is being established): ours is over, even if a delayed
@@ -132,7 +166,8 @@ void Replica::NoteEpochSeen(const Message& m) {
     case MessageType::kCatchupReply:
       highest_epoch_seen_ = std::max(highest_epoch_seen_, m.ballot);
       break;
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -299,11 +334,20 @@ void Replica::DeliverToSelf(const Message& m) {
   // Our own acceptor and proposer talk through the same handlers as remote ones, so the local
   // vote obeys exactly the same durability rules.
   switch (m.type) {
-    case MessageType::kPrepare: OnPrepare(m); break;
-    case MessageType::kPromise: OnPromise(m); break;
-    case MessageType::kAccept: OnAccept(m); break;
-    case MessageType::kAccepted: OnAccepted(m); break;
-    default: LOG(FATAL) << "unexpected message to self: " << ToString(m);
+    case MessageType::kPrepare:
+      OnPrepare(m);
+      break;
+    case MessageType::kPromise:
+      OnPromise(m);
+      break;
+    case MessageType::kAccept:
+      OnAccept(m);
+      break;
+    case MessageType::kAccepted:
+      OnAccepted(m);
+      break;
+    default:
+      LOG(FATAL) << "unexpected message to self: " << ToString(m);
   }
 }
 
@@ -430,9 +474,7 @@ void Replica::ContinueRecovery() {
   SendAccepts(stage, /*include_self=*/true);
 }
 
-void Replica::StepDown() {
-  BecomeFollower(Ballot(), kNoNode);
-}
+void Replica::StepDown() { BecomeFollower(Ballot(), kNoNode); }
 
 // ---------------------------------------------------------------------------------------------
 // Timers
@@ -596,8 +638,7 @@ void Replica::CheckLeadershipUsable() {
   // Never announce an epoch lower than one this node has seen (Step then steps down).
   if (NewerEpochSeen() && !options_.planted.announce_older_epoch) return;
   leadership_usable_ = true;
-  out_.events.push_back(
-      {LeadershipEvent::Kind::kBecameLeader, leader_epoch_, leader_start_slot_});
+  out_.events.push_back({LeadershipEvent::Kind::kBecameLeader, leader_epoch_, leader_start_slot_});
   ResolveReads();
 }
 
@@ -686,9 +727,8 @@ void Replica::OnPrepare(const Message& m) {
   // A candidate that starts below what we compacted could not learn those chosen values from
   // us, and might fill them with no-ops: it is too far behind to lead, so we do not promise.
   // Likewise a candidate so far behind that our report would not fit one message.
-  const bool too_far_behind =
-      m.slot < log_.dropped_below() ||
-      learner_.chosen_below() > m.slot + options_.promise_entries_max;
+  const bool too_far_behind = m.slot < log_.dropped_below() ||
+                              learner_.chosen_below() > m.slot + options_.promise_entries_max;
   Acceptor::Verdict v = too_far_behind || !may_vote_
                             ? Acceptor::Verdict::kStaleBallot
                             : acceptor_.Prepare(m.ballot, now_, m.promised);
@@ -1039,8 +1079,8 @@ Status Replica::TransferLeadership(NodeId target) {
     }
   }
   if (target == options_.id) {
-    return Status(StatusCode::kFailedPrecondition, "node " + std::to_string(target) +
-                                                       " already leads");
+    return Status(StatusCode::kFailedPrecondition,
+                  "node " + std::to_string(target) + " already leads");
   }
   if (!IsVoter(target)) {
     return Status(StatusCode::kInvalidArgument,

@@ -25,8 +25,8 @@
 #include "paxos/learner.h"
 #include "paxos/message.h"
 #include "paxos/options.h"
-#include "paxos/proposer.h"
 #include "paxos/prng.h"
+#include "paxos/proposer.h"
 #include "paxos/ready.h"
 #include "paxos/slot_log.h"
 #include "paxos/status.h"
@@ -48,12 +48,12 @@ struct ReplicaStatus {
   NodeId id = kNoNode;
   Role role = Role::kFollower;
   Ballot promised;
-  Ballot leader_epoch;       // the ballot of the leader this replica follows or is (zero: none)
+  Ballot leader_epoch;  // the ballot of the leader this replica follows or is (zero: none)
   NodeId leader = kNoNode;
   bool leader_usable = false;  // leader only: recovery done, epoch may be used as a token
   Slot chosen_below = 1;
-  Slot applied_below = 1;    // handed out in Ready::apply
-  bool lease_held = false;   // leader only: may serve lease reads now
+  Slot applied_below = 1;          // handed out in Ready::apply
+  bool lease_held = false;         // leader only: may serve lease reads now
   uint64_t lease_until_ticks = 0;  // while lease_held: the tick at which it ends (exclusive)
   uint64_t now_ticks = 0;
 };

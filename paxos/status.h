@@ -4,22 +4,22 @@
 #ifndef BALLOT_PAXOS_STATUS_H_
 #define BALLOT_PAXOS_STATUS_H_
 
+#include <glog/logging.h>
+
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <glog/logging.h>
 
 namespace ballot {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // the caller passed something malformed (bad flag, bad option, bad frame)
-  kNotLeader,         // this node does not lead; retry at the hinted leader
-  kOverloaded,        // a bounded queue is full; retry later
-  kIoError,           // the disk or the network failed
-  kCorruption,        // stored data failed its checksum or an invariant; do not serve from it
-  kNoSpace,           // the disk or the LMDB map is full; nothing was written
+  kInvalidArgument,  // the caller passed something malformed (bad flag, bad option, bad frame)
+  kNotLeader,        // this node does not lead; retry at the hinted leader
+  kOverloaded,       // a bounded queue is full; retry later
+  kIoError,          // the disk or the network failed
+  kCorruption,       // stored data failed its checksum or an invariant; do not serve from it
+  kNoSpace,          // the disk or the LMDB map is full; nothing was written
   kNotFound,
   kTimeout,
   kFailedPrecondition,  // e.g. a data directory that belongs to another cluster or node
@@ -48,7 +48,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     CHECK(!status_.ok()) << "Result built from an ok Status without a value";
   }

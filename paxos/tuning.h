@@ -10,7 +10,7 @@
 namespace ballot::paxos {
 
 struct Tuning {
-  uint64_t seed = 0;            // seeds the election-timeout PRNG; make it differ per node
+  uint64_t seed = 0;  // seeds the election-timeout PRNG; make it differ per node
 
   // The leader sends a heartbeat every heartbeat_ticks. A follower that hears nothing from a
   // leader for a randomized timeout in [election_ticks, 2 * election_ticks) runs for election.
@@ -56,17 +56,17 @@ struct Tuning {
   bool pace_proposals_by_sync = true;
 
   // Bounds. Beyond a bound the answer is Overloaded, never unbounded memory.
-  size_t batch_commands_max = 512;        // commands per slot
-  size_t batch_bytes_max = 1 << 20;       // payload bytes per slot (< message_bytes_max)
-  size_t window_slots_max = 64;           // slots proposed but not yet chosen
-  size_t pending_commands_max = 16384;    // commands waiting for a slot
-  size_t reads_pending_max = 4096;        // read-index requests waiting for confirmation
-  size_t catchup_entries_max = 256;       // chosen entries per catch-up reply
+  size_t batch_commands_max = 512;      // commands per slot
+  size_t batch_bytes_max = 1 << 20;     // payload bytes per slot (< message_bytes_max)
+  size_t window_slots_max = 64;         // slots proposed but not yet chosen
+  size_t pending_commands_max = 16384;  // commands waiting for a slot
+  size_t reads_pending_max = 4096;      // read-index requests waiting for confirmation
+  size_t catchup_entries_max = 256;     // chosen entries per catch-up reply
   // An acceptor does not promise to a candidate whose phase-1 report would carry more than this
   // many entries (or message_bytes_max bytes): one reply must fit a frame, and a candidate that
   // far behind must catch up (from the log or a snapshot) before it can lead.
   size_t promise_entries_max = 4096;
-  size_t accept_entries_max = 64;         // slots per Accept message
+  size_t accept_entries_max = 64;  // slots per Accept message
   // Payload bytes per Accept or catch-up message (a single larger slot still goes alone). Keeps
   // every message well inside the transport's frame limit (net/frame.h, 16 MiB).
   size_t message_bytes_max = 8 << 20;

@@ -1,9 +1,9 @@
 #include "statemachine/applier.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "statemachine/byte_codec.h"
 
@@ -37,12 +37,13 @@ Status Corrupt(const std::string& what) {
 // The fresh commands of one Apply call, gathered so the machine sees them in a single batch.
 struct Applier::Batch {
   std::vector<AppliedCommand> commands;
-  std::vector<size_t> reply_index;       // per command: its Reply in *replies
-  std::vector<uint64_t> ticket;          // per command: session table ticket, 0 if none
+  std::vector<size_t> reply_index;  // per command: its Reply in *replies
+  std::vector<uint64_t> ticket;     // per command: session table ticket, 0 if none
   // (ticket, command index), in ticket order: the session table hands tickets out increasing.
   std::vector<std::pair<uint64_t, size_t>> by_ticket;
   size_t IndexOf(uint64_t ticket) const {
-    auto it = std::lower_bound(by_ticket.begin(), by_ticket.end(), std::make_pair(ticket, size_t{0}));
+    auto it =
+        std::lower_bound(by_ticket.begin(), by_ticket.end(), std::make_pair(ticket, size_t{0}));
     CHECK(it != by_ticket.end() && it->first == ticket);
     return it->second;
   }
@@ -308,7 +309,8 @@ Status ReadHeader(SnapshotReader* in, DecodedHeader* header) {
 
 std::unique_ptr<PendingSnapshot> Applier::BeginSnapshot() {
   CHECK(!sessions_.has_pending());
-  std::string header = EncodeHeader(applied_below_, log_epoch_, configuration_, sessions_.Serialize());
+  std::string header =
+      EncodeHeader(applied_below_, log_epoch_, configuration_, sessions_.Serialize());
   return std::make_unique<ApplierPendingSnapshot>(applied_below_, log_epoch_, std::move(header),
                                                   machine_->TakeSnapshotView());
 }
@@ -326,8 +328,8 @@ Status Applier::RestoreFrom(SnapshotReader* in) {
   // backwards for that client).
   if (sessions.last_active_slot_max() >= header.applied_below) {
     return Corrupt("a session or tombstone was touched at slot " +
-                   std::to_string(sessions.last_active_slot_max()) + ", at or above applied_below " +
-                   std::to_string(header.applied_below));
+                   std::to_string(sessions.last_active_slot_max()) +
+                   ", at or above applied_below " + std::to_string(header.applied_below));
   }
   // Last, because it is the one step that changes state even when it fails.
   status = machine_->RestoreFrom(in);

@@ -1,10 +1,10 @@
 #include "statemachine/session_table.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <iterator>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "statemachine/byte_codec.h"
 
@@ -64,8 +64,7 @@ SessionTable::Admission SessionTable::Admit(const paxos::Command& command, paxos
     if (tombstones_.contains(command.client_id)) {
       Bury(command.client_id, slot);  // a client still retrying keeps its tombstone
       return Admission{Verdict::kExpired,
-                       ExpiredOutcome("the session of client " +
-                                      std::to_string(command.client_id) +
+                       ExpiredOutcome("the session of client " + std::to_string(command.client_id) +
                                       " was evicted (more than sessions_max clients); whether "
                                       "its commands were applied is unknown; use a new client id"),
                        0};

@@ -1,9 +1,9 @@
 #include "statemachine/state_machine.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 namespace ballot {
 

@@ -29,8 +29,8 @@ std::string Body(const ClusterIdentity& identity) {
   }
   // Without a bootstrap line the file is format 1, which is what it then is.
   const uint32_t version = identity.bootstrap ? kClusterIdentityVersion : 1;
-  std::string body = std::string(kHeader) + std::to_string(version) + "\n" +
-                     "cluster_id " + FormatClusterId(identity.cluster_id) + "\n" + "node_id " +
+  std::string body = std::string(kHeader) + std::to_string(version) + "\n" + "cluster_id " +
+                     FormatClusterId(identity.cluster_id) + "\n" + "node_id " +
                      std::to_string(identity.node_id) + "\n" + "joined " + joined + "\n";
   if (identity.bootstrap) {
     std::string members;

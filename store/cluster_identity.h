@@ -1,6 +1,6 @@
 // ClusterIdentity: which cluster a data directory belongs to, written once the node has safely
-// joined it (safe bootstrap, net/server/server.h). Kept beside the LMDB store, in DIR/CLUSTER, a small
-// checksummed text file an operator can read:
+// joined it (safe bootstrap, net/server/server.h). Kept beside the LMDB store, in DIR/CLUSTER, a
+// small checksummed text file an operator can read:
 //
 //   ballot cluster identity 2
 //   cluster_id 0x5c1f0e9a7d3b2a10

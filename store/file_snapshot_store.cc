@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "store/snapshot_format.h"
 #include "store/status_macros.h"

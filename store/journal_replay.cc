@@ -10,10 +10,10 @@
 namespace ballot::store {
 
 Status MissingChosenSlot(paxos::Slot slot, paxos::Slot chosen_below, paxos::Slot applied_below) {
-  return Status(StatusCode::kCorruption,
-                "slot " + std::to_string(slot) + " is missing although chosen_below is " +
-                    std::to_string(chosen_below) + " (applied_below " +
-                    std::to_string(applied_below) + ")");
+  return Status(StatusCode::kCorruption, "slot " + std::to_string(slot) +
+                                             " is missing although chosen_below is " +
+                                             std::to_string(chosen_below) + " (applied_below " +
+                                             std::to_string(applied_below) + ")");
 }
 
 Status ReplayJournal(const std::vector<std::string_view>& payloads, paxos::DurableState* state) {
@@ -36,7 +36,8 @@ Status ReplayJournal(const std::vector<std::string_view>& payloads, paxos::Durab
   paxos::Slot expect = state->applied_below;  // the next slot that must exist below chosen_below
   for (auto& [slot, e] : entries) {
     if (slot < state->chosen_below) {
-      if (slot != expect) return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
+      if (slot != expect)
+        return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
       ++expect;
     }
     state->entries.push_back(std::move(e));

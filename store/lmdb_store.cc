@@ -915,7 +915,8 @@ Status LmdbStore::LoadIn(Txn* txn, paxos::DurableState* state) {
       return Corrupt(SlotName(slot) + ": " + s.message());
     }
     if (slot < state->chosen_below) {
-      if (slot != expect) return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
+      if (slot != expect)
+        return MissingChosenSlot(expect, state->chosen_below, state->applied_below);
       ++expect;
     }
     state->entries.push_back(std::move(entry));

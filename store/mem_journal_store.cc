@@ -117,7 +117,8 @@ void MemJournalStore::Crash(const CrashFate& fate) {
     for (size_t at = in_flight_begin_; at < in_flight_end_;) {
       const size_t sector = at / kSectorBytes;
       const size_t end = std::min(in_flight_end_, (sector + 1) * kSectorBytes);
-      const bool survives = fate.kind == CrashFate::kPersisted || (Mix(fate.tear_seed ^ sector) & 1);
+      const bool survives =
+          fate.kind == CrashFate::kPersisted || (Mix(fate.tear_seed ^ sector) & 1);
       if (survives) std::copy(file_.begin() + at, file_.begin() + end, durable_file_.begin() + at);
       at = end;
     }

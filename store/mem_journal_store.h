@@ -65,15 +65,15 @@ class MemJournalStore final : public CachedStore {
   Result<paxos::DurableState> Replayed(const std::string& file);
 
   const size_t checkpoint_bytes_;
-  MemStore lmdb_;              // written only by checkpoints (and batches too large to journal)
+  MemStore lmdb_;                // written only by checkpoints (and batches too large to journal)
   uint64_t checkpoint_seq_ = 0;  // the newest seq LMDB holds (stored with it, atomically)
-  std::string file_;           // what the process wrote (the page cache)
-  std::string durable_file_;   // what survives power loss
-  size_t tail_ = 0;            // the next append's offset
-  uint64_t seq_ = 0;           // the newest record's seq
+  std::string file_;             // what the process wrote (the page cache)
+  std::string durable_file_;     // what survives power loss
+  size_t tail_ = 0;              // the next append's offset
+  uint64_t seq_ = 0;             // the newest record's seq
   InFlight in_flight_ = InFlight::kNone;
   size_t in_flight_begin_ = 0, in_flight_end_ = 0;  // the unsynced record's bytes
-  bool recovered_ = true;      // false after a crash, until Load()
+  bool recovered_ = true;                           // false after a crash, until Load()
   bool forget_promise_ = false;
   uint64_t checkpoints_ = 0;
   uint64_t torn_tails_recovered_ = 0;

@@ -1,9 +1,9 @@
 #include "store/snapshot_format.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "statemachine/byte_codec.h"
 #include "store/checksum.h"

@@ -267,7 +267,8 @@ constexpr Command kCommands[] = {
      "node --id takes a snapshot now and compacts its log; prints the slot it covers",
      &RunSnapshotCommand},
     {"member", "list", "--cluster [--json]",
-     "the configuration: id, address, voter or learner, one member per line", &RunMemberListCommand},
+     "the configuration: id, address, voter or learner, one member per line",
+     &RunMemberListCommand},
     {"member", "add", "--cluster ID@HOST:PORT [--wait_ms]",
      "add a node as a learner (start it with ballotd --join); returns once it caught up and is "
      "a voter",
@@ -275,8 +276,9 @@ constexpr Command kCommands[] = {
     {"member", "remove", "--cluster ID [--wait_ms]",
      "remove a node (the leader hands over first if it is the one); returns once it is gone",
      &RunMemberRemoveCommand, 1, 1},
-    {"kv", "", "--cluster get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create "
-               "KEY VALUE",
+    {"kv", "",
+     "--cluster get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED NEW | create "
+     "KEY VALUE",
      "the key-value sample", &RunKvCommand, 2, 4},
     {"lock", "acquire", "--cluster NAME --owner [--ttl_ms]",
      "acquire a lock of the lock sample; prints its token; exit 3 if another owner holds it",

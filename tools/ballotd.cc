@@ -10,19 +10,19 @@
 // stops it at once); a storage failure stops it with exit code 1, and so
 // does an empty data directory in a cluster that remembers this node (its data was lost; see
 // net/server/join_gate.h).
+#include <gflags/gflags.h>
+#include <glog/logging.h>
 #include <pthread.h>
 #include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
-
-#include <gflags/gflags.h>
-#include <glog/logging.h>
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
@@ -150,7 +150,8 @@ ServerOptions OptionsFromFlags() {
   ServerOptions o;
   o.id = FLAGS_id;
   o.members = members.value();
-  if (!o.members.count(o.id)) UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
+  if (!o.members.count(o.id))
+    UsageError("--id=" + std::to_string(FLAGS_id) + " is not in --cluster");
   o.cluster_id = FLAGS_cluster_id;  // 0: resolved by Server::Create (net/server/server.h)
   o.cluster_token = FLAGS_cluster_token;
   o.join = FLAGS_join;
@@ -245,14 +246,15 @@ class SignalWatcher {
 
   std::mutex mu_;
   Server* node_ = nullptr;  // guarded by mu_
-  bool closing_ = false;  // guarded by mu_
-  int signals_ = 0;       // guarded by mu_
+  bool closing_ = false;    // guarded by mu_
+  int signals_ = 0;         // guarded by mu_
 };
 
 // --metrics_port: GET /metrics and /healthz (net/server/metrics_http.h), or nothing when it is -1.
 // Started before the node, so that a port that cannot be had ends the process (exit 1) before it
 // serves, as the node's own port does.
-Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const ServerOptions& options, Server* node) {
+Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const ServerOptions& options,
+                                                        Server* node) {
   if (FLAGS_metrics_port < 0) return std::unique_ptr<MetricsHttpServer>();
   MetricsHttpOptions mo;
   mo.host = FLAGS_metrics_host;
@@ -260,7 +262,8 @@ Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const ServerOptions& opt
     // The interface this node serves on, so a scraper reaches both alike.
     const std::string& self = options.members.at(options.id);
     mo.host = self.substr(0, self.rfind(':'));
-    if (mo.host.size() >= 2 && mo.host.front() == '[') mo.host = mo.host.substr(1, mo.host.size() - 2);
+    if (mo.host.size() >= 2 && mo.host.front() == '[')
+      mo.host = mo.host.substr(1, mo.host.size() - 2);
   }
   mo.port = static_cast<uint16_t>(FLAGS_metrics_port);
   auto server = MetricsHttpServer::Start(mo, &node->metrics(), [node] { return node->Health(); });

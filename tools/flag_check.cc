@@ -1,10 +1,10 @@
 #include "tools/flag_check.h"
 
+#include <gflags/gflags.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <gflags/gflags.h>
 
 namespace ballot::tools {
 

@@ -13,6 +13,7 @@ packages=(
   python3 procps
   python3-prometheus-client  # parses GET /metrics in tests/cluster/metrics_test.cc
   clang libclang-rt-dev  # libFuzzer and clang's sanitizers (tests/fuzz/)
+  clang-format           # tools/format_check.sh (CI)
   iproute2 nftables      # network namespaces and link cuts (tests/partition/)
 )
 

@@ -5,13 +5,13 @@
 #ifndef COUNTER_H_
 #define COUNTER_H_
 
+#include <ballot/ballot.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <ballot/ballot.h>
 
 class Counter : public ballot::StateMachine {
  public:

@@ -2,12 +2,12 @@
 //   counter-client --cluster=1@127.0.0.1:7001,... add 5    # prints the new value
 //   counter-client --cluster=1@127.0.0.1:7001,... get      # prints the value
 // Exit code 0 with the answer on stdout; 1 with the error on stderr.
+#include <ballot/ballot.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <string_view>
-
-#include <ballot/ballot.h>
 
 int main(int argc, char** argv) {
   if (argc < 3 || std::string_view(argv[1]).rfind("--cluster=", 0) != 0) {

@@ -2,6 +2,7 @@
 //   C=1@127.0.0.1:7001,2@127.0.0.1:7002,3@127.0.0.1:7003
 //   counter-server --id=1 --cluster=$C --data_dir=/tmp/counter/1
 // Runs until SIGTERM or SIGINT, then hands leadership over and stops.
+#include <ballot/ballot.h>
 #include <signal.h>
 
 #include <chrono>
@@ -11,15 +12,15 @@
 #include <string>
 #include <string_view>
 
-#include <ballot/ballot.h>
-
 #include "counter.h"
 
 namespace {
 
 [[noreturn]] void Usage(const std::string& why) {
-  std::fprintf(stderr, "counter-server: %s\nusage: counter-server --id=N --cluster=ID@HOST:PORT,... "
-               "--data_dir=DIR\n", why.c_str());
+  std::fprintf(stderr,
+               "counter-server: %s\nusage: counter-server --id=N --cluster=ID@HOST:PORT,... "
+               "--data_dir=DIR\n",
+               why.c_str());
   std::exit(2);
 }
 
@@ -29,10 +30,14 @@ int main(int argc, char** argv) {
   std::string id_text, cluster, data_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg.rfind("--id=", 0) == 0) id_text = arg.substr(5);
-    else if (arg.rfind("--cluster=", 0) == 0) cluster = arg.substr(10);
-    else if (arg.rfind("--data_dir=", 0) == 0) data_dir = arg.substr(11);
-    else Usage("unknown argument " + std::string(arg));
+    if (arg.rfind("--id=", 0) == 0)
+      id_text = arg.substr(5);
+    else if (arg.rfind("--cluster=", 0) == 0)
+      cluster = arg.substr(10);
+    else if (arg.rfind("--data_dir=", 0) == 0)
+      data_dir = arg.substr(11);
+    else
+      Usage("unknown argument " + std::string(arg));
   }
   auto members = ballot::ParseCluster(cluster);
   if (!members.ok()) Usage("bad --cluster: " + members.status().message());

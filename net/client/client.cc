@@ -223,7 +223,14 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // deadline passes.
 struct ClientCall {
   enum class Kind {
-    kPropose, kRead, kStatus, kSnapshot, kTransferLeader, kMemberList, kMemberChange, kWatch
+    kPropose,
+    kRead,
+    kStatus,
+    kSnapshot,
+    kTransferLeader,
+    kMemberList,
+    kMemberChange,
+    kWatch
   };
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
@@ -231,11 +238,11 @@ struct ClientCall {
 
   // Constant once started.
   Kind kind = Kind::kStatus;
-  ClientRequest request;  // request_id is rewritten for every attempt
+  ClientRequest request;        // request_id is rewritten for every attempt
   bool fixed_target = false;    // a status call: only ever `target`
   bool single_attempt = false;  // the first failure is the answer (StatusAll)
   Clock::time_point deadline;
-  milliseconds timeout{0};  // as the caller gave it, for messages
+  milliseconds timeout{0};          // as the caller gave it, for messages
   milliseconds attempt_timeout{0};  // of each attempt (ClientOptions::attempt_timeout unless set)
   Done done;
 
@@ -244,13 +251,13 @@ struct ClientCall {
   NodeId target = paxos::kNoNode;
   bool counted = false;  // holds an in_flight_ slot (and, for a proposal, its sequence)
   bool finished = false;
-  bool awaiting = false;        // an attempt is out and unanswered
-  uint64_t attempt_id = 0;      // the request id of the newest attempt
+  bool awaiting = false;    // an attempt is out and unanswered
+  uint64_t attempt_id = 0;  // the request id of the newest attempt
   // Request ids whose kOk still answers this call, oldest first; at most kLiveAttemptsMax, and
   // almost always one (a vector: no allocation beyond the first push, unlike a deque's chunk).
   std::vector<uint64_t> live_ids;
   uint64_t attempts = 0;
-  size_t quick_hops = 0;  // hint-following hops since the last pause
+  size_t quick_hops = 0;           // hint-following hops since the last pause
   uint32_t not_leader_pauses = 0;  // pauses after "not the leader" answers so far
   std::string last_error;
   asio::steady_timer timer;  // attempt timeout, backoff or deadline
@@ -317,8 +324,7 @@ class ClientCore {
   bool LearnMember(NodeId id, const std::string& address);
   void ScheduleAttempt(const std::shared_ptr<ClientCall>& call, Clock::time_point when);
   void OnCallTimer(const std::shared_ptr<ClientCall>& call);
-  void Finish(const std::shared_ptr<ClientCall>& call, Result<ClientResponse> result,
-              NodeId node);
+  void Finish(const std::shared_ptr<ClientCall>& call, Result<ClientResponse> result, NodeId node);
   void FinishTimeout(const std::shared_ptr<ClientCall>& call);
   void StartNewSession(uint64_t expired_client_id);
   void Run();  // the io thread's body
@@ -336,8 +342,8 @@ class ClientCore {
   // Pinned by the options, or learnt from the first server's Hello (written on the io thread).
   std::atomic<uint64_t> cluster_id_;
   NodeId cluster_id_from_ = paxos::kNoNode;  // io thread: the server it was learnt from
-  size_t learnt_members_ = 0;                 // io thread: added to addresses_ from hints
-  std::set<NodeId> wrong_cluster_logged_;     // io thread: each such server is logged once
+  size_t learnt_members_ = 0;                // io thread: added to addresses_ from hints
+  std::set<NodeId> wrong_cluster_logged_;    // io thread: each such server is logged once
   // The options' members; after construction io thread only: it grows by the members servers
   // name in hints (LearnMember).
   std::map<NodeId, HostPort> addresses_;
@@ -359,7 +365,7 @@ class ClientCore {
   // Io thread only.
   NodeId route_ = paxos::kNoNode;  // where leader-bound calls start
   std::map<NodeId, std::shared_ptr<ClientConnection>> connections_;
-  std::unordered_map<uint64_t, PendingAttempt> pending_;  // by request id
+  std::unordered_map<uint64_t, PendingAttempt> pending_;             // by request id
   std::unordered_map<uint64_t, std::shared_ptr<ClientCall>> calls_;  // unfinished, by call id
   std::set<uint64_t> in_flight_sequences_;  // of the current session's proposals
   size_t in_flight_ = 0;
@@ -401,9 +407,8 @@ void ClientConnection::Open(std::string hello_frame, milliseconds timeout) {
                                   tcp::resolver::results_type results) {
         if (self->state_ == State::kClosed) return;
         if (resolve_ec || results.empty()) {
-          self->Close(ballot::Status(StatusCode::kIoError, "cannot resolve " +
-                                                               self->address_.host + ": " +
-                                                               resolve_ec.message()));
+          self->Close(ballot::Status(StatusCode::kIoError, "cannot resolve " + self->address_.host +
+                                                               ": " + resolve_ec.message()));
           return;
         }
         std::vector<tcp::endpoint> endpoints;
@@ -414,16 +419,15 @@ void ClientConnection::Open(std::string hello_frame, milliseconds timeout) {
 
 void ClientConnection::Connect(std::vector<tcp::endpoint> endpoints) {
   state_ = State::kConnecting;
-  asio::async_connect(socket_, endpoints,
-                      [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
-                        if (self->state_ == State::kClosed) return;
-                        if (ec) {
-                          self->Close(ballot::Status(StatusCode::kIoError,
-                                                     "connect failed: " + ec.message()));
-                          return;
-                        }
-                        self->OnConnected();
-                      });
+  asio::async_connect(
+      socket_, endpoints, [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
+        if (self->state_ == State::kClosed) return;
+        if (ec) {
+          self->Close(ballot::Status(StatusCode::kIoError, "connect failed: " + ec.message()));
+          return;
+        }
+        self->OnConnected();
+      });
 }
 
 void ClientConnection::OnConnected() {
@@ -501,11 +505,12 @@ void ClientConnection::OnRead(const error_code& ec, size_t bytes) {
                                                    : "read failed: " + ec.message()));
     return;
   }
-  const ballot::Status s = decoder_.Feed(
-      std::span<const uint8_t>(read_buffer_.data(), bytes), [this](net::FramePayload&& payload) {
-        if (state_ == State::kClosed) return ballot::Status(StatusCode::kAborted, "closed");
-        return OnPayload(std::move(payload));
-      });
+  const ballot::Status s = decoder_.Feed(std::span<const uint8_t>(read_buffer_.data(), bytes),
+                                         [this](net::FramePayload&& payload) {
+                                           if (state_ == State::kClosed)
+                                             return ballot::Status(StatusCode::kAborted, "closed");
+                                           return OnPayload(std::move(payload));
+                                         });
   if (!s.ok()) {
     // kInvalidArgument (bad framing, a frame that does not decode, a response the owner
     // rejects) is the server's fault: a bad frame. A refused handshake is a configuration
@@ -744,8 +749,7 @@ void ClientCore::StartAttempt(const std::shared_ptr<ClientCall>& call) {
   call->request.request_id = request_id;
   Result<std::string> frame = net::EncodeClientRequest(call->request);
   if (!frame.ok()) {
-    Finish(call, Invalid("cannot encode the request: " + frame.status().message()),
-           paxos::kNoNode);
+    Finish(call, Invalid("cannot encode the request: " + frame.status().message()), paxos::kNoNode);
     return;
   }
   ++call->attempts;
@@ -795,11 +799,11 @@ void ClientCore::OnCallTimer(const std::shared_ptr<ClientCall>& call) {
   }
   ++counters_.attempt_timeouts;
   // The attempt's request id stays live: a late kOk still answers the call.
-  AttemptFailed(call, call->target,
-                ballot::Status(StatusCode::kTimeout,
-                               "no answer within " +
-                                   std::to_string(call->attempt_timeout.count()) + " ms"),
-                Retry::kNextNode, milliseconds(0));
+  AttemptFailed(
+      call, call->target,
+      ballot::Status(StatusCode::kTimeout,
+                     "no answer within " + std::to_string(call->attempt_timeout.count()) + " ms"),
+      Retry::kNextNode, milliseconds(0));
 }
 
 void ClientCore::AttemptFailed(const std::shared_ptr<ClientCall>& call, NodeId node,
@@ -834,8 +838,8 @@ void ClientCore::OnNotLeader(const std::shared_ptr<ClientCall>& call, NodeId nod
   if (!hint_address.empty()) LearnMember(hint, hint_address);
   ++counters_.not_leader;
   call->awaiting = false;
-  call->last_error = "node " + std::to_string(node) + ": not the leader (hint " +
-                     std::to_string(hint) + ")";
+  call->last_error =
+      "node " + std::to_string(node) + ": not the leader (hint " + std::to_string(hint) + ")";
   if (call->single_attempt) {  // the caller decides what to do next (a leader transfer)
     Finish(call, ballot::Status(StatusCode::kNotLeader, call->last_error), node);
     return;
@@ -980,8 +984,7 @@ void ClientCore::StartNewSession(uint64_t expired_client_id) {
   next_sequence_ = 1;
   in_flight_sequences_.clear();
   ++counters_.sessions_expired;
-  LOG(WARNING) << "client session " << expired_client_id << " expired; continuing as client "
-               << id;
+  LOG(WARNING) << "client session " << expired_client_id << " expired; continuing as client " << id;
 }
 
 void ClientCore::FinishTimeout(const std::shared_ptr<ClientCall>& call) {
@@ -989,11 +992,12 @@ void ClientCore::FinishTimeout(const std::shared_ptr<ClientCall>& call) {
   if (call->attempts == 0) {
     message += " (no attempt made)";
   } else {
-    message += " (" + std::to_string(call->attempts) + " attempt" +
-               (call->attempts == 1 ? "" : "s") + "; last: " +
-               (call->last_error.empty() ? "node " + std::to_string(call->target) + ": no answer yet"
-                                         : call->last_error) +
-               ")";
+    message +=
+        " (" + std::to_string(call->attempts) + " attempt" + (call->attempts == 1 ? "" : "s") +
+        "; last: " +
+        (call->last_error.empty() ? "node " + std::to_string(call->target) + ": no answer yet"
+                                  : call->last_error) +
+        ")";
   }
   Finish(call, ballot::Status(StatusCode::kTimeout, std::move(message)), paxos::kNoNode);
 }
@@ -1210,8 +1214,8 @@ Result<Client::WatchReply> Client::Watch(std::string query, paxos::Slot after_sl
   request.watch.linearizable = options.linearizable;
   // The server answers "no change" after `wait`; an attempt gives it that long plus the usual
   // attempt timeout before moving to another replica.
-  const milliseconds wait = std::clamp(std::min(options.wait, timeout / 2), milliseconds(0),
-                                       milliseconds(60000));
+  const milliseconds wait =
+      std::clamp(std::min(options.wait, timeout / 2), milliseconds(0), milliseconds(60000));
   request.watch.wait_ms = static_cast<uint32_t>(wait.count());
   Result<ClientCore::Answer> a =
       impl_->Call(ClientCall::Kind::kWatch, std::move(request), paxos::kNoNode, false, timeout,
@@ -1300,9 +1304,9 @@ std::map<NodeId, Result<NodeStatus>> Client::StatusAll(milliseconds timeout) {
   }
   out = gather->results;
   for (const auto& [node, address] : impl_->options().members) {
-    out.emplace(node, ballot::Status(StatusCode::kTimeout, "no answer within " +
-                                                               std::to_string(timeout.count()) +
-                                                               " ms"));
+    out.emplace(node,
+                ballot::Status(StatusCode::kTimeout,
+                               "no answer within " + std::to_string(timeout.count()) + " ms"));
   }
   return out;
 }

@@ -91,16 +91,16 @@ struct ClientOptions {
 
 // Monotonic counters, for tests and operators.
 struct ClientCounters {
-  uint64_t attempts = 0;           // requests written (first tries and retries)
-  uint64_t responses = 0;          // responses matched to a live request
-  uint64_t stale_responses = 0;    // for requests already answered, abandoned or unknown
-  uint64_t not_leader = 0;         // kNotLeader answers
-  uint64_t attempt_timeouts = 0;   // attempts abandoned after attempt_timeout
-  uint64_t connections_opened = 0; // handshakes completed
+  uint64_t attempts = 0;             // requests written (first tries and retries)
+  uint64_t responses = 0;            // responses matched to a live request
+  uint64_t stale_responses = 0;      // for requests already answered, abandoned or unknown
+  uint64_t not_leader = 0;           // kNotLeader answers
+  uint64_t attempt_timeouts = 0;     // attempts abandoned after attempt_timeout
+  uint64_t connections_opened = 0;   // handshakes completed
   uint64_t connection_failures = 0;  // connect, handshake, read or write failures
-  uint64_t bad_frames = 0;         // malformed or unexpected frames from a server
-  uint64_t sessions_expired = 0;   // "session expired" answers that started a new session
-  uint64_t wrong_cluster = 0;      // handshakes refused: the server is in another cluster
+  uint64_t bad_frames = 0;           // malformed or unexpected frames from a server
+  uint64_t sessions_expired = 0;     // "session expired" answers that started a new session
+  uint64_t wrong_cluster = 0;        // handshakes refused: the server is in another cluster
 };
 
 class Client {
@@ -109,8 +109,8 @@ class Client {
     // The state machine's answer. A refusal by the state machine (kAborted, kInvalidArgument,
     // e.g. an expected_epoch mismatch) is a successful call with a non-ok outcome.
     Outcome outcome;
-    paxos::Slot slot = 0;   // where the command was chosen
-    uint64_t epoch = 0;     // the log's epoch at that slot: the fencing token
+    paxos::Slot slot = 0;                   // where the command was chosen
+    uint64_t epoch = 0;                     // the log's epoch at that slot: the fencing token
     paxos::NodeId leader = paxos::kNoNode;  // the node that answered
   };
   using ProposeCallback = std::function<void(Result<ProposeReply>)>;
@@ -163,10 +163,10 @@ class Client {
     std::chrono::milliseconds wait{2000};  // the server caps it at 60 s
   };
   struct WatchReply {
-    bool changed = false;    // false: nothing changed within `wait`
-    paxos::Slot slot = 0;    // the change's slot: the next after_slot
-    std::string data;        // the state right after it (what Query(query) answered then)
-    bool gap = false;        // changes between after_slot and slot were forgotten (Watchable)
+    bool changed = false;  // false: nothing changed within `wait`
+    paxos::Slot slot = 0;  // the change's slot: the next after_slot
+    std::string data;      // the state right after it (what Query(query) answered then)
+    bool gap = false;      // changes between after_slot and slot were forgotten (Watchable)
     paxos::NodeId node = paxos::kNoNode;  // the replica that answered
   };
   // kOverloaded "too many watches" when the replica has watches_max parked (not retried);

@@ -10,8 +10,8 @@ namespace ballot {
 
 namespace {
 
-using std::chrono::milliseconds;
 using samples::LockService;
+using std::chrono::milliseconds;
 
 // One watch long poll at most this long, so that Observe and Campaign see their deadlines.
 constexpr milliseconds kWatchWait{2000};
@@ -92,14 +92,14 @@ Result<uint64_t> Election::Campaign(milliseconds timeout) {
   const std::string query = LockService::EncodeGet(options_.name);
   for (;;) {
     if (Remaining(deadline).count() == 0) {
-      return Status(StatusCode::kTimeout, "election: not elected within " +
-                                              std::to_string(timeout.count()) + " ms");
+      return Status(StatusCode::kTimeout,
+                    "election: not elected within " + std::to_string(timeout.count()) + " ms");
     }
     const Clock::time_point sent = Clock::now();
-    auto reply = client_->Propose(
-        LockService::EncodeAcquire(options_.name, options_.candidate,
-                                   static_cast<uint64_t>(options_.ttl.count())),
-        Remaining(deadline));
+    auto reply =
+        client_->Propose(LockService::EncodeAcquire(options_.name, options_.candidate,
+                                                    static_cast<uint64_t>(options_.ttl.count())),
+                         Remaining(deadline));
     if (!reply.ok()) return reply.status();
     const Outcome& outcome = reply.value().outcome;
     if (outcome.code == StatusCode::kOk) {
@@ -153,8 +153,8 @@ Status Election::Resign(milliseconds timeout) {
     ++term_;
   }
   cv_.notify_all();
-  auto reply = client_->Propose(LockService::EncodeRelease(options_.name, options_.candidate),
-                                timeout);
+  auto reply =
+      client_->Propose(LockService::EncodeRelease(options_.name, options_.candidate), timeout);
   if (!reply.ok()) return reply.status();
   const Outcome& outcome = reply.value().outcome;
   // Refused: it is no longer held by us (expired), which is what resigning wants.
@@ -197,9 +197,8 @@ void Election::KeepAliveLoop() {
     const uint64_t term = term_;
     lock.unlock();
     const Clock::time_point sent = Clock::now();
-    auto reply =
-        client_->Propose(LockService::EncodeKeepAlive(options_.name, options_.candidate),
-                         std::max(milliseconds(1), Remaining(lose_at)));
+    auto reply = client_->Propose(LockService::EncodeKeepAlive(options_.name, options_.candidate),
+                                  std::max(milliseconds(1), Remaining(lose_at)));
     lock.lock();
     if (term != term_ || !leading_) continue;  // resigned (or stopped) meanwhile
     if (reply.ok() && reply.value().outcome.code == StatusCode::kOk) {
@@ -207,7 +206,8 @@ void Election::KeepAliveLoop() {
       if (grant.ok() && grant.value().token == token_) {
         confirmed_at_ = sent;
       } else {
-        LoseLocked(lock, Status(StatusCode::kAborted, "election: keepalive answered another token"));
+        LoseLocked(lock,
+                   Status(StatusCode::kAborted, "election: keepalive answered another token"));
       }
     } else if (reply.ok() && reply.value().outcome.code == StatusCode::kAborted) {
       LoseLocked(lock, Status(StatusCode::kAborted,
@@ -222,8 +222,8 @@ void Election::KeepAliveLoop() {
 Result<std::optional<Election::Leader>> Election::CurrentLeader(milliseconds timeout) {
   Client::WatchOptions wo;
   wo.linearizable = true;
-  auto r = client_->Watch(LockService::EncodeGet(options_.name), Watchable::kCurrentState,
-                          timeout, wo);
+  auto r =
+      client_->Watch(LockService::EncodeGet(options_.name), Watchable::kCurrentState, timeout, wo);
   if (!r.ok()) return r.status();
   if (!r.value().changed) {
     return Status(StatusCode::kFailedPrecondition, "election: the server did not report the lock");
@@ -249,8 +249,8 @@ Status Election::Observe(const std::function<bool(const std::optional<Leader>&)>
   paxos::Slot after = start.value().slot;
   for (;;) {
     if (Remaining(deadline).count() == 0) {
-      return Status(StatusCode::kTimeout, "election: observed for " +
-                                              std::to_string(timeout.count()) + " ms");
+      return Status(StatusCode::kTimeout,
+                    "election: observed for " + std::to_string(timeout.count()) + " ms");
     }
     Client::WatchOptions wo;
     wo.wait = kWatchWait;

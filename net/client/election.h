@@ -111,12 +111,12 @@ class Election {
   std::mutex campaign_mu_;  // one Campaign at a time
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;     // guarded by mu_
-  bool leading_ = false;      // guarded by mu_
-  uint64_t token_ = 0;        // guarded by mu_
-  uint64_t term_ = 0;         // guarded by mu_: counts elections and resignations
+  bool stopping_ = false;           // guarded by mu_
+  bool leading_ = false;            // guarded by mu_
+  uint64_t token_ = 0;              // guarded by mu_
+  uint64_t term_ = 0;               // guarded by mu_: counts elections and resignations
   Clock::time_point confirmed_at_;  // guarded by mu_: when the last confirmed request was sent
-  LostCallback lost_;         // guarded by mu_
+  LostCallback lost_;               // guarded by mu_
   std::thread keepalive_thread_;
 };
 

@@ -1,9 +1,9 @@
 #include "net/server/driver.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "store/checksum.h"
 
@@ -247,9 +247,8 @@ void Driver::OnPersisted() {
 void Driver::HandleApply(std::vector<paxos::Entry> entries) {
   const size_t commands = CommandsIn(entries);
   apply_queue_commands_ += commands;
-  host_->ToApplier([this, entries = std::move(entries), commands] {
-    ApplyEntries(entries, commands);
-  });
+  host_->ToApplier(
+      [this, entries = std::move(entries), commands] { ApplyEntries(entries, commands); });
 }
 
 void Driver::HandleEvent(const paxos::LeadershipEvent& e) {
@@ -414,9 +413,8 @@ void Driver::BeginSnapshot() {
     const Slot serving = serving_below_.load();
     const Slot mark = serving != 0 ? std::min(previous, serving) : previous;
     if (s.ok() && mark > 1) s = RaiseStoreMark(mark);
-    host_->ToDriver([this, below, s, bytes = SnapshotBytes(below)] {
-      OnSnapshotSaved(below, s, bytes);
-    });
+    host_->ToDriver(
+        [this, below, s, bytes = SnapshotBytes(below)] { OnSnapshotSaved(below, s, bytes); });
   });
 }
 
@@ -688,9 +686,8 @@ void Driver::InstallOnApplier(NodeId from, Slot below) {
   s = RaiseStoreMark(below);
   if (!s.ok()) return host_->Fatal(s);
   ServeReads();
-  host_->ToDriver([this, below, config = applier_->configuration()] {
-    OnInstalled(below, true, config);
-  });
+  host_->ToDriver(
+      [this, below, config = applier_->configuration()] { OnInstalled(below, true, config); });
 }
 
 void Driver::OnInstalled(Slot below, bool installed, const paxos::Configuration& config) {

@@ -1,7 +1,7 @@
 // Driver: carries out a paxos::Replica's Ready. It is the one copy of that code: the server
-// (net/server/server.cc) runs it with threads, sockets and LMDB; the simulator (tests/sim/sim_node.cc)
-// runs it with virtual time, a fake network and a disk that loses unsynced writes. What ships
-// is what is simulated.
+// (net/server/server.cc) runs it with threads, sockets and LMDB; the simulator
+// (tests/sim/sim_node.cc) runs it with virtual time, a fake network and a disk that loses unsynced
+// writes. What ships is what is simulated.
 //
 // It owns the Replica and the Applier, and does, in the order paxos/ready.h demands:
 //   - send_now at once; persist through the host (one batch outstanding), and only once the
@@ -43,9 +43,9 @@
 #include "net/server/driver_tuning.h"
 #include "paxos/replica.h"
 #include "paxos/status.h"
-#include "statemachine/thread_annotations.h"
 #include "paxos/types.h"
 #include "statemachine/applier.h"
+#include "statemachine/thread_annotations.h"
 #include "store/snapshot_store.h"
 #include "store/store.h"
 
@@ -212,14 +212,14 @@ class Driver {
   // A snapshot being received (driver thread).
   struct Transfer {
     bool active = false;
-    bool committing = false;      // the last chunk arrived; the install runs
+    bool committing = false;  // the last chunk arrived; the install runs
     paxos::NodeId from = paxos::kNoNode;
-    paxos::Slot needed_below = 0;  // from Ready::snapshot_needed
+    paxos::Slot needed_below = 0;    // from Ready::snapshot_needed
     paxos::Slot snapshot_below = 0;  // the snapshot being copied (0: not known yet)
     uint64_t offset = 0;
     uint64_t last_progress_tick = 0;
-    bool request_due = false;      // throttled: ask at the next tick
-    uint32_t silent_retries = 0;   // retries since the peer last sent a chunk
+    bool request_due = false;     // throttled: ask at the next tick
+    uint32_t silent_retries = 0;  // retries since the peer last sent a chunk
     std::shared_ptr<store::SnapshotSink> sink;
   };
   // A snapshot a peer is copying from this node (driver thread).
@@ -314,7 +314,7 @@ class Driver {
   bool snapshot_requested_ = false;
   paxos::Slot last_snapshot_below_ = 1;
   uint64_t log_bytes_since_snapshot_ = 0;
-  uint64_t last_snapshot_bytes_ = 0;  // applier side: the size of the newest snapshot
+  uint64_t last_snapshot_bytes_ = 0;         // applier side: the size of the newest snapshot
   paxos::Slot previous_snapshot_below_ = 0;  // the store keeps the log from here
 
   // Any thread.

@@ -38,11 +38,11 @@
 // back empty is refused like a founding one.
 //
 // The cluster id is fixed when the cluster is created: --cluster_id if given, else derived from
-// the initial --cluster list and --cluster_token (BootstrapClusterId in net/cluster_config.h). It is
-// then recorded in DIR/CLUSTER (and in the LMDB identity record), and once recorded it is what
-// the node uses, whatever --cluster says later (net/server/server.h ServerOptions::cluster_id); a node
-// whose --cluster_id gives another id is refused at start. A node started with --join learns it
-// from the first other member that answers; clients learn it the same way (net/client/client.h).
+// the initial --cluster list and --cluster_token (BootstrapClusterId in net/cluster_config.h). It
+// is then recorded in DIR/CLUSTER (and in the LMDB identity record), and once recorded it is what
+// the node uses, whatever --cluster says later (net/server/server.h ServerOptions::cluster_id); a
+// node whose --cluster_id gives another id is refused at start. A node started with --join learns
+// it from the first other member that answers; clients learn it the same way (net/client/client.h).
 //
 // Pure logic: no I/O, no clock, no threads. The node persists and reconnects as told.
 #ifndef BALLOT_NET_SERVER_JOIN_GATE_H_

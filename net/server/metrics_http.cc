@@ -1,15 +1,15 @@
 #include "net/server/metrics_http.h"
 
-#include <atomic>
-#include <optional>
-#include <thread>
-#include <utility>
+#include <glog/logging.h>
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <glog/logging.h>
+#include <optional>
+#include <thread>
+#include <utility>
 
 namespace ballot {
 
@@ -32,9 +32,8 @@ class MetricsHttpServer::Impl {
   Status Listen() {
     boost::system::error_code ec;
     // An address, or a name (e.g. localhost): its first address.
-    const tcp::resolver::results_type found =
-        tcp::resolver(io_).resolve(options_.host, std::to_string(options_.port),
-                                   tcp::resolver::numeric_service, ec);
+    const tcp::resolver::results_type found = tcp::resolver(io_).resolve(
+        options_.host, std::to_string(options_.port), tcp::resolver::numeric_service, ec);
     if (ec || found.empty()) {
       return Status(StatusCode::kInvalidArgument,
                     "bad metrics host '" + options_.host + "': " + ec.message());
@@ -81,7 +80,8 @@ class MetricsHttpServer::Impl {
     const beast::string_view full = request.target();
     const beast::string_view path = full.substr(0, full.find('?'));
     const bool known = path == "/metrics" || path == "/healthz";
-    const bool readable = request.method() == http::verb::get || request.method() == http::verb::head;
+    const bool readable =
+        request.method() == http::verb::get || request.method() == http::verb::head;
     if (!known) {
       Plain(&response, http::status::not_found, "not found: try /metrics or /healthz\n");
     } else if (!readable) {
@@ -152,10 +152,9 @@ class MetricsHttpServer::Impl::Session : public std::enable_shared_from_this<Ses
     parser_->header_limit(static_cast<uint32_t>(server_->options_.header_bytes_max));
     parser_->body_limit(server_->options_.body_bytes_max);
     stream_.expires_after(server_->options_.request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnRead(ec); });
   }
 
  private:

@@ -34,8 +34,8 @@ struct MetricsHttpOptions {
   // Where to listen. Port 0 picks a free port; MetricsHttpServer::port() reports it.
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  size_t header_bytes_max = 8192;  // request line and headers
-  size_t body_bytes_max = 4096;    // GET needs none; a little is tolerated
+  size_t header_bytes_max = 8192;                    // request line and headers
+  size_t body_bytes_max = 4096;                      // GET needs none; a little is tolerated
   std::chrono::milliseconds request_timeout{10000};  // per request, and idle keep-alive
   size_t connections_max = 64;
 };
@@ -48,8 +48,8 @@ struct HealthReport {
 
 // Counters for tests and logs.
 struct MetricsHttpCounters {
-  uint64_t requests = 0;          // answered, whatever the status
-  uint64_t bad_requests = 0;      // answered 4xx
+  uint64_t requests = 0;             // answered, whatever the status
+  uint64_t bad_requests = 0;         // answered 4xx
   uint64_t connections_refused = 0;  // over connections_max
 };
 

@@ -1,6 +1,12 @@
 #include "net/server/server.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -10,12 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <glog/logging.h>
-
 #include "net/client/client.h"
 #include "net/cluster_config.h"
 #include "net/server/driver.h"
@@ -23,9 +23,9 @@
 #include "net/server/server_metrics.h"
 #include "net/server/test_hooks.h"
 #include "net/server/watch_hub.h"
+#include "net/server/work_queue.h"
 #include "net/transport.h"
 #include "net/wire.h"
-#include "net/server/work_queue.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
 #include "store/cluster_identity.h"
@@ -42,9 +42,7 @@ using paxos::NodeId;
 using paxos::Slot;
 
 Status ServerOptions::Validate() const {
-  auto invalid = [](const std::string& why) {
-    return Status(StatusCode::kInvalidArgument, why);
-  };
+  auto invalid = [](const std::string& why) { return Status(StatusCode::kInvalidArgument, why); };
   if (!members.count(id)) return invalid("node id " + std::to_string(id) + " is not a member");
   if (data_dir.empty() && !in_memory) return invalid("data dir must be set");
   if (tick.count() <= 0) return invalid("tick must be positive");
@@ -152,8 +150,8 @@ class Server::Impl : public DriverHost {
     return Status::Ok();
   }
 
-  // Safe bootstrap (net/server/join_gate.h): whether this data directory has joined the cluster, and
-  // so whether the node may take part at once or must first hear from its peers.
+  // Safe bootstrap (net/server/join_gate.h): whether this data directory has joined the cluster,
+  // and so whether the node may take part at once or must first hear from its peers.
   Status OpenGate() {
     if (options_.in_memory) {  // benchmark baseline: nothing durable to protect
       participating_ = true;
@@ -621,9 +619,10 @@ class Server::Impl : public DriverHost {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Watches (net/server/watch_hub.h). The hub wraps the state machine and answers on the applier side;
-  // these are the io thread's parts: routing requests to it, a linearizable watch's read-index
-  // confirmation, ending waits, and the leader's clock ticks that make TTL expiries happen.
+  // Watches (net/server/watch_hub.h). The hub wraps the state machine and answers on the applier
+  // side; these are the io thread's parts: routing requests to it, a linearizable watch's
+  // read-index confirmation, ending waits, and the leader's clock ticks that make TTL expiries
+  // happen.
 
   std::unique_ptr<StateMachine> WrapInWatchHub(std::unique_ptr<StateMachine> machine) {
     auto hub = std::make_unique<WatchHub>(
@@ -735,10 +734,10 @@ class Server::Impl : public DriverHost {
         transport_->SendResponse(Handle(tag), std::move(resp));
       }
     } else if (replica.IsLeader() && replica.transfer_target() == kNoNode) {
-      outcome = Status(StatusCode::kAborted,
-                       "leader transfer to node " + std::to_string(transfer_->target) +
-                           " abandoned: it did not take over in time; node " +
-                           std::to_string(options_.id) + " still leads");
+      outcome = Status(StatusCode::kAborted, "leader transfer to node " +
+                                                 std::to_string(transfer_->target) +
+                                                 " abandoned: it did not take over in time; node " +
+                                                 std::to_string(options_.id) + " still leads");
     } else if (std::chrono::steady_clock::now() >= transfer_->deadline) {
       outcome = Status(StatusCode::kAborted, "leader transfer to node " +
                                                  std::to_string(transfer_->target) +
@@ -764,8 +763,8 @@ class Server::Impl : public DriverHost {
     const bool leads = participating_ && driver_->replica().IsLeader();
     if (!leads || transfer_wait.count() <= 0) return Stop(Status::Ok());
     if (Status s = StartTransfer(kNoNode, std::nullopt); !s.ok()) {
-      LOG(WARNING) << "node " << options_.id << ": stopping without handing over leadership: "
-                   << s.message();
+      LOG(WARNING) << "node " << options_.id
+                   << ": stopping without handing over leadership: " << s.message();
       return Stop(Status::Ok());
     }
     transfer_->deadline =
@@ -804,8 +803,8 @@ class Server::Impl : public DriverHost {
                     replica.transfer_target());
     }
     paxos::MemberChange change;
-    change.kind = want.remove ? paxos::MemberChange::Kind::kRemove
-                              : paxos::MemberChange::Kind::kAddLearner;
+    change.kind =
+        want.remove ? paxos::MemberChange::Kind::kRemove : paxos::MemberChange::Kind::kAddLearner;
     change.id = want.id;
     change.address = want.address;
     if (!want.remove) {
@@ -819,9 +818,9 @@ class Server::Impl : public DriverHost {
       return Refuse(tag, s.code(), s.message(),
                     s.code() == StatusCode::kNotLeader ? replica.leader() : kNoNode);
     }
-    LOG(INFO) << "node " << options_.id << ": membership change queued: "
-              << paxos::MemberChangeKindName(change.kind) << " node " << change.id
-              << (change.address.empty() ? "" : " at " + change.address);
+    LOG(INFO) << "node " << options_.id
+              << ": membership change queued: " << paxos::MemberChangeKindName(change.kind)
+              << " node " << change.id << (change.address.empty() ? "" : " at " + change.address);
     net::ClientResponse resp;
     resp.request_id = tag.request;
     transport_->SendResponse(Handle(tag), std::move(resp));
@@ -1051,7 +1050,7 @@ Status CheckStoreNotLost(const ServerOptions& options) {
 }
 
 Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
-                                           std::unique_ptr<StateMachine> machine) {
+                                               std::unique_ptr<StateMachine> machine) {
   return CreateServerWithTestHooks(std::move(options), std::move(machine), ServerTestHooks{});
 }
 
@@ -1069,8 +1068,7 @@ Result<std::unique_ptr<Server>> CreateServerWithTestHooks(ServerOptions options,
   if (!store.ok()) return store.status();
   auto snapshots = OpenSnapshots(options);
   if (!snapshots.ok()) return snapshots.status();
-  auto impl = std::make_unique<Server::Impl>(std::move(options), hooks,
-                                             std::move(store).value(),
+  auto impl = std::make_unique<Server::Impl>(std::move(options), hooks, std::move(store).value(),
                                              std::move(snapshots).value());
   s = impl->Recover(std::move(machine));
   if (!s.ok()) return s;

@@ -70,7 +70,8 @@ struct ServerOptions {
   // Watches (ClientRequest::kWatch, net/server/watch_hub.h) parked on this node at most; one
   // more is refused with kOverloaded "too many watches".
   size_t watches_max = 10000;
-  // Snapshots, compaction, snapshot transfer and the apply queue's bound (net/server/driver_tuning.h).
+  // Snapshots, compaction, snapshot transfer and the apply queue's bound
+  // (net/server/driver_tuning.h).
   DriverTuning driver;
   size_t map_bytes = size_t{64} << 20;
   size_t map_bytes_max = size_t{16} << 30;
@@ -98,8 +99,8 @@ class Server {
   // directory of another cluster or node, kCorruption for a damaged store (or DIR/CLUSTER),
   // kIoError when the port cannot be bound.
   //
-  // Safe bootstrap (net/server/join_gate.h): the node promises and accepts nothing, and refuses client
-  // commands with kNotLeader, until its peers' handshakes show that it may take part. A node
+  // Safe bootstrap (net/server/join_gate.h): the node promises and accepts nothing, and refuses
+  // client commands with kNotLeader, until its peers' handshakes show that it may take part. A node
   // whose data directory is empty although the cluster remembers it stops itself: Wait() then
   // returns kFailedPrecondition saying that its data was lost. With ServerOptions::join an empty
   // directory joins an existing cluster instead (docs/membership.md).
@@ -109,7 +110,7 @@ class Server {
   // the node dials every member at the address the configuration gives and stops sending to
   // members that left.
   static Result<std::unique_ptr<Server>> Create(ServerOptions options,
-                                              std::unique_ptr<StateMachine> machine);
+                                                std::unique_ptr<StateMachine> machine);
   ~Server();  // Stop()s and joins every thread
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -131,9 +132,9 @@ class Server {
   // Thread-safe.
   ServerInfo info() const;
 
-  // The node's metrics (names in README.md "Metrics"; net/server/server_metrics.h records them), for
-  // MetricsHttpServer (net/server/metrics_http.h, what ballotd --metrics_port serves) or any exporter
-  // of the library user's. Valid as long as the node; thread-safe.
+  // The node's metrics (names in README.md "Metrics"; net/server/server_metrics.h records them),
+  // for MetricsHttpServer (net/server/metrics_http.h, what ballotd --metrics_port serves) or any
+  // exporter of the library user's. Valid as long as the node; thread-safe.
   MetricsRegistry& metrics();
   // What GET /healthz answers: serving while the node has joined its cluster, its io thread
   // ticks and it is not stopping; the detail names its role and leader. Thread-safe.

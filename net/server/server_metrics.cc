@@ -1,8 +1,8 @@
 #include "net/server/server_metrics.h"
 
-#include <algorithm>
-
 #include <glog/logging.h>
+
+#include <algorithm>
 
 #include "store/lmdb_store.h"
 
@@ -43,12 +43,13 @@ ServerMetrics::ServerMetrics(MetricsRegistry* registry, paxos::NodeId id,
           "The epoch (ballot) of the leader this node follows or is; a leader's fencing token")),
       lease_held_(registry->AddGauge("ballot_lease_held",
                                      "1 while this node leads and holds its read lease")),
-      chosen_slots_(registry->AddGauge("ballot_chosen_slots",
-                                       "Log slots known chosen here (the first unchosen slot - 1)")),
-      applied_slots_(registry->AddGauge(
-          "ballot_applied_slots", "Log slots applied to the state machine here (applied_below - 1)")),
-      client_sessions_(registry->AddGauge(
-          "ballot_client_sessions", "Client sessions in the replicated session table")),
+      chosen_slots_(registry->AddGauge(
+          "ballot_chosen_slots", "Log slots known chosen here (the first unchosen slot - 1)")),
+      applied_slots_(
+          registry->AddGauge("ballot_applied_slots",
+                             "Log slots applied to the state machine here (applied_below - 1)")),
+      client_sessions_(registry->AddGauge("ballot_client_sessions",
+                                          "Client sessions in the replicated session table")),
       snapshot_bytes_(registry->AddGauge("ballot_snapshot_bytes",
                                          "Size of the newest snapshot this node wrote")),
       lmdb_map_size_bytes_(registry->AddGauge("ballot_lmdb_map_size_bytes",
@@ -82,9 +83,9 @@ ServerMetrics::ServerMetrics(MetricsRegistry* registry, paxos::NodeId id,
                                                    "Messages received from peers")),
       client_requests_(registry->AddCounter("ballot_client_requests_total",
                                             "Client requests received (every kind)")),
-      client_responses_dropped_(registry->AddCounter(
-          "ballot_client_responses_dropped_total",
-          "Client responses dropped (connection gone, queue full)")),
+      client_responses_dropped_(
+          registry->AddCounter("ballot_client_responses_dropped_total",
+                               "Client responses dropped (connection gone, queue full)")),
       bad_frames_(registry->AddCounter("ballot_bad_frames_total",
                                        "Malformed, oversized or misplaced frames received")),
       handshakes_rejected_(registry->AddCounter(
@@ -92,8 +93,8 @@ ServerMetrics::ServerMetrics(MetricsRegistry* registry, paxos::NodeId id,
           "Handshakes refused (wrong cluster, version, node id or timing; timeout)")),
       snapshots_taken_(registry->AddCounter("ballot_snapshots_taken_total",
                                             "Snapshots written here and durable")),
-      snapshots_failed_(registry->AddCounter("ballot_snapshots_failed_total",
-                                             "Snapshot writes that failed")),
+      snapshots_failed_(
+          registry->AddCounter("ballot_snapshots_failed_total", "Snapshot writes that failed")),
       snapshots_installed_(registry->AddCounter("ballot_snapshots_installed_total",
                                                 "Snapshots received from a peer and installed")),
       persist_seconds_(registry->AddHistogram(
@@ -223,8 +224,8 @@ HealthReport ServerMetrics::Health() const {
   const auto since = std::chrono::nanoseconds(now - std::min(now, last));
   if (since > stall_limit_) {
     return {false, node + ": its io thread has not ticked for " +
-                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(since)
-                                          .count()) +
+                       std::to_string(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(since).count()) +
                        " ms"};
   }
   const int role = role_.load();

@@ -1,5 +1,5 @@
-// ServerMetrics: what a server (net/server/server.h) records about itself in its MetricsRegistry, and
-// its health. The names it registers are listed in README.md ("Metrics").
+// ServerMetrics: what a server (net/server/server.h) records about itself in its MetricsRegistry,
+// and its health. The names it registers are listed in README.md ("Metrics").
 //
 // The server calls the On* hooks from the thread named beside each. They cost a few relaxed
 // atomic operations (a clock read where a duration is measured, and never one per command: a
@@ -167,9 +167,9 @@ class ServerMetrics {
 
   // io thread.
   struct Mirrored {
-    uint64_t elections = 0, leader_changes = 0, core_dropped = 0, peer_dropped = 0,
-             peer_sent = 0, peer_received = 0, client_requests = 0, responses_dropped = 0,
-             bad_frames = 0, handshakes_rejected = 0, snapshots_installed = 0;
+    uint64_t elections = 0, leader_changes = 0, core_dropped = 0, peer_dropped = 0, peer_sent = 0,
+             peer_received = 0, client_requests = 0, responses_dropped = 0, bad_frames = 0,
+             handshakes_rejected = 0, snapshots_installed = 0;
   } mirrored_;
   uint64_t last_heartbeat_round_ = 0;
   std::array<SentHeartbeat, kHeartbeatRoundsKept> heartbeats_{};

@@ -90,8 +90,8 @@ class WatchHub final : public StateMachine {
   const size_t watches_max_;
   const Send send_;
   const std::string tick_command_;
-  std::map<std::string, Group> parked_;  // by query; applying thread
-  size_t parked_total_ = 0;               // applying thread
+  std::map<std::string, Group> parked_;                             // by query; applying thread
+  size_t parked_total_ = 0;                                         // applying thread
   Clock::time_point earliest_deadline_ = Clock::time_point::max();  // of every parked watch
   std::atomic<size_t> parked_count_{0};
   std::atomic<uint64_t> next_deadline_ms_{0};

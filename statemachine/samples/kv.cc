@@ -1,10 +1,10 @@
 #include "statemachine/samples/kv.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <mutex>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "statemachine/byte_codec.h"
 

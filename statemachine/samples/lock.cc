@@ -360,7 +360,7 @@ Result<std::optional<WatchChange>> LockService::NextChange(std::string_view quer
   const std::string current = EncodeHolder(HeldLock(request.name));
   auto it = changes_.find(request.name);
   if (after == kCurrentState) {
-    const paxos::Slot last = it != changes_.end() ? it->second.slot
+    const paxos::Slot last = it != changes_.end()   ? it->second.slot
                              : forgotten_below_ > 0 ? forgotten_below_ - 1
                                                     : 0;
     return std::optional<WatchChange>(WatchChange{last, current, false});
@@ -444,8 +444,8 @@ Status LockService::Restore(std::string_view snapshot) {
   uint64_t last_token = 0;
   uint64_t count = 0;
   if (!reader.GetU8(&version) || (version != kSnapshotVersion && version != kSnapshotVersion1) ||
-      !reader.GetU64(&now_ms) ||
-      !reader.GetU64(&last_token) || !reader.GetU64(&count) || count > limits_.locks_max) {
+      !reader.GetU64(&now_ms) || !reader.GetU64(&last_token) || !reader.GetU64(&count) ||
+      count > limits_.locks_max) {
     return corrupt;
   }
   // Build aside and swap at the end, so a bad snapshot leaves the current state untouched.

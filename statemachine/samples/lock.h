@@ -54,17 +54,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
-
-#include <deque>
-#include <set>
 #include <utility>
+#include <vector>
 
 #include "paxos/status.h"
 #include "statemachine/state_machine.h"

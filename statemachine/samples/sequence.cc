@@ -1,10 +1,10 @@
 #include "statemachine/samples/sequence.h"
 
+#include <glog/logging.h>
+
 #include <limits>
 #include <string>
 #include <utility>
-
-#include <glog/logging.h>
 
 #include "statemachine/byte_codec.h"
 

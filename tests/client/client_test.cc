@@ -34,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kCluster = 0xC11E47;
 constexpr uint64_t kEpoch = (uint64_t{7} << 16) | 2;  // round 7, node 2
-constexpr auto kLong = 10s;  // a deadline that only a failing test reaches
+constexpr auto kLong = 10s;                           // a deadline that only a failing test reaches
 
 ClientOptions Options(std::map<paxos::NodeId, std::string> members) {
   ClientOptions o;
@@ -190,9 +190,8 @@ TEST(ClientTest, AckedSequenceTrailsTheLowestSequenceInFlight) {
   ASSERT_NE(client, nullptr);
 
   std::promise<Result<Client::ProposeReply>> slow;
-  client->ProposeAsync("slow", kLong, [&](Result<Client::ProposeReply> r) {
-    slow.set_value(std::move(r));
-  });
+  client->ProposeAsync("slow", kLong,
+                       [&](Result<Client::ProposeReply> r) { slow.set_value(std::move(r)); });
   ASSERT_TRUE(node.WaitForRequests(1));
   ASSERT_TRUE(client->Propose("two", kLong).ok());
   ASSERT_TRUE(client->Propose("three", kLong).ok());
@@ -245,15 +244,14 @@ TEST(ClientTest, ConnectionRefusedIsRetriedUntilTheDeadline) {
   ASSERT_NE(client, nullptr);
   auto r = client->Propose("x", 200ms);
   ASSERT_EQ(r.status().code(), StatusCode::kTimeout);
-  EXPECT_NE(r.status().message().find("connect failed"), std::string::npos)
-      << r.status().message();
+  EXPECT_NE(r.status().message().find("connect failed"), std::string::npos) << r.status().message();
   EXPECT_GE(client->counters().connection_failures, 2u);  // retried, not given up
 }
 
 TEST(ClientTest, MovesPastADeadNodeToTheLeader) {
   FakeServer leader(kCluster, 2, Echo());
-  auto client = MakeClient(Options(
-      {{1, "127.0.0.1:" + std::to_string(RefusedPort())}, {2, leader.address()}}));
+  auto client = MakeClient(
+      Options({{1, "127.0.0.1:" + std::to_string(RefusedPort())}, {2, leader.address()}}));
   ASSERT_NE(client, nullptr);
   auto r = client->Propose("x", kLong);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -326,7 +324,8 @@ TEST(ClientClusterIdTest, LearnClusterIdAsksInIdOrderAndHoldsTheOthersToIt) {
   EXPECT_EQ(all.at(3).status().code(), StatusCode::kFailedPrecondition)
       << all.at(3).status().ToString();
   const std::string& why = all.at(3).status().message();
-  EXPECT_NE(why.find("node 3 (" + other.address() + ") is in cluster 0x0000000000c11e4c, not in "
+  EXPECT_NE(why.find("node 3 (" + other.address() +
+                     ") is in cluster 0x0000000000c11e4c, not in "
                      "cluster 0x0000000000c11e47 (learnt from node 2)"),
             std::string::npos)
       << why;
@@ -412,8 +411,8 @@ TEST(ClientTest, OverloadedIsRetriedOnTheSameNode) {
     }
     reply(EchoResponse(req, kEpoch));
   });
-  auto client = MakeClient(
-      Options({{1, node.address()}, {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
+  auto client =
+      MakeClient(Options({{1, node.address()}, {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
   ASSERT_NE(client, nullptr);
   auto r = client->Propose("x", kLong);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -598,8 +597,7 @@ TEST(ClientTest, StatusAndFindLeader) {
   FakeServer n1(kCluster, 1, StatusSays(1, "follower", e5, 2));
   FakeServer n2(kCluster, 2, StatusSays(2, "leader", e5, 2));
   FakeServer n3(kCluster, 3, StatusSays(3, "leader", e3, 3));  // deposed, does not know yet
-  auto client =
-      MakeClient(Options({{1, n1.address()}, {2, n2.address()}, {3, n3.address()}}));
+  auto client = MakeClient(Options({{1, n1.address()}, {2, n2.address()}, {3, n3.address()}}));
   ASSERT_NE(client, nullptr);
 
   auto s = client->Status(1, kLong);
@@ -685,9 +683,8 @@ class OneSessionNode {
     void Apply(std::span<const AppliedCommand> batch, std::vector<Outcome>* outcomes) override {
       for (const AppliedCommand& c : batch) {
         applied.emplace_back(c.payload);
-        outcomes->push_back(
-            Outcome{StatusCode::kOk, std::string(c.payload) + "#" + std::to_string(applied.size()),
-                    ""});
+        outcomes->push_back(Outcome{
+            StatusCode::kOk, std::string(c.payload) + "#" + std::to_string(applied.size()), ""});
       }
     }
     Outcome Query(std::string_view) const override { return Outcome{}; }
@@ -831,8 +828,7 @@ TEST(ClientTransferTest, AsksTheLeaderOnceAndReturnsTheNewLeader) {
   FakeServer n1(kCluster, 1, old_leader.handler());
   FakeServer n2(kCluster, 2, StatusSays(2, "follower", e5, 1));
   FakeServer n3(kCluster, 3, StatusSays(3, "follower", e5, 1));
-  auto client = MakeClient(
-      Unpinned({{1, n1.address()}, {2, n2.address()}, {3, n3.address()}}));
+  auto client = MakeClient(Unpinned({{1, n1.address()}, {2, n2.address()}, {3, n3.address()}}));
   ASSERT_NE(client, nullptr);
   auto moved = client->TransferLeadership(3, kLong);
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
@@ -875,8 +871,8 @@ TEST(ClientTest, FollowsAHintToALeaderItWasNotGiven) {
     r.leader_address = leader.address();
     reply(r);
   });
-  auto client = MakeClient(Unpinned(
-      {{1, follower.address()}, {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
+  auto client = MakeClient(
+      Unpinned({{1, follower.address()}, {2, "127.0.0.1:" + std::to_string(RefusedPort())}}));
   ASSERT_NE(client, nullptr);
   for (int i = 0; i < 3; ++i) {
     auto r = client->Propose("x", kLong);

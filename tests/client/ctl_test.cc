@@ -1,7 +1,5 @@
 // ballotctl's cluster commands (tools/ctl/cluster_commands.h) against fake nodes serving the
 // real sample state machines. The cluster id is derived from --cluster as a server would.
-#include "tools/ctl/cluster_commands.h"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -12,6 +10,7 @@
 #include "statemachine/samples/kv.h"
 #include "statemachine/samples/sequence.h"
 #include "tests/client/fake_server.h"
+#include "tools/ctl/cluster_commands.h"
 
 namespace ballot::client_test {
 namespace {
@@ -25,7 +24,8 @@ constexpr uint64_t kEpoch = (uint64_t{3} << 16) | 1;
 std::string Refused() { return "127.0.0.1:" + std::to_string(RefusedPort()); }
 
 // Builds --cluster from the servers' addresses and tells them the derived cluster id.
-ClusterFlags Flags(std::vector<FakeServer*> servers, std::string extra = "", int timeout_ms = 5000) {
+ClusterFlags Flags(std::vector<FakeServer*> servers, std::string extra = "",
+                   int timeout_ms = 5000) {
   std::string cluster;
   for (FakeServer* s : servers) {
     if (!cluster.empty()) cluster += ",";
@@ -100,11 +100,11 @@ TEST(CtlTest, StatusJsonIncludesUnreachableNodes) {
   const ClusterFlags flags = Flags({&node}, "2@" + Refused(), 2000);
   Ran r = Capture([&](auto& out, auto& err) { return tools::RunStatus(flags, true, out, err); });
   EXPECT_EQ(r.code, 0) << r.err;
-  const std::string want_prefix = "{\"nodes\":[{\"id\":1,\"address\":\"" + node.address() +
-                                  "\",\"reachable\":true,\"role\":\"leader\",\"epoch\":" +
-                                  std::to_string(kEpoch) +
-                                  ",\"leader_id\":1,\"chosen\":1,\"applied\":1,\"lease\":true},"
-                                  "{\"id\":2,\"address\":\"127.0.0.1:";
+  const std::string want_prefix =
+      "{\"nodes\":[{\"id\":1,\"address\":\"" + node.address() +
+      "\",\"reachable\":true,\"role\":\"leader\",\"epoch\":" + std::to_string(kEpoch) +
+      ",\"leader_id\":1,\"chosen\":1,\"applied\":1,\"lease\":true},"
+      "{\"id\":2,\"address\":\"127.0.0.1:";
   EXPECT_EQ(r.out.substr(0, want_prefix.size()), want_prefix) << r.out;
   EXPECT_NE(r.out.find("\"reachable\":false,\"error\":\"IO_ERROR: "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.substr(r.out.size() - 3), "]}\n");

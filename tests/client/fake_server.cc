@@ -98,10 +98,9 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
 
  private:
   void Read() {
-    socket_.async_read_some(asio::buffer(buffer_),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
-                              self->OnRead(ec, n);
-                            });
+    socket_.async_read_some(
+        asio::buffer(buffer_),
+        [self = shared_from_this()](const error_code& ec, size_t n) { self->OnRead(ec, n); });
   }
 
   void OnRead(const error_code& ec, size_t n) {
@@ -114,10 +113,9 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
       Read();
       return;
     }
-    const Status s = decoder_.Feed(std::span<const uint8_t>(buffer_.data(), n),
-                                   [&](net::FramePayload&& payload) {
-                                     return OnFrame(*server, std::move(payload));
-                                   });
+    const Status s = decoder_.Feed(
+        std::span<const uint8_t>(buffer_.data(), n),
+        [&](net::FramePayload&& payload) { return OnFrame(*server, std::move(payload)); });
     if (!s.ok()) {
       ADD_FAILURE() << "fake server: bad frame from the client: " << s.ToString();
       Close();
@@ -142,8 +140,7 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
         ++owner->bad_hellos_;
       }
       net::Hello mine;
-      mine.cluster_id =
-          server.mode() == FakeServer::Mode::kWrongCluster ? cluster + 1 : cluster;
+      mine.cluster_id = server.mode() == FakeServer::Mode::kWrongCluster ? cluster + 1 : cluster;
       mine.node_id = owner->id();
       Send(net::EncodeHello(mine).value());
       if (server.mode() == FakeServer::Mode::kGarbageAfterHello) {
@@ -337,8 +334,8 @@ void MachineNode::Serve(const net::ClientRequest& request, const FakeServer::Rep
 net::ClientResponse EchoResponse(const net::ClientRequest& request, uint64_t epoch) {
   net::ClientResponse r;
   r.request_id = request.request_id;
-  r.data = request.kind == net::ClientRequest::Kind::kRead ? request.query
-                                                           : request.command.payload;
+  r.data =
+      request.kind == net::ClientRequest::Kind::kRead ? request.query : request.command.payload;
   r.slot = request.command.sequence;
   r.epoch = epoch;
   return r;

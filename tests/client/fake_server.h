@@ -91,9 +91,9 @@ class MachineNode {
   const paxos::NodeId id_;
   const uint64_t epoch_;
   mutable std::mutex mu_;
-  std::unique_ptr<StateMachine> machine_;                         // guarded by mu_
+  std::unique_ptr<StateMachine> machine_;  // guarded by mu_
   std::map<std::pair<uint64_t, uint64_t>, std::pair<Outcome, paxos::Slot>> results_;  // ditto
-  paxos::Slot next_slot_ = 1;                                     // ditto
+  paxos::Slot next_slot_ = 1;                                                         // ditto
 };
 
 // A response that echoes a proposal: kOk, outcome data = payload, slot = sequence.

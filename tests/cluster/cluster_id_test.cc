@@ -2,9 +2,9 @@
 // stored in every data directory, learnt by clients and by joining nodes; no longer tied to the
 // member list.
 //  (a) ballotctl given a list that differs from the servers' --cluster (another order, a dead
-//      address added, a member killed, the leader left out) works without being told the id; a server of
-//      another cluster in the list is refused with a message naming both ids, and --cluster_id
-//      pins the id (then that other server is refused whatever the order).
+//      address added, a member killed, the leader left out) works without being told the id; a
+//      server of another cluster in the list is refused with a message naming both ids, and
+//      --cluster_id pins the id (then that other server is refused whatever the order).
 //  (b) the id is derived at bootstrap from the initial members and --cluster_token; restarted
 //      with another token and another member list, every node keeps the stored id and serves on.
 //  (c) a node started with --join on a fresh data directory learns the id from a member.

@@ -9,6 +9,8 @@
 //      token. A, continued, reports the loss through its OnLost callback with its old token.
 //  (c) A refused keepalive: an operator releases A's lock and takes it; A's OnLost callback runs
 //      (kAborted, A's token), and A no longer leads nor holds a token.
+#include "net/client/election.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -24,7 +26,6 @@
 #include <thread>
 #include <vector>
 
-#include "net/client/election.h"
 #include "statemachine/samples/lock.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tool_run.h"
@@ -127,10 +128,10 @@ TEST(ElectionTest, FrozenLeaderIsReplacedAfterItsTtlAndToldOnWaking) {
   const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ASSERT_GE(out_fd, 0);
   const milliseconds ttl(1000);
-  const pid_t a = Spawn({CANDIDATE_PATH, cluster.cluster_flag(),
-                         std::to_string(cluster.cluster_id()), "leader", "a",
-                         std::to_string(ttl.count())},
-                        out_fd, -1);
+  const pid_t a =
+      Spawn({CANDIDATE_PATH, cluster.cluster_flag(), std::to_string(cluster.cluster_id()), "leader",
+             "a", std::to_string(ttl.count())},
+            out_fd, -1);
   close(out_fd);
   auto lines = [&] {
     std::ifstream in(out_path);

@@ -464,8 +464,8 @@ TEST_F(LockRunTest, SigtermStopsTheCommandKillsItAfterTheGraceAndReleases) {
 TEST_F(LockRunTest, SecondSignalKillsAtOnce) {
   ASSERT_NO_FATAL_FAILURE(StartCluster());
   // A long grace period (margin 2000 + grace 3000 = ttl/2) that the second signal cuts short.
-  std::unique_ptr<LockRun> run = StartLockRun("stubborn", {"--ignore_term"},
-                                              {"--ttl_ms=10000", "--grace_ms=3000"});
+  std::unique_ptr<LockRun> run =
+      StartLockRun("stubborn", {"--ignore_term"}, {"--ttl_ms=10000", "--grace_ms=3000"});
   const std::vector<Event> starts = WaitForEvents("start", 1);
   ASSERT_EQ(starts.size(), 1u) << Describe({run.get()});
   run->Signal(SIGTERM);

@@ -123,8 +123,7 @@ TEST(MembershipTest, WipedNodeIsRemovedAddedBackAndRejoinsWithoutHandingOutANumb
   const std::string refusal = cluster.ReadLog(wiped);
   EXPECT_NE(refusal.find("this node's data was lost"), std::string::npos) << refusal;
   EXPECT_NE(refusal.find("member remove " + std::to_string(wiped)), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("member add NEW_ID@HOST:PORT"), std::string::npos)
-      << refusal;
+  EXPECT_NE(refusal.find("member add NEW_ID@HOST:PORT"), std::string::npos) << refusal;
   EXPECT_NE(refusal.find("--join"), std::string::npos) << refusal;
 
   // The operator follows it: the intact node comes back, the wiped one is removed ...
@@ -202,8 +201,9 @@ TEST(MembershipTest, WipedNodeStartedWithJoinBeforeItsRemovalWaitsAndVotesNothin
   if (again.ok()) {
     EXPECT_GT(again.value().first, 5u) << "numbers 1..5 were handed out twice";
   }
-  EXPECT_GE(cluster.WaitForLogLines(wiped, {"lists this node as a member that joined",
-                                            "member remove " + std::to_string(wiped)},
+  EXPECT_GE(cluster.WaitForLogLines(wiped,
+                                    {"lists this node as a member that joined",
+                                     "member remove " + std::to_string(wiped)},
                                     1, Clock::now() + kLiveness),
             1u)
       << cluster.ReadLog(wiped);
@@ -434,8 +434,7 @@ TEST(MembershipTest, RemovingTheLeaderMovesLeadershipFirstAndItNoLongerCounts) {
   ASSERT_TRUE(first.ok()) << first.status().ToString();
 
   std::string out;
-  ASSERT_EQ(Ctl(cluster, {1, 2, 3}, "member remove " + std::to_string(old_leader), &out), 0)
-      << out;
+  ASSERT_EQ(Ctl(cluster, {1, 2, 3}, "member remove " + std::to_string(old_leader), &out), 0) << out;
   auto successor = cluster.WaitForLeader(Clock::now() + kLiveness, old_leader);
   ASSERT_TRUE(successor.ok()) << successor.status().ToString();
   EXPECT_NE(successor.value().first, old_leader);

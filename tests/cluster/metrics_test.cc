@@ -37,10 +37,10 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr seconds kStartTimeout{30};
-constexpr seconds kScrapeTimeout{15};   // one fetch and parse, including Python's start
-constexpr seconds kSettleTimeout{30};   // for values that follow the cluster (one tick behind)
+constexpr seconds kScrapeTimeout{15};  // one fetch and parse, including Python's start
+constexpr seconds kSettleTimeout{30};  // for values that follow the cluster (one tick behind)
 constexpr milliseconds kCallTimeout{10000};
-constexpr seconds kHttpTimeout{10};     // one raw HTTP exchange
+constexpr seconds kHttpTimeout{10};  // one raw HTTP exchange
 constexpr size_t kResponseBytesMax = 1 << 20;
 
 // What metrics_scrape.py printed: family -> type, and "name{labels}" -> value.
@@ -57,8 +57,8 @@ struct Scrape {
 
 Result<Scrape> ScrapeMetrics(uint16_t port) {
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
-  ToolResult r = RunTool({DEBIAN_PYTHON, METRICS_SCRAPE_PATH, url, "10"},
-                         Clock::now() + kScrapeTimeout);
+  ToolResult r =
+      RunTool({DEBIAN_PYTHON, METRICS_SCRAPE_PATH, url, "10"}, Clock::now() + kScrapeTimeout);
   if (r.exit_code != 0) return Status(StatusCode::kAborted, "scrape " + url + ": " + r.Describe());
   Scrape s;
   std::istringstream lines(r.out);
@@ -116,8 +116,7 @@ std::string RawHttp(uint16_t port, const std::string& request) {
 // The status codes of every response in `raw`, in order.
 std::vector<int> StatusCodes(const std::string& raw) {
   std::vector<int> codes;
-  for (size_t at = raw.find("HTTP/1."); at != std::string::npos;
-       at = raw.find("HTTP/1.", at + 1)) {
+  for (size_t at = raw.find("HTTP/1."); at != std::string::npos; at = raw.find("HTTP/1.", at + 1)) {
     if (at + 12 <= raw.size() && raw[at + 8] == ' ') codes.push_back(std::atoi(&raw[at + 9]));
   }
   return codes;
@@ -257,7 +256,8 @@ TEST_F(MetricsTest, ScrapesParseAndFollowTheCluster) {
   std::map<paxos::NodeId, Scrape> after = ScrapeUntil(grown, &why);
   ASSERT_TRUE(grown(after)) << why;
   const Scrape& l = after.at(leader_id);
-  EXPECT_GE(l.Value("ballot_proposals_total"), before.at(leader_id).Value("ballot_proposals_total") + kCalls);
+  EXPECT_GE(l.Value("ballot_proposals_total"),
+            before.at(leader_id).Value("ballot_proposals_total") + kCalls);
   EXPECT_GE(l.Value("ballot_commit_duration_seconds_count"), kCalls);
   EXPECT_GT(l.Value("ballot_commit_duration_seconds_sum"), 0);
   EXPECT_EQ(l.Value("ballot_commit_duration_seconds_bucket{le=+Inf}"),

@@ -94,8 +94,7 @@ class ProcessCluster {
   std::string Terminate(paxos::NodeId id, Clock::time_point deadline);
   // Sends `sig` (SIGTERM, SIGINT) to every running node at once, then waits for each to exit
   // until `deadline` (SIGKILLing the late ones); returns how each ended, as Terminate.
-  std::map<paxos::NodeId, std::string> TerminateAll(Clock::time_point deadline,
-                                                    int sig = SIGTERM);
+  std::map<paxos::NodeId, std::string> TerminateAll(Clock::time_point deadline, int sig = SIGTERM);
   // SIGSTOP / SIGCONT, each returning once the kernel reports the child stopped / continued.
   void Stop(paxos::NodeId id);
   void Cont(paxos::NodeId id);
@@ -174,10 +173,10 @@ class ProcessCluster {
     std::string data_dir;
     std::string log_path;
     std::vector<std::string> extra_flags;  // SetNodeFlags
-    pid_t pid = -1;  // -1: not running
+    pid_t pid = -1;                        // -1: not running
     bool stopped = false;
     int starts = 0;
-    std::string cluster_flag;        // empty: the cluster's
+    std::string cluster_flag;  // empty: the cluster's
   };
 
   Child& child(paxos::NodeId id);

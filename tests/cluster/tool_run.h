@@ -43,8 +43,7 @@ struct ToolResult {
 ToolResult RunTool(const std::vector<std::string>& args, Clock::time_point deadline);
 
 // One request line over a fresh TCP connection to 127.0.0.1:port; the reply line, or why not.
-Result<std::string> LineRequest(uint16_t port, const std::string& line,
-                                Clock::time_point deadline);
+Result<std::string> LineRequest(uint16_t port, const std::string& line, Clock::time_point deadline);
 
 // ballot-fenced-kv (`binary`) as a child process on a free port, its store in `dir`, its log in
 // `dir`.log. SIGKILLed and reaped on destruction.

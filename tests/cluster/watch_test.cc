@@ -107,9 +107,9 @@ class Watcher {
   std::unique_ptr<Client> client_;
   const std::string query_;
   mutable std::mutex mu_;
-  paxos::Slot after_;                 // guarded by mu_
-  std::vector<std::string> lines_;    // guarded by mu_
-  std::string errors_;                // guarded by mu_
+  paxos::Slot after_;               // guarded by mu_
+  std::vector<std::string> lines_;  // guarded by mu_
+  std::string errors_;              // guarded by mu_
   std::atomic<int> gaps_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -142,8 +142,7 @@ TEST(WatchTest, EveryChangeInOrderAcrossLeaderKillAndReconnect) {
   std::vector<std::string> expected = {"-"};
   auto grant_and_release = [&](int i) {
     const std::string owner = "o" + std::to_string(i);
-    auto acquired =
-        writer->Propose(LockService::EncodeAcquire("L", owner, 60000), kCallTimeout);
+    auto acquired = writer->Propose(LockService::EncodeAcquire("L", owner, 60000), kCallTimeout);
     ASSERT_TRUE(acquired.ok()) << acquired.status().ToString();
     ASSERT_EQ(acquired.value().outcome.code, StatusCode::kOk) << acquired.value().outcome.message;
     auto grant = LockService::DecodeGrant(acquired.value().outcome.data);
@@ -194,8 +193,8 @@ TEST(WatchTest, TooManyWatchesIsRefusedClearly) {
   ASSERT_TRUE(read.ok()) << read.status().ToString();
   Client::WatchOptions current;
   current.linearizable = true;
-  auto start = client->Watch(LockService::EncodeGet("W"), Watchable::kCurrentState, kCallTimeout,
-                             current);
+  auto start =
+      client->Watch(LockService::EncodeGet("W"), Watchable::kCurrentState, kCallTimeout, current);
   ASSERT_TRUE(start.ok() && start.value().changed);
   const paxos::Slot after = start.value().slot;
 
@@ -255,9 +254,9 @@ TEST(WatchTest, BallotctlLockWatchPrintsEveryChangeOfHolderUntilInterrupted) {
   const int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ASSERT_GE(out_fd, 0);
   ASSERT_GE(err_fd, 0);
-  const pid_t watch = Spawn({BALLOTCTL_PATH, "--cluster=" + cluster.cluster_flag(), "lock",
-                             "watch", "L"},
-                            out_fd, err_fd);
+  const pid_t watch =
+      Spawn({BALLOTCTL_PATH, "--cluster=" + cluster.cluster_flag(), "lock", "watch", "L"}, out_fd,
+            err_fd);
   close(out_fd);
   close(err_fd);
   auto read_lines = [&] {

@@ -477,19 +477,19 @@ std::string Line(const std::optional<WatchChange>& change) {
   if (!change) return "none";
   auto holder = LockService::DecodeGet(change->data);
   EXPECT_TRUE(holder.ok());
-  std::string who = holder.ok() && holder.value() ? holder.value()->owner + ":" +
-                                                        std::to_string(holder.value()->token)
-                                                  : "-";
+  std::string who = holder.ok() && holder.value()
+                        ? holder.value()->owner + ":" + std::to_string(holder.value()->token)
+                        : "-";
   return std::to_string(change->slot) + " " + who + (change->gap ? " gap" : "");
 }
 
 TEST(LockServiceTest, WatchSeesGrantsReleasesAndExpiriesButNotExtensions) {
   Script s;
   EXPECT_EQ(Line(Next(s.locks(), "job", 0)), "none");
-  const Grant a = GrantOf(s.Acquire(1000, "job", "a", 500));  // slot 1
-  GrantOf(s.KeepAlive(1100, "job", "a"));                      // slot 2: not a change
+  const Grant a = GrantOf(s.Acquire(1000, "job", "a", 500));     // slot 1
+  GrantOf(s.KeepAlive(1100, "job", "a"));                        // slot 2: not a change
   ASSERT_EQ(s.Release(1200, "job", "a").code, StatusCode::kOk);  // slot 3
-  const Grant b = GrantOf(s.Acquire(1300, "job", "b", 100));   // slot 4, until 1400
+  const Grant b = GrantOf(s.Acquire(1300, "job", "b", 100));     // slot 4, until 1400
   EXPECT_EQ(s.locks().NextDeadlineMs(), 1400u);
   // Nothing but time: the tick (slot 5) applies b's expiry.
   EXPECT_EQ(s.Run(1450, s.locks().TickCommand()).code, StatusCode::kOk);
@@ -519,10 +519,9 @@ TEST(LockServiceTest, WatchCountsChangesInOneSlotOnce) {
   // Slot 2 carries two commands: the first expires a's hold, the second grants b.
   const std::string tick = locks.TickCommand();
   const std::string acquire = LockService::EncodeAcquire("job", "b", 1000);
-  const AppliedCommand batch[] = {{.slot = 2, .epoch = 1, .client_id = 1, .stamp_ms = 1200,
-                                   .payload = tick},
-                                  {.slot = 2, .epoch = 1, .client_id = 2, .stamp_ms = 1200,
-                                   .payload = acquire}};
+  const AppliedCommand batch[] = {
+      {.slot = 2, .epoch = 1, .client_id = 1, .stamp_ms = 1200, .payload = tick},
+      {.slot = 2, .epoch = 1, .client_id = 2, .stamp_ms = 1200, .payload = acquire}};
   std::vector<Outcome> outcomes;
   locks.Apply(batch, &outcomes);
   ASSERT_EQ(outcomes.size(), 2u);
@@ -532,7 +531,7 @@ TEST(LockServiceTest, WatchCountsChangesInOneSlotOnce) {
 
 TEST(LockServiceTest, SnapshotKeepsEachLocksLastChangeSlot) {
   Script s;
-  GrantOf(s.Acquire(1000, "job", "a", 60000));  // slot 1
+  GrantOf(s.Acquire(1000, "job", "a", 60000));                   // slot 1
   ASSERT_EQ(s.Release(1100, "job", "a").code, StatusCode::kOk);  // slot 2
   const Grant b = GrantOf(s.Acquire(1200, "job", "b", 60000));   // slot 3
   GrantOf(s.Acquire(1300, "idle", "c", 60000));                  // slot 4

@@ -40,8 +40,8 @@ Decoded DecodeInChunks(size_t frame_bytes_max, std::span<const uint8_t> stream, 
     state ^= state << 13;
     state ^= state >> 17;
     state ^= state << 5;
-    const size_t n = cut == 0 ? stream.size() - pos
-                              : std::min<size_t>(stream.size() - pos, 1 + state % 64);
+    const size_t n =
+        cut == 0 ? stream.size() - pos : std::min<size_t>(stream.size() - pos, 1 + state % 64);
     Status s = decoder.Feed(stream.subspan(pos, n), &out.frames);
     pos += n;
     if (!s.ok()) {

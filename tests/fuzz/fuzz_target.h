@@ -32,19 +32,19 @@ struct Registrar {
 }  // namespace ballot::fuzz
 
 #ifdef BALLOT_FUZZ_LIBFUZZER
-#define BALLOT_FUZZ_ENTRY(name)                                               \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {   \
-    BallotFuzz_##name(data, size);                                            \
-    return 0;                                                                 \
+#define BALLOT_FUZZ_ENTRY(name)                                             \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    BallotFuzz_##name(data, size);                                          \
+    return 0;                                                               \
   }
 #else
 #define BALLOT_FUZZ_ENTRY(name) \
   static const ::ballot::fuzz::Registrar kBallotFuzzRegistrar_##name(#name, &BallotFuzz_##name);
 #endif
 
-#define BALLOT_FUZZ_TARGET(name)                                     \
-  static void BallotFuzz_##name(const uint8_t* data, size_t size);   \
-  BALLOT_FUZZ_ENTRY(name)                                            \
+#define BALLOT_FUZZ_TARGET(name)                                   \
+  static void BallotFuzz_##name(const uint8_t* data, size_t size); \
+  BALLOT_FUZZ_ENTRY(name)                                          \
   static void BallotFuzz_##name(const uint8_t* data, size_t size)
 
 #endif  // BALLOT_TESTS_FUZZ_FUZZ_TARGET_H_

@@ -10,7 +10,8 @@ BALLOT_FUZZ_TARGET(kv_restore) {
   ballot::fuzz::CheckRestore(
       ballot::fuzz::AsView(data, size), [&] { return std::make_unique<KvStore>(limits); },
       [](ballot::StateMachine& m) {
-        ballot::fuzz::ApplyAll(m, 1, 0, {KvStore::EncodePut("a", "1"), KvStore::EncodePut("b", "2")});
+        ballot::fuzz::ApplyAll(m, 1, 0,
+                               {KvStore::EncodePut("a", "1"), KvStore::EncodePut("b", "2")});
       },
       [](ballot::StateMachine& m) {
         auto outcomes = ballot::fuzz::ApplyAll(
@@ -18,7 +19,8 @@ BALLOT_FUZZ_TARGET(kv_restore) {
             {KvStore::EncodePut("a", "x"), KvStore::EncodeCompareAndSet("a", "x", "y"),
              KvStore::EncodeCompareAndSet("new", std::nullopt, "z"), KvStore::EncodeDelete("b"),
              KvStore::EncodePut("k", "v")});
-        CHECK(outcomes[1].code == ballot::StatusCode::kOk || outcomes[0].code != ballot::StatusCode::kOk);
+        CHECK(outcomes[1].code == ballot::StatusCode::kOk ||
+              outcomes[0].code != ballot::StatusCode::kOk);
         auto got = m.Query(KvStore::EncodeGet("a"));
         CHECK(got.code == ballot::StatusCode::kOk);
         CHECK(KvStore::DecodeGet(got.data).ok());

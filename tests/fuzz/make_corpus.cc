@@ -78,7 +78,8 @@ void Records(Writer& w) {
   };
   for (int i = 0; i < 3; ++i) {
     paxos::Entry e = rnd.Entry();
-    for (size_t c = 0; c < e.value.commands.size(); ++c) e.value.commands.mutable_at(c).payload.resize(16);
+    for (size_t c = 0; c < e.value.commands.size(); ++c)
+      e.value.commands.mutable_at(c).payload.resize(16);
     std::string value, entry;
     store::EncodeValue(e.value, &value);
     store::EncodeEntryPayload(e, &entry);
@@ -147,8 +148,9 @@ void Applied(Writer& w) {
       e.value.epoch = e.ballot;
       e.value.leader_start = slot == 1;
       for (uint64_t client = 1; client <= 3; ++client) {
-        e.value.commands.push_back(Cmd(client, slot, v > 0 ? slot - 1 : 0,
-                                       samples::KvStore::EncodePut("k" + std::to_string(client), "v")));
+        e.value.commands.push_back(
+            Cmd(client, slot, v > 0 ? slot - 1 : 0,
+                samples::KvStore::EncodePut("k" + std::to_string(client), "v")));
       }
       applier.Apply({e}, &replies);
     }
@@ -187,7 +189,8 @@ void Samples(Writer& w) {
   w.Add("lock_restore", lock.Snapshot());
   Apply(lock, 1000, {LockService::EncodeAcquire("a", "o1", 5000)});
   w.Add("lock_restore", lock.Snapshot());
-  Apply(lock, 9000, {LockService::EncodeAcquire("b", "o2", 100), LockService::EncodeAcquire("a", "o3", 50)});
+  Apply(lock, 9000,
+        {LockService::EncodeAcquire("b", "o2", 100), LockService::EncodeAcquire("a", "o3", 50)});
   w.Add("lock_restore", lock.Snapshot());
 }
 

@@ -71,7 +71,8 @@ BALLOT_FUZZ_TARGET(record_codec) {
       return CheckCanonical<ballot::paxos::Value>(in, DecodeValue, EncodeValue);
     case 1:
       return CheckCanonical<ballot::paxos::Entry>(
-          in, [](std::string_view b, ballot::paxos::Entry* e) { return DecodeEntryPayload(7, b, e); },
+          in,
+          [](std::string_view b, ballot::paxos::Entry* e) { return DecodeEntryPayload(7, b, e); },
           [](const ballot::paxos::Entry& e, std::string* out) {
             CHECK_EQ(e.slot, 7u);
             EncodeEntryPayload(e, out);
@@ -108,8 +109,8 @@ BALLOT_FUZZ_TARGET(record_codec) {
       const std::string_view key = in.substr(0, 8);
       std::string_view payload;
       for (uint8_t k = 1; k <= 6; ++k) {
-        Status s = OpenRecord(static_cast<RecordKind>(k), key, in.substr(key.size()), "fuzz",
-                              &payload);
+        Status s =
+            OpenRecord(static_cast<RecordKind>(k), key, in.substr(key.size()), "fuzz", &payload);
         if (!s.ok()) CheckRejected(s);
       }
       return;

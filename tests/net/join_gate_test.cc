@@ -1,8 +1,6 @@
 // JoinGate (safe bootstrap) as pure logic, and the DIR/CLUSTER record it is persisted in.
 #include "net/server/join_gate.h"
 
-#include "store/checksum.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -10,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "store/checksum.h"
 
 namespace ballot {
 namespace {

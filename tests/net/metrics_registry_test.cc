@@ -16,9 +16,9 @@ TEST(MetricsRegistryTest, RendersTheTextFormat) {
   r.AddCounter("b_requests_total", "Requests.").Increment(3);
   r.AddGauge("a_temperature", "Degrees, \\ and\nnewline", {{"room", "k\"it\\chen\n"}}).Set(-1.5);
   Histogram& h = r.AddHistogram("c_seconds", "Latency.", {0.1, 1}, {{"peer", "2"}});
-  h.Observe(0.1);   // on a bound: counted in that bound's bucket
+  h.Observe(0.1);  // on a bound: counted in that bound's bucket
   h.Observe(0.5);
-  h.Observe(7);     // past the last bound: only +Inf
+  h.Observe(7);  // past the last bound: only +Inf
   EXPECT_EQ(r.Render(),
             "# HELP a_temperature Degrees, \\\\ and\\nnewline\n"
             "# TYPE a_temperature gauge\n"

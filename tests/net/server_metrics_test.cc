@@ -58,8 +58,7 @@ TEST_F(ServerMetricsTest, RegistryAndHealthFollowTheServer) {
   server->Start();
   // Alone in its cluster it leads after an election timeout.
   ASSERT_TRUE(WaitFor([&] {
-    return server->metrics().Render().find("ballot_role{role=\"leader\"} 1\n") !=
-           std::string::npos;
+    return server->metrics().Render().find("ballot_role{role=\"leader\"} 1\n") != std::string::npos;
   })) << server->metrics().Render();
   HealthReport health = server->Health();
   EXPECT_TRUE(health.serving) << health.detail;

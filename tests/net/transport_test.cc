@@ -286,7 +286,8 @@ TEST_F(TransportTest, LargeMessagesSpanManyReads) {
     paxos::Entry e;
     e.slot = 10 + i;
     e.value.commands.resize(1);
-    e.value.commands.mutable_at(0).payload.assign(3 << 20, static_cast<char>('a' + i));  // 3 MiB each
+    e.value.commands.mutable_at(0).payload.assign(3 << 20,
+                                                  static_cast<char>('a' + i));  // 3 MiB each
     m.entries.push_back(e);
   }
   for (int i = 0; i < 3; ++i) nodes[0]->transport->Send(2, m);  // 36 MiB: several frames

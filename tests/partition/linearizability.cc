@@ -88,8 +88,8 @@ class RegisterSearch {
 
 std::string Describe(const KvOp& op) {
   std::ostringstream out;
-  out << "client " << op.client << (op.kind == KvOp::Kind::kWrite ? " write " : " read  ")
-      << op.key << " = " << (op.value ? *op.value : "<absent>") << "  [" << op.invoke_us << ", "
+  out << "client " << op.client << (op.kind == KvOp::Kind::kWrite ? " write " : " read  ") << op.key
+      << " = " << (op.value ? *op.value : "<absent>") << "  [" << op.invoke_us << ", "
       << (op.complete_us ? std::to_string(*op.complete_us) : "?") << "] us";
   return out.str();
 }
@@ -143,12 +143,12 @@ CheckResult CheckLinearizable(const std::vector<KvOp>& history, uint64_t steps_m
     const bool ok = search.Run(&gave_up);
     result.steps += search.steps();
     if (ok) continue;
-    result.verdict = gave_up ? CheckResult::Verdict::kGaveUp
-                             : CheckResult::Verdict::kNotLinearizable;
+    result.verdict =
+        gave_up ? CheckResult::Verdict::kGaveUp : CheckResult::Verdict::kNotLinearizable;
     result.key = key;
     std::ostringstream out;
-    out << (gave_up ? "search gave up" : "no linearization exists") << " for key " << key
-        << " (" << ops.size() << " operations):\n";
+    out << (gave_up ? "search gave up" : "no linearization exists") << " for key " << key << " ("
+        << ops.size() << " operations):\n";
     for (const RegisterOp& r : ops) out << "  " << Describe(history[r.source]) << "\n";
     result.explanation = out.str();
     return result;

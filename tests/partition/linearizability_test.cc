@@ -31,8 +31,7 @@ TEST(Linearizability, EmptyAndSequentialHistoriesPass) {
 TEST(Linearizability, StaleReadAfterANewerWriteCompletedFails) {
   // b completed before the read began, yet the read returns a: what a deposed leader serving a
   // lease read it no longer holds would produce.
-  CheckResult r = CheckLinearizable(
-      {Write(1, "a", 0, 1), Write(1, "b", 2, 3), Read(2, "a", 4, 5)});
+  CheckResult r = CheckLinearizable({Write(1, "a", 0, 1), Write(1, "b", 2, 3), Read(2, "a", 4, 5)});
   EXPECT_EQ(r.verdict, Verdict::kNotLinearizable);
   EXPECT_EQ(r.key, "k");
   EXPECT_NE(r.explanation.find("read  k = a"), std::string::npos) << r.explanation;
@@ -50,32 +49,33 @@ TEST(Linearizability, ReadOfAValueNobodyWroteFails) {
 
 TEST(Linearizability, ReadsMustNotGoBackInTime) {
   // Two sequential reads by anyone: once b was seen, a cannot come back.
-  EXPECT_EQ(CheckLinearizable({Write(1, "a", 0, 1), Write(1, "b", 2, 10), Read(2, "b", 3, 4),
-                               Read(3, "a", 5, 6)})
+  EXPECT_EQ(CheckLinearizable(
+                {Write(1, "a", 0, 1), Write(1, "b", 2, 10), Read(2, "b", 3, 4), Read(3, "a", 5, 6)})
                 .verdict,
             Verdict::kNotLinearizable);
   // Concurrent with the write of b, either order is fine while the reads overlap it.
-  EXPECT_EQ(CheckLinearizable({Write(1, "a", 0, 1), Write(1, "b", 2, 10), Read(2, "a", 3, 4),
-                               Read(3, "b", 5, 6)})
+  EXPECT_EQ(CheckLinearizable(
+                {Write(1, "a", 0, 1), Write(1, "b", 2, 10), Read(2, "a", 3, 4), Read(3, "b", 5, 6)})
                 .verdict,
             Verdict::kLinearizable);
 }
 
 TEST(Linearizability, IndeterminateWritesMayApplyLateOrNever) {
   // The write of a timed out; it may still take effect later (seen at 20) ...
-  EXPECT_EQ(CheckLinearizable({Write(1, "a", 0, std::nullopt), Read(2, std::nullopt, 5, 6),
-                               Read(2, "a", 20, 21)})
+  EXPECT_EQ(CheckLinearizable(
+                {Write(1, "a", 0, std::nullopt), Read(2, std::nullopt, 5, 6), Read(2, "a", 20, 21)})
                 .verdict,
             Verdict::kLinearizable);
   // ... or never.
-  EXPECT_EQ(CheckLinearizable({Write(1, "a", 0, std::nullopt), Read(2, std::nullopt, 5, 6)}).verdict,
-            Verdict::kLinearizable);
+  EXPECT_EQ(
+      CheckLinearizable({Write(1, "a", 0, std::nullopt), Read(2, std::nullopt, 5, 6)}).verdict,
+      Verdict::kLinearizable);
   // But not before it was invoked.
   EXPECT_EQ(CheckLinearizable({Read(2, "a", 0, 1), Write(1, "a", 2, std::nullopt)}).verdict,
             Verdict::kNotLinearizable);
   // And once seen it cannot vanish again.
-  EXPECT_EQ(CheckLinearizable({Write(1, "a", 0, std::nullopt), Read(2, "a", 5, 6),
-                               Read(2, std::nullopt, 7, 8)})
+  EXPECT_EQ(CheckLinearizable(
+                {Write(1, "a", 0, std::nullopt), Read(2, "a", 5, 6), Read(2, std::nullopt, 7, 8)})
                 .verdict,
             Verdict::kNotLinearizable);
 }

@@ -51,7 +51,8 @@ bool HaveTool(const char* name) {
 }
 
 std::string MakeTempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "ballot-partition-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "ballot-partition-XXXXXX").string();
   PCHECK(mkdtemp(pattern.data()) != nullptr) << "mkdtemp";
   return pattern;
 }
@@ -177,10 +178,8 @@ std::vector<paxos::NodeId> NetnsLab::ids() const {
 std::string NetnsLab::DataDir(paxos::NodeId id) const { return nodes_.at(id).data_dir; }
 
 void NetnsLab::Spawn(Node& n) {
-  std::vector<std::string> args = {options_.ballotd_path,
-                                   "--id=" + std::to_string(n.id),
-                                   "--cluster=" + cluster_flag_,
-                                   "--data_dir=" + n.data_dir,
+  std::vector<std::string> args = {options_.ballotd_path, "--id=" + std::to_string(n.id),
+                                   "--cluster=" + cluster_flag_, "--data_dir=" + n.data_dir,
                                    "--state_machine=" + options_.state_machine};
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   std::vector<char*> argv;
@@ -209,11 +208,14 @@ Status NetnsLab::StartAll(Clock::time_point deadline) {
     if (n.pid <= 0) Spawn(n);
   }
   for (auto& [id, n] : nodes_) {
-    const bool up = WaitUntil(deadline, [&] {
-      if (Status s = CheckAlive(); !s.ok()) return true;
-      if (admin_ == nullptr) admin_ = NewClient();
-      return admin_->Status(id, kProbeTimeout).ok();
-    }, std::chrono::milliseconds(50));
+    const bool up = WaitUntil(
+        deadline,
+        [&] {
+          if (Status s = CheckAlive(); !s.ok()) return true;
+          if (admin_ == nullptr) admin_ = NewClient();
+          return admin_->Status(id, kProbeTimeout).ok();
+        },
+        std::chrono::milliseconds(50));
     if (Status s = CheckAlive(); !s.ok()) return s;
     if (!up) return Status(StatusCode::kTimeout, "node " + std::to_string(id) + " did not answer");
   }
@@ -333,12 +335,14 @@ std::unique_ptr<Client> NetnsLab::NewClient() const {
 Result<std::pair<paxos::NodeId, uint64_t>> NetnsLab::WaitForLeader(Clock::time_point deadline,
                                                                    paxos::NodeId not_id) {
   if (admin_ == nullptr) admin_ = NewClient();
-  Result<std::pair<paxos::NodeId, uint64_t>> last =
-      Status(StatusCode::kTimeout, "no leader found");
-  WaitUntil(deadline, [&] {
-    last = admin_->FindLeader(std::chrono::milliseconds(500));
-    return last.ok() && last.value().first != not_id;
-  }, std::chrono::milliseconds(50));
+  Result<std::pair<paxos::NodeId, uint64_t>> last = Status(StatusCode::kTimeout, "no leader found");
+  WaitUntil(
+      deadline,
+      [&] {
+        last = admin_->FindLeader(std::chrono::milliseconds(500));
+        return last.ok() && last.value().first != not_id;
+      },
+      std::chrono::milliseconds(50));
   if (last.ok() && last.value().first == not_id) {
     return Status(StatusCode::kTimeout, "node " + std::to_string(not_id) + " still leads");
   }
@@ -354,29 +358,32 @@ std::map<paxos::NodeId, Result<net::NodeStatus>> NetnsLab::StatusAll(
 bool NetnsLab::WaitForConvergence(Clock::time_point deadline, std::string* last) {
   std::string previous;
   int stable = 0;
-  return WaitUntil(deadline, [&] {
-    auto all = StatusAll(kProbeTimeout);
-    std::string now;
-    bool same = true;
-    const net::NodeStatus* first = nullptr;
-    for (const auto& [id, st] : all) {
-      if (!st.ok()) {
-        now += "node " + std::to_string(id) + ": " + st.status().ToString() + "; ";
-        same = false;
-        continue;
-      }
-      now += "node " + std::to_string(id) + " " + st.value().role + " chosen_below " +
-             std::to_string(st.value().chosen_below) + " applied_below " +
-             std::to_string(st.value().applied_below) + "; ";
-      if (first == nullptr) first = &st.value();
-      same = same && st.value().chosen_below == first->chosen_below &&
-             st.value().applied_below == first->applied_below;
-    }
-    *last = now;
-    stable = same && now == previous ? stable + 1 : 0;
-    previous = now;
-    return stable >= 2;
-  }, std::chrono::milliseconds(200));
+  return WaitUntil(
+      deadline,
+      [&] {
+        auto all = StatusAll(kProbeTimeout);
+        std::string now;
+        bool same = true;
+        const net::NodeStatus* first = nullptr;
+        for (const auto& [id, st] : all) {
+          if (!st.ok()) {
+            now += "node " + std::to_string(id) + ": " + st.status().ToString() + "; ";
+            same = false;
+            continue;
+          }
+          now += "node " + std::to_string(id) + " " + st.value().role + " chosen_below " +
+                 std::to_string(st.value().chosen_below) + " applied_below " +
+                 std::to_string(st.value().applied_below) + "; ";
+          if (first == nullptr) first = &st.value();
+          same = same && st.value().chosen_below == first->chosen_below &&
+                 st.value().applied_below == first->applied_below;
+        }
+        *last = now;
+        stable = same && now == previous ? stable + 1 : 0;
+        previous = now;
+        return stable >= 2;
+      },
+      std::chrono::milliseconds(200));
 }
 
 }  // namespace ballot::partition_test

@@ -46,10 +46,11 @@ class Partition : public ::testing::Test {
     auto leader = lab_->WaitForLeader(In(seconds(60)));
     ASSERT_TRUE(leader.ok()) << leader.status().ToString();
     leader_ = leader.value().first;
-    workload_ = std::make_unique<KvWorkload>(KvWorkload::Options{},
-                                             [this] { return lab_->NewClient(); });
+    workload_ =
+        std::make_unique<KvWorkload>(KvWorkload::Options{}, [this] { return lab_->NewClient(); });
     workload_->Start();
-    ASSERT_TRUE(WaitUntil(In(seconds(60)), [&] { return workload_->WritesSucceededSince(0) >= 10; }))
+    ASSERT_TRUE(
+        WaitUntil(In(seconds(60)), [&] { return workload_->WritesSucceededSince(0) >= 10; }))
         << "the workload makes no progress before any fault: " << workload_->Summary();
   }
 
@@ -59,8 +60,8 @@ class Partition : public ::testing::Test {
     auto leader = lab_->WaitForLeader(In(seconds(60)), not_id);
     ASSERT_TRUE(leader.ok()) << "no leader on the majority side (cuts " << lab_->Cuts()
                              << "): " << leader.status().ToString();
-    ASSERT_TRUE(WaitUntil(In(seconds(60)),
-                          [&] { return workload_->WritesSucceededSince(cut_us) >= 10; }))
+    ASSERT_TRUE(
+        WaitUntil(In(seconds(60)), [&] { return workload_->WritesSucceededSince(cut_us) >= 10; }))
         << "writes stopped while a majority was connected (cuts " << lab_->Cuts()
         << "): " << workload_->Summary();
   }
@@ -92,8 +93,8 @@ class Partition : public ::testing::Test {
     // Offline, every store is intact (checksums, chosen slots present, promise invariants).
     lab_->StopAll(In(seconds(30)));
     for (paxos::NodeId id : lab_->ids()) {
-      const std::string cmd = std::string(BALLOTCTL_PATH) + " store verify --data_dir=" +
-                              lab_->DataDir(id) + " >/dev/null 2>&1";
+      const std::string cmd = std::string(BALLOTCTL_PATH) +
+                              " store verify --data_dir=" + lab_->DataDir(id) + " >/dev/null 2>&1";
       const int status = std::system(cmd.c_str());
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
           << "ballotctl store verify failed for node " << id;
@@ -194,7 +195,8 @@ int main(int argc, char** argv) {
   if (!missing.empty()) {
     const std::string banner =
         "\n********************************************************************\n"
-        "*** SKIPPED: partition tests need root, ip and nft: " + missing +
+        "*** SKIPPED: partition tests need root, ip and nft: " +
+        missing +
         "\n*** They did NOT run. Run as root to test real partitions.\n"
         "********************************************************************\n";
     std::fputs(banner.c_str(), stdout);

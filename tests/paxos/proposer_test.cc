@@ -63,8 +63,8 @@ TEST(ProposerRecoveryTest, ReproposesHighestBallotValuesFillsGapsAndAppendsLeade
   const Value d = Cmds(Ballot(1, 5), {"d"});
   const Value below = Cmds(Ballot(8, 8), {"below"});
   // Slot 3 is reported three times at different ballots; slot 5 twice; slot 4 never.
-  EXPECT_FALSE(p.AddPromise(2, {{2, Ballot(8, 8), below}, {3, Ballot(2, 2), a},
-                                {5, Ballot(3, 3), c}}));
+  EXPECT_FALSE(
+      p.AddPromise(2, {{2, Ballot(8, 8), below}, {3, Ballot(2, 2), a}, {5, Ballot(3, 3), c}}));
   EXPECT_FALSE(p.AddPromise(3, {{3, Ballot(4, 4), bb}, {6, Ballot(1, 5), d}}));
   EXPECT_TRUE(p.AddPromise(4, {{3, Ballot(3, 3), x}, {5, Ballot(2, 2), y}}));
 
@@ -222,7 +222,8 @@ TEST(ProposerBatchTest, BatchesRespectBatchBytesMax) {
   const Configuration config = Configuration::AllVoters(o.members);
   Proposer p(o, &config);
   RecoverEmpty(&p, o, Ballot(1, 1), 1);
-  for (uint64_t i = 1; i <= 5; ++i) ASSERT_EQ(p.Enqueue(Cmd(i, "abcd")), Proposer::EnqueueResult::kOk);
+  for (uint64_t i = 1; i <= 5; ++i)
+    ASSERT_EQ(p.Enqueue(Cmd(i, "abcd")), Proposer::EnqueueResult::kOk);
   std::vector<Entry> b = p.ProposeBatches(1, 0);
   ASSERT_EQ(b.size(), 3u);
   for (const Entry& e : b) {

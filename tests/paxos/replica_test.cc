@@ -29,7 +29,8 @@ namespace ballot::paxos {
 // Readable values in gtest failure messages (found by ADL, so outside the unnamed namespace).
 void PrintTo(const Value& v, std::ostream* os) {
   *os << "{epoch " << ToString(v.epoch) << (v.leader_start ? " leader_start" : "") << " [";
-  for (const Command& c : v.commands) *os << c.client_id << "/" << c.sequence << ":" << c.payload << " ";
+  for (const Command& c : v.commands)
+    *os << c.client_id << "/" << c.sequence << ":" << c.payload << " ";
   *os << "]}";
 }
 
@@ -343,8 +344,8 @@ class Cluster {
 
   static void Record(Node* n, const PersistBatch& b) {
     if (b.promised) {
-      EXPECT_GE(*b.promised, n->durable_promised) << "node " << n->options.id
-                                                  << ": the promise went down";
+      EXPECT_GE(*b.promised, n->durable_promised)
+          << "node " << n->options.id << ": the promise went down";
       n->durable_promised = *b.promised;
     }
     for (const Entry& e : b.entries) n->durable_entries[e.slot] = e;
@@ -379,8 +380,8 @@ class Cluster {
   void CheckBeforePersist(const Node& n, const Ready& rd) {
     std::string why;
     for (const Message& m : rd.send_now) {
-      EXPECT_TRUE(Backed(n, m, &why)) << "node " << n.options.id << " send_now " << ToString(m)
-                                      << ": " << why;
+      EXPECT_TRUE(Backed(n, m, &why))
+          << "node " << n.options.id << " send_now " << ToString(m) << ": " << why;
     }
     // Applied values must already be durable here (not merely in this batch).
     for (const Entry& e : rd.apply) {
@@ -393,8 +394,8 @@ class Cluster {
   void CheckAfterPersist(const Node& n, const Ready& rd) {
     std::string why;
     for (const Message& m : rd.send_after_persist) {
-      EXPECT_TRUE(Backed(n, m, &why)) << "node " << n.options.id << " send_after_persist "
-                                      << ToString(m) << ": " << why;
+      EXPECT_TRUE(Backed(n, m, &why))
+          << "node " << n.options.id << " send_after_persist " << ToString(m) << ": " << why;
     }
   }
 
@@ -521,7 +522,8 @@ TEST(ReplicaReplicationTest, ProposalsAreAppliedOnAllThreeInTheSameOrder) {
 std::vector<Entry> AcceptedSlots(const Ready& rd, NodeId to) {
   std::vector<Entry> out;
   for (const Message& m : rd.send_now) {
-    if (m.type == MessageType::kAccept && m.to == to) out.insert(out.end(), m.entries.begin(), m.entries.end());
+    if (m.type == MessageType::kAccept && m.to == to)
+      out.insert(out.end(), m.entries.begin(), m.entries.end());
   }
   return out;
 }
@@ -1213,8 +1215,7 @@ TEST(ReplicaTeethTest, RecoveryKeepsAValueOnlyTheOldLeaderKnewWasChosen) {
   RecoveryKeepsAValueOnlyTheOldLeaderKnewWasChosen(PlantedBugs{});
   PlantedBugs bug;
   bug.ignore_accepted_in_recovery = true;
-  auto failures =
-      CaptureFailures([&] { RecoveryKeepsAValueOnlyTheOldLeaderKnewWasChosen(bug); });
+  auto failures = CaptureFailures([&] { RecoveryKeepsAValueOnlyTheOldLeaderKnewWasChosen(bug); });
   EXPECT_TRUE(AnyContains(failures, "applied different values"))
       << "agreement check missed ignore_accepted_in_recovery (" << failures.size() << ")";
 }
@@ -1257,12 +1258,28 @@ TEST(ReplicaOptionsTest, ValidateRejectsBadConfigsWithMessages) {
       {"no id", [](Options* o) { o->id = kNoNode; }, "id must be in 1..65535"},
       {"id too big", [](Options* o) { o->id = kNodeIdMax + 1; }, "id must be in 1..65535"},
       {"no members", [](Options* o) { o->members.clear(); }, "members must not be empty"},
-      {"repeated member", [](Options* o) { o->members = {1, 2, 2}; }, "members must not repeat"},
-      {"member 0", [](Options* o) { o->members = {0, 1, 2}; }, "every member id must be in"},
-      {"member too big", [](Options* o) { o->members = {1, 2, kNodeIdMax + 1}; },
+      {"repeated member",
+       [](Options* o) {
+         o->members = {1, 2, 2};
+       },
+       "members must not repeat"},
+      {"member 0",
+       [](Options* o) {
+         o->members = {0, 1, 2};
+       },
        "every member id must be in"},
-      {"id not a member", [](Options* o) { o->members = {2, 3, 4}; }, "id must be one of members"},
-      {"heartbeat 0", [](Options* o) { o->heartbeat_ticks = 0; }, "heartbeat tick must be at least 1"},
+      {"member too big",
+       [](Options* o) {
+         o->members = {1, 2, kNodeIdMax + 1};
+       },
+       "every member id must be in"},
+      {"id not a member",
+       [](Options* o) {
+         o->members = {2, 3, 4};
+       },
+       "id must be one of members"},
+      {"heartbeat 0", [](Options* o) { o->heartbeat_ticks = 0; },
+       "heartbeat tick must be at least 1"},
       {"election <= heartbeat",
        [](Options* o) {
          o->heartbeat_ticks = 10;
@@ -1289,8 +1306,10 @@ TEST(ReplicaOptionsTest, ValidateRejectsBadConfigsWithMessages) {
        "lease ticks must be less than election ticks"},
       {"check quorum < lease", [](Options* o) { o->check_quorum_ticks = 5; },
        "check quorum ticks must be at least lease ticks"},
-      {"accept retry 0", [](Options* o) { o->accept_retry_ticks = 0; }, "retry ticks must be at least 1"},
-      {"catchup retry 0", [](Options* o) { o->catchup_retry_ticks = 0; }, "retry ticks must be at least 1"},
+      {"accept retry 0", [](Options* o) { o->accept_retry_ticks = 0; },
+       "retry ticks must be at least 1"},
+      {"catchup retry 0", [](Options* o) { o->catchup_retry_ticks = 0; },
+       "retry ticks must be at least 1"},
       {"batch commands 0", [](Options* o) { o->batch_commands_max = 0; }, "every *_max bound"},
       {"batch bytes 0", [](Options* o) { o->batch_bytes_max = 0; }, "every *_max bound"},
       {"window 0", [](Options* o) { o->window_slots_max = 0; }, "every *_max bound"},
@@ -1395,8 +1414,12 @@ void NoAnnouncementBelowASeenEpoch(PlantedBugs planted) {
   const Message* prepare = h.Find(MessageType::kPrepare, 2);
   ASSERT_NE(prepare, nullptr);
   const Ballot mine = prepare->ballot;
-  Message promise{.type = MessageType::kPromise, .from = 2, .to = 1, .ballot = mine,
-                  .promised = mine, .commit = 1};
+  Message promise{.type = MessageType::kPromise,
+                  .from = 2,
+                  .to = 1,
+                  .ballot = mine,
+                  .promised = mine,
+                  .commit = 1};
   promise.ok = true;
   h.r.Step(promise);
   h.Drain();
@@ -1407,12 +1430,16 @@ void NoAnnouncementBelowASeenEpoch(PlantedBugs planted) {
   ASSERT_FALSE(accept->entries.empty());
 
   const Ballot newer(mine.round() + 1, 3);
-  Message refusal{.type = MessageType::kPromise, .from = 3, .to = 1, .ballot = mine,
-                  .promised = newer, .commit = 1};
+  Message refusal{.type = MessageType::kPromise,
+                  .from = 3,
+                  .to = 1,
+                  .ballot = mine,
+                  .promised = newer,
+                  .commit = 1};
   h.r.Step(refusal);
   h.Drain();
-  Message accepted{.type = MessageType::kAccepted, .from = 2, .to = 1, .ballot = mine,
-                   .promised = mine};
+  Message accepted{
+      .type = MessageType::kAccepted, .from = 2, .to = 1, .ballot = mine, .promised = mine};
   accepted.ok = true;
   for (const Entry& e : accept->entries) accepted.slots.push_back(e.slot);
   h.r.Step(accepted);
@@ -1682,9 +1709,8 @@ TEST(ReplicaMembershipTest, ALearnerCatchesUpIsPromotedAndItsVoteThenCounts) {
     if (id != cut) rest.push_back(id);
   }
   ProposeAndApply(&c, leader, rest, 5, &seq);
-  c.SetDropRule([cut](const Message& m) {
-    return m.from == cut || m.to == cut || m.from == 4 || m.to == 4;
-  });
+  c.SetDropRule(
+      [cut](const Message& m) { return m.from == cut || m.to == cut || m.from == 4 || m.to == 4; });
   const Slot before = c.r(leader).status().chosen_below;
   ASSERT_EQ(c.r(leader).Propose(Cmd(5, ++seq, "needs 3 of 4")).kind, ProposeResult::Kind::kOk);
   ASSERT_TRUE(c.Ticks(5));
@@ -1773,8 +1799,8 @@ TEST(ReplicaMembershipTest, ANewLeaderFindsAChosenChangeAndAsksTheNewVotersBefor
   const Slot promote_slot = c.r(old_leader).status().chosen_below;
   ASSERT_TRUE(c.r(old_leader).ProposeMemberChange(Promote(4)).ok());
   ASSERT_TRUE(c.DeliverAll());
-  ASSERT_TRUE(c.r(old_leader).configuration().IsVoter(4)) << "chosen by the old leader and "
-                                                          << witness;
+  ASSERT_TRUE(c.r(old_leader).configuration().IsVoter(4))
+      << "chosen by the old leader and " << witness;
   for (NodeId id = 1; id <= 4; ++id) {
     if (id != old_leader) {
       ASSERT_FALSE(c.r(id).configuration().IsVoter(4)) << "node " << id << " must not know yet";
@@ -1899,8 +1925,8 @@ TEST(ReplicaTransferTest, TheTargetTakesOverAtOnceWithAHigherEpoch) {
   EXPECT_FALSE(c.r(leader).status().lease_held) << "no lease reads once handing over";
   // Well inside the lease, which an ordinary candidate would have to wait out.
   const uint32_t lease_ticks = c.node(leader).options.lease_ticks;
-  ASSERT_TRUE(TickUntil(&c, static_cast<int>(lease_ticks) - 1,
-                        [&] { return c.UsableLeader() == target; }));
+  ASSERT_TRUE(
+      TickUntil(&c, static_cast<int>(lease_ticks) - 1, [&] { return c.UsableLeader() == target; }));
   EXPECT_GT(c.r(target).UsableEpoch(), epoch);
   EXPECT_FALSE(c.r(leader).IsLeader());
   ProposeAndApply(&c, target, {1, 2, 3}, 5, &seq);

@@ -63,7 +63,8 @@ void Checker::AdvancePrefix() {
   for (;;) {
     const paxos::Slot before = prefix_;
     while (prefix_ < chosen_.size() && chosen_[prefix_].known) {
-      if (chosen_[prefix_].config_voters) voters_from_[prefix_ + 1] = *chosen_[prefix_].config_voters;
+      if (chosen_[prefix_].config_voters)
+        voters_from_[prefix_ + 1] = *chosen_[prefix_].config_voters;
       ++prefix_;
     }
     // Votes at slots up to prefix_ can be judged now (all slots below them are known).

@@ -151,7 +151,7 @@ class Checker {
   const int nodes_;
   const bool fixed_voters_;  // no spares: the voters never change, votes are judged at once
   std::map<paxos::Slot, uint32_t> voters_from_;  // slot -> voters governing it and later slots
-  paxos::Slot prefix_ = 1;                        // every slot below is known chosen
+  paxos::Slot prefix_ = 1;                       // every slot below is known chosen
   std::map<paxos::Slot, std::vector<SlotBallot>> unjudged_;  // votes at slots >= prefix_
   bool advancing_ = false;
   std::string violation_;

@@ -61,9 +61,8 @@ std::string SnapshotConfig::ToString() const {
   os << "snapshots every " << driver.snapshot_every_slots << " slots / "
      << driver.snapshot_every_log_bytes << " bytes, retain " << driver.log_retain_slots
      << ", chunks of " << driver.transfer_chunk_bytes << " bytes, "
-     << driver.transfer_bytes_per_tick_max << " bytes/tick, retry "
-     << driver.transfer_retry_ticks << " ticks, corrupt every "
-     << driver.TEST_corrupt_every_nth_chunk;
+     << driver.transfer_bytes_per_tick_max << " bytes/tick, retry " << driver.transfer_retry_ticks
+     << " ticks, corrupt every " << driver.TEST_corrupt_every_nth_chunk;
   return os.str();
 }
 
@@ -229,8 +228,8 @@ void SimNode::Settle() {
 
 ClientTag SimNode::Remember(Endpoint from, const ClientRequest& r) {
   const uint64_t tag = next_tag_++;
-  askers_[tag] = Asker{from, r.client_id, r.op_id, r.sequence,
-                       r.kind == ClientRequest::Kind::kRead};
+  askers_[tag] =
+      Asker{from, r.client_id, r.op_id, r.sequence, r.kind == ClientRequest::Kind::kRead};
   return ClientTag{from, tag};
 }
 
@@ -311,8 +310,8 @@ void SimNode::Refuse(ClientTag tag, StatusCode code, std::string message,
   auto it = askers_.find(tag.request);
   if (it == askers_.end()) return;
   ClientReply out;
-  out.kind = code == StatusCode::kNotLeader ? ClientReply::Kind::kNotLeader
-                                            : ClientReply::Kind::kRetry;
+  out.kind =
+      code == StatusCode::kNotLeader ? ClientReply::Kind::kNotLeader : ClientReply::Kind::kRetry;
   out.client_id = it->second.client_id;
   out.op_id = it->second.op_id;
   out.sequence = it->second.sequence;
@@ -329,19 +328,19 @@ void SimNode::Fatal(Status why) {
 void SimNode::OnLeadershipEvent(const paxos::LeadershipEvent& e) {
   const bool became = e.kind == paxos::LeadershipEvent::Kind::kBecameLeader;
   host_->trace().Fold({0xE7, id_, became, e.epoch.raw(), e.start_slot});
-  host_->trace().Log(host_->now(), "node " + std::to_string(id_) +
-                                       (became ? " BECOMES LEADER of " : " loses leadership of ") +
-                                       paxos::ToString(e.epoch) +
-                                       (became ? " start_slot=" + std::to_string(e.start_slot)
-                                               : ""));
+  host_->trace().Log(
+      host_->now(),
+      "node " + std::to_string(id_) + (became ? " BECOMES LEADER of " : " loses leadership of ") +
+          paxos::ToString(e.epoch) + (became ? " start_slot=" + std::to_string(e.start_slot) : ""));
   host_->checker().OnLeadershipEvent(id_, e);
 }
 
 void SimNode::OnAnnounced(bool leading, uint64_t epoch) {
   host_->trace().Fold({0xA770, id_, leading, epoch});
-  host_->trace().Log(host_->now(), "node " + std::to_string(id_) +
-                                       (leading ? " announces leadership of " : " announces end of ") +
-                                       paxos::ToString(paxos::Ballot::FromRaw(epoch)));
+  host_->trace().Log(host_->now(),
+                     "node " + std::to_string(id_) +
+                         (leading ? " announces leadership of " : " announces end of ") +
+                         paxos::ToString(paxos::Ballot::FromRaw(epoch)));
   if (leading) host_->checker().OnAnnounced(id_, epoch, driver_->applier().applied_below());
 }
 

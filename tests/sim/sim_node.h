@@ -16,8 +16,8 @@
 #include "paxos/options.h"
 #include "paxos/replica.h"
 #include "statemachine/applier.h"
-#include "store/mem_snapshot_store.h"
 #include "store/mem_journal_store.h"
+#include "store/mem_snapshot_store.h"
 #include "store/mem_store.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/network.h"
@@ -67,8 +67,8 @@ struct SnapshotConfig {
 // How a node is named in a simulated configuration (the core treats addresses as opaque).
 inline std::string SimAddress(paxos::NodeId n) { return "sim:" + std::to_string(n); }
 
-// One simulated server: the shipping Driver (net/server/driver.h) over a paxos::Replica, a MemStore (a
-// disk whose unsynced writes a crash loses), a MemSnapshotStore (snapshots that survive), and an
+// One simulated server: the shipping Driver (net/server/driver.h) over a paxos::Replica, a MemStore
+// (a disk whose unsynced writes a crash loses), a MemSnapshotStore (snapshots that survive), and an
 // Applier over a SequenceGenerator. It supplies what Node supplies in production: the network
 // (Envelopes), the disk's timing (ScheduleSync), background work (ScheduleBackground: snapshot
 // writes and installs finish later in virtual time, and a crash before then loses them) and
@@ -176,8 +176,7 @@ class SimNode final : public DriverHost {
   // Survives crashes: the disk (replaced only by WipeDisk).
   bool journal_ = false;
   std::unique_ptr<store::CachedStore> store_ = std::make_unique<store::MemStore>();
-  std::unique_ptr<store::MemSnapshotStore> snapshots_ =
-      std::make_unique<store::MemSnapshotStore>();
+  std::unique_ptr<store::MemSnapshotStore> snapshots_ = std::make_unique<store::MemSnapshotStore>();
   std::map<paxos::Slot, Checker::FreshMap> snapshot_fresh_;  // goes with each snapshot
   uint64_t incarnation_ = 0;
 

@@ -146,10 +146,14 @@ constexpr Regression kRegressions[] = {
     {5, 726, kStageBelowSnapshot, SimConfig().chaos_ticks, true},
     {5, 134, kTransferFromWipedPeer, SimConfig().chaos_ticks, true},
     {3, 2000222, kUninstalledSnapshot, 1000},
-    {3, 101036, kStaleLeaderStart},    {3, 1002946, kLeaderBehindSnapshot},
-    {3, 2949, kLeaderBehindSnapshot},  {3, 8198, kLeaderBehindSnapshot},
-    {3, 17276, kLeaderBehindSnapshot}, {3, 18689, kLeaderBehindSnapshot},
-    {3, 18934, kLeaderBehindSnapshot}, {5, 9769, kLeaderBehindSnapshot},
+    {3, 101036, kStaleLeaderStart},
+    {3, 1002946, kLeaderBehindSnapshot},
+    {3, 2949, kLeaderBehindSnapshot},
+    {3, 8198, kLeaderBehindSnapshot},
+    {3, 17276, kLeaderBehindSnapshot},
+    {3, 18689, kLeaderBehindSnapshot},
+    {3, 18934, kLeaderBehindSnapshot},
+    {5, 9769, kLeaderBehindSnapshot},
 };
 
 TEST(SimRegression, SeedsThatOnceFailed) {

@@ -152,8 +152,7 @@ paxos::Options DrawOptions(Rng* rng, int nodes, std::string* description) {
      << " batch=" << o.batch_commands_max << "/" << o.batch_bytes_max
      << "B window=" << o.window_slots_max << " pending=" << o.pending_commands_max
      << " reads=" << o.reads_pending_max << " catchup=" << o.catchup_entries_max
-     << " accept_entries=" << o.accept_entries_max
-     << " pace_by_sync=" << o.pace_proposals_by_sync
+     << " accept_entries=" << o.accept_entries_max << " pace_by_sync=" << o.pace_proposals_by_sync
      << " persist_stall_max=" << o.persist_stall_ticks_max;
   *description = os.str();
   return o;
@@ -272,24 +271,24 @@ class Simulator final : public NodeHost, public ClientHost {
   ChaosProfile chaos_;
   std::vector<std::unique_ptr<SimNode>> nodes_;  // node id i at index i - 1
   std::vector<std::unique_ptr<Client>> clients_;
-  std::vector<NodeClock> clocks_;                // by node id
+  std::vector<NodeClock> clocks_;                  // by node id
   std::vector<std::vector<Event>> paused_inputs_;  // by node id: held while it is paused
   uint32_t election_ticks_ = 0;
   paxos::Options clock_base_options_;
   bool drifting_clocks_ = false;
   uint32_t lease_ticks_ = 0;
-  Time disk_hang_end_ms_ = 0;  // the latest end of a disk hang
-  Time end_ms_ = 0;            // the run stops here at the latest
+  Time disk_hang_end_ms_ = 0;    // the latest end of a disk hang
+  Time end_ms_ = 0;              // the run stops here at the latest
   struct LeaseView {             // per node, as of its last input
     paxos::Ballot lease_epoch;   // zero unless it holds a leader lease
     Time lease_end_ms = 0;       // virtual time at which its clock reaches the lease's end
     paxos::Ballot usable_epoch;  // zero unless it is a usable leader
   };
   std::vector<LeaseView> lease_views_;  // by node id
-  struct Granted {                  // per acceptor: the leases it granted, as seen from outside
-    paxos::Ballot holder;           // the highest ballot it followed (across restarts)
-    uint64_t until_index = 0;       // its clock's tick index at which every grant has run out
-    paxos::Ballot incarnation_max;  // the highest ballot it followed in this incarnation
+  struct Granted {                      // per acceptor: the leases it granted, as seen from outside
+    paxos::Ballot holder;               // the highest ballot it followed (across restarts)
+    uint64_t until_index = 0;           // its clock's tick index at which every grant has run out
+    paxos::Ballot incarnation_max;      // the highest ballot it followed in this incarnation
   };
   std::vector<Granted> granted_;  // by node id
   std::vector<Event> heap_;
@@ -439,8 +438,11 @@ bool Simulator::HoldForPausedNode(Event& e) {
       id = e.envelope.to;
       break;
     case EventKind::kSyncDone:
-    case EventKind::kBackgroundDone: id = e.target; break;
-    default: return false;
+    case EventKind::kBackgroundDone:
+      id = e.target;
+      break;
+    default:
+      return false;
   }
   if (!clocks_[id].paused) return false;
   paused_inputs_[id].push_back(std::move(e));
@@ -516,8 +518,11 @@ void Simulator::NoteEpochSeen(paxos::NodeId to, const paxos::Message& m) {
     case paxos::MessageType::kAccept:
     case paxos::MessageType::kHeartbeat:
     case paxos::MessageType::kCatchupRequest:
-    case paxos::MessageType::kCatchupReply: checker_.OnEpochSeen(to, m.ballot); break;
-    default: break;
+    case paxos::MessageType::kCatchupReply:
+      checker_.OnEpochSeen(to, m.ballot);
+      break;
+    default:
+      break;
   }
 }
 
@@ -718,8 +723,9 @@ store::CrashFate Simulator::DrawCrashFate() {
   if (!config_.journal) return store::CrashFate{};
   store::CrashFate fate;
   const uint64_t draw = disk_rng_.Uniform(0, 99);
-  fate.kind = draw < 40 ? store::CrashFate::kLost
-                        : draw < 70 ? store::CrashFate::kPersisted : store::CrashFate::kTorn;
+  fate.kind = draw < 40   ? store::CrashFate::kLost
+              : draw < 70 ? store::CrashFate::kPersisted
+                          : store::CrashFate::kTorn;
   fate.tear_seed = disk_rng_.Next();
   return fate;
 }
@@ -758,8 +764,8 @@ void Simulator::MaybePause() {
   const uint64_t ticks = rng_.Uniform(chaos_.pause_min_ticks, chaos_.pause_max_ticks);
   c.paused = true;
   trace_.Fold({0x9A05, id, ticks});
-  trace_.Log(now_, "node " + std::to_string(id) + " PAUSES for " + std::to_string(ticks) +
-                       " ticks");
+  trace_.Log(now_,
+             "node " + std::to_string(id) + " PAUSES for " + std::to_string(ticks) + " ticks");
   Push(now_ + ticks * kTickMs, EventKind::kResume, id);
 }
 
@@ -807,8 +813,8 @@ void Simulator::WipeMember(paxos::NodeId id) {
     n.Start();
     return;
   }
-  // The safe-bootstrap gate (net/server/join_gate) refuses an empty data directory of a cluster that
-  // exists: the node stays down until the group removes it and it rejoins with --join.
+  // The safe-bootstrap gate (net/server/join_gate) refuses an empty data directory of a cluster
+  // that exists: the node stays down until the group removes it and it rejoins with --join.
   refused_[id] = true;
 }
 
@@ -874,16 +880,14 @@ void Simulator::MembershipStep() {
     // disk hang or a crash afterwards does not cost it its majority.
     const bool voter = config.IsVoter(id);
     const bool planted = config_.planted.wiped_disk_votes_blank;  // back at once: no refusal
-    if (voter && !planted &&
-        (voters.size() < 4 || refused_voters + 1 > (voters.size() - 1) / 2)) {
+    if (voter && !planted && (voters.size() < 4 || refused_voters + 1 > (voters.size() - 1) / 2)) {
       return;
     }
     // A refused node stays down until removed, which needs a leader: in runs whose other
     // faults can take a second voter away for long (any number of crashes, disk hangs that
     // outlast the heal), the group could lose its majority for good, which no protocol survives.
-    if (!planted &&
-        (NodesDown() >= chaos_.down_max || chaos_.down_max > (config_.nodes - 1) / 2 ||
-         chaos_.hang_per_tick > 0)) {
+    if (!planted && (NodesDown() >= chaos_.down_max || chaos_.down_max > (config_.nodes - 1) / 2 ||
+                     chaos_.hang_per_tick > 0)) {
       return;
     }
     trace_.Log(now_, "member " + std::to_string(id) + "'s disk is replaced");

@@ -1,17 +1,16 @@
 #include "statemachine/applier.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "statemachine/byte_codec.h"
 
@@ -277,12 +276,12 @@ TEST(ApplierTest, AcknowledgedCommandsExpireInsteadOfReapplying) {
 // 0), its session was evicted by sessions_max, and its retry must not reach the machine again.
 TEST(ApplierTest, RetryAfterTheSessionWasEvictedIsExpiredNotAppliedAgain) {
   Fixture f(SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8});
-  ApplyAll(&f.applier, {MakeEntry(1, {Cmd(7, 1, "a"), Cmd(7, 2, "b")}),
-                        MakeEntry(2, {Cmd(8, 1, "other")})});
+  ApplyAll(&f.applier,
+           {MakeEntry(1, {Cmd(7, 1, "a"), Cmd(7, 2, "b")}), MakeEntry(2, {Cmd(8, 1, "other")})});
   ASSERT_EQ(f.machine.applied(), 3u);
   ASSERT_FALSE(f.applier.sessions().has_session(7));
-  std::vector<Reply> retries = ApplyAll(
-      &f.applier, {MakeEntry(3, {Cmd(7, 2, "b")}), MakeEntry(4, {Cmd(7, 1, "a")})});
+  std::vector<Reply> retries =
+      ApplyAll(&f.applier, {MakeEntry(3, {Cmd(7, 2, "b")}), MakeEntry(4, {Cmd(7, 1, "a")})});
   EXPECT_EQ(f.machine.applied(), 3u) << "a retried command was applied twice";
   ASSERT_EQ(retries.size(), 2u);
   for (const Reply& r : retries) {
@@ -471,8 +470,7 @@ TEST(ApplierSnapshotTest, PendingSnapshotIsTheStateAtBeginSnapshot) {
   ASSERT_TRUE(restored.applier.Restore(at_begin).ok());
   EXPECT_EQ(restored.applier.applied_below(), 121u);
   EXPECT_EQ(restored.machine.applied(), applied_at_begin);
-  EXPECT_EQ(restored.applier.configuration(),
-            Conf({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
+  EXPECT_EQ(restored.applier.configuration(), Conf({{1, "10.0.0.1:7000"}, {2, "10.0.0.2:7000"}}));
 }
 
 TEST(ApplierSnapshotTest, RestoreFromAStreamOfShortReadsRoundTrips) {
@@ -637,7 +635,6 @@ TEST(ApplierSnapshotDeathTest, AMachineWithoutSnapshotsSaysWhatToOverride) {
   const std::string snapshot = f.applier.Snapshot();
   EXPECT_EQ(applier.Restore(snapshot).code(), StatusCode::kFailedPrecondition);
 }
-
 
 // The log behind kOldFormatSnapshot, applied with room for two sessions: client 7's session is
 // evicted at slot 4.

@@ -1,5 +1,7 @@
 #include "statemachine/samples/kv.h"
 
+#include <gtest/gtest.h>
+
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -9,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "statemachine/applier.h"
 #include "statemachine/byte_codec.h"

@@ -1,13 +1,13 @@
 #include "statemachine/samples/sequence.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "statemachine/applier.h"
 #include "statemachine/byte_codec.h"

@@ -1,12 +1,12 @@
 #include "statemachine/session_table.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "statemachine/byte_codec.h"
 
@@ -209,8 +209,8 @@ TEST(SessionTableTest, EvictedBeforeItsResultIsRecordedThenRetriedIsExpired) {
 }
 
 TEST(SessionTableTest, TombstonesAreBoundedAndTheOldestGoesFirst) {
-  SessionTable table(SessionTable::Limits{
-      .sessions_max = 1, .results_per_session_max = 8, .tombstones_max = 2});
+  SessionTable table(
+      SessionTable::Limits{.sessions_max = 1, .results_per_session_max = 8, .tombstones_max = 2});
   ApplyFresh(&table, Cmd(1, 1), 1, Ok("1"));
   ApplyFresh(&table, Cmd(2, 1), 2, Ok("2"));  // evicts 1: tombstone (1, slot 2)
   ApplyFresh(&table, Cmd(3, 1), 3, Ok("3"));  // evicts 2: tombstone (2, slot 3)
@@ -304,11 +304,11 @@ TEST(SessionTableTest, DeserializeRejectsMoreThanTheLimitsAllow) {
   SessionTable few_results(SessionTable::Limits{.sessions_max = 4, .results_per_session_max = 2});
   EXPECT_FALSE(few_results.Deserialize(bytes).ok());
   ASSERT_EQ(BusyTable().tombstone_count(), 2u);
-  SessionTable few_tombstones(SessionTable::Limits{
-      .sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 1});
+  SessionTable few_tombstones(
+      SessionTable::Limits{.sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 1});
   EXPECT_FALSE(few_tombstones.Deserialize(bytes).ok());
-  SessionTable enough(SessionTable::Limits{
-      .sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 2});
+  SessionTable enough(
+      SessionTable::Limits{.sessions_max = 4, .results_per_session_max = 3, .tombstones_max = 2});
   EXPECT_TRUE(enough.Deserialize(bytes).ok());
 }
 
@@ -342,12 +342,12 @@ TEST(SessionTableTest, DeserializeChecksTombstones) {
   EXPECT_EQ(table.Admit(Cmd(9, 1), 4).verdict, Verdict::kExpired);
   const SessionTable before = table;
   for (const std::string& bad : {
-           WithTombstones({}),                  // version 2 is written only with tombstones
-           WithTombstones({{9, 1}, {5, 2}}),    // not increasing
-           WithTombstones({{5, 1}, {5, 2}}),    // twice
-           WithTombstones({{7, 1}}),            // a client with a session and a tombstone
-           good.substr(0, good.size() - 1),     // truncated
-           good + '\0',                         // trailing bytes
+           WithTombstones({}),                // version 2 is written only with tombstones
+           WithTombstones({{9, 1}, {5, 2}}),  // not increasing
+           WithTombstones({{5, 1}, {5, 2}}),  // twice
+           WithTombstones({{7, 1}}),          // a client with a session and a tombstone
+           good.substr(0, good.size() - 1),   // truncated
+           good + '\0',                       // trailing bytes
        }) {
     EXPECT_EQ(table.Deserialize(bad).code(), StatusCode::kCorruption);
     EXPECT_TRUE(table == before);

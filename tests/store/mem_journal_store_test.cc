@@ -87,8 +87,8 @@ TEST(MemJournalStoreTest, EveryCrashFateRecoversTheStateBeforeOrAfterTheWrite) {
       with_store->Stage(batch);
       with_store->Sync();
       const paxos::DurableState after = LoadOrDie(with_store.get());
-      const std::string where = "step " + std::to_string(step) + ", fate " +
-                                std::to_string(fate.kind);
+      const std::string where =
+          "step " + std::to_string(step) + ", fate " + std::to_string(fate.kind);
       if (fate.kind == CrashFate::kLost) {
         ExpectSameState(got, before, where);
       } else if (fate.kind == CrashFate::kPersisted) {
@@ -114,8 +114,8 @@ TEST(MemJournalStoreTest, EveryCrashFateRecoversTheStateBeforeOrAfterTheWrite) {
         promised = before.promised;  // the lost promise may be made again
         chosen_below = before.chosen_below;
         // The lost slots are written again later: none may be skipped below chosen_below.
-        next_slot = std::max(chosen_below,
-                             before.entries.empty() ? 1 : before.entries.back().slot + 1);
+        next_slot =
+            std::max(chosen_below, before.entries.empty() ? 1 : before.entries.back().slot + 1);
       } else {
         ++survived;
       }

@@ -1,5 +1,6 @@
 // `ballotctl store verify|dump` and the snapshot files beside the LMDB store: each is listed
 // with its slot, sizes and checksum verdict, and a damaged one makes verify fail.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -8,8 +9,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "store/file_snapshot_store.h"
 #include "store/lmdb_store.h"

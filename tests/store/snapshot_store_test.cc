@@ -1,5 +1,8 @@
 // SnapshotStore contract tests, typed over every implementation: they must behave identically,
 // raw bytes included, because the simulator runs on one and production on the other.
+#include "store/snapshot_store.h"
+
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,12 +18,9 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "store/file_snapshot_store.h"
 #include "store/mem_snapshot_store.h"
 #include "store/snapshot_format.h"
-#include "store/snapshot_store.h"
 #include "tests/store/test_util.h"
 
 namespace ballot::store {

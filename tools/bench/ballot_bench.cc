@@ -10,6 +10,8 @@
 // successful operation sent after it. --transfer=K moves leadership K times and --rolling_restart
 // SIGTERMs and restarts every node in turn: operations in flight during those windows (sent
 // before a window ends and answered after it begins) are reported apart from the steady ones.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -24,9 +26,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gflags/gflags.h>
-#include <glog/logging.h>
 
 #include "net/client/client.h"
 #include "net/cluster_config.h"
@@ -45,8 +44,9 @@ DEFINE_string(workload, "seq",
               "seq (sequence next) | kv (puts of --value_bytes) | lock (acquire, keepalive, "
               "release of a lock per client request slot)");
 DEFINE_uint32(clients, 16, "concurrent logical clients (closed loop)");
-DEFINE_uint32(connections, 0, "Client objects (sessions/connections) shared by the clients; "
-                              "0: min(clients, 16)");
+DEFINE_uint32(connections, 0,
+              "Client objects (sessions/connections) shared by the clients; "
+              "0: min(clients, 16)");
 DEFINE_uint32(in_flight, 1, "requests each client keeps outstanding");
 DEFINE_uint32(value_bytes, 16, "payload bytes for kv puts");
 DEFINE_double(duration_s, 10, "measured seconds per point");
@@ -115,7 +115,9 @@ struct PointResult {
   double bench_cpu_s = 0;    // CPU this tool used (clients, encoding, histograms)
   double throughput() const { return seconds > 0 ? ops / seconds : 0; }
   double commands_per_slot() const { return slots > 0 ? static_cast<double>(ops) / slots : 0; }
-  double server_cpu_us_per_op() const { return ops && server_cpu_s >= 0 ? server_cpu_s * 1e6 / ops : 0; }
+  double server_cpu_us_per_op() const {
+    return ops && server_cpu_s >= 0 ? server_cpu_s * 1e6 / ops : 0;
+  }
   double bench_cpu_us_per_op() const { return ops ? bench_cpu_s * 1e6 / ops : 0; }
 };
 
@@ -130,9 +132,9 @@ double ProcessCpuSeconds() {
 struct Lane {
   std::unique_ptr<Client> client;
   std::mutex mu;
-  LatencyHistogram latency;  // guarded by mu
-  uint64_t ops = 0;          // guarded by mu
-  uint64_t errors = 0;       // guarded by mu
+  LatencyHistogram latency;           // guarded by mu
+  uint64_t ops = 0;                   // guarded by mu
+  uint64_t errors = 0;                // guarded by mu
   LatencyHistogram disrupted;         // guarded by mu
   LatencyHistogram steady;            // guarded by mu
   LatencyHistogram interval_latency;  // this second only; guarded by mu
@@ -171,7 +173,8 @@ class Runner {
     measuring_ = false;
     r.bench_cpu_s = ProcessCpuSeconds() - bench_cpu_start;
     // Kills restart nodes, whose CPU counters start again: only a point without kills counts.
-    if (cluster_ && r.failover_ms.empty()) r.server_cpu_s = cluster_->CpuSeconds() - server_cpu_start;
+    if (cluster_ && r.failover_ms.empty())
+      r.server_cpu_s = cluster_->CpuSeconds() - server_cpu_start;
     const Slot chosen_end = LeaderChosenBelow();
     if (chosen_start > 0 && chosen_end > chosen_start) r.slots = chosen_end - chosen_start;
     Collect(&r);
@@ -197,9 +200,12 @@ class Runner {
           "lock-" + std::to_string(client) + "." + std::to_string(n % FLAGS_in_flight);
       const std::string owner = "bench-" + std::to_string(client);
       switch ((n / FLAGS_in_flight) % 3) {
-        case 0: return samples::LockService::EncodeAcquire(name, owner, kLockTtlMs);
-        case 1: return samples::LockService::EncodeKeepAlive(name, owner);
-        default: return samples::LockService::EncodeRelease(name, owner);
+        case 0:
+          return samples::LockService::EncodeAcquire(name, owner, kLockTtlMs);
+        case 1:
+          return samples::LockService::EncodeKeepAlive(name, owner);
+        default:
+          return samples::LockService::EncodeRelease(name, owner);
       }
     }
     if (FLAGS_workload == "kv") {
@@ -212,13 +218,13 @@ class Runner {
   void Issue(Lane* lane, uint32_t client, uint64_t n) {
     ++outstanding_;
     int64_t sent = NowNs();
-    lane->client->ProposeAsync(
-        Payload(client, n), std::chrono::milliseconds(FLAGS_timeout_ms),
-        [this, lane, client, n, sent](Result<Client::ProposeReply> reply) {
-          Done(lane, sent, reply.ok() && reply.value().outcome.code == StatusCode::kOk);
-          if (!stop_) Issue(lane, client, n + FLAGS_in_flight);
-          if (--outstanding_ == 0) drained_cv_.notify_all();
-        });
+    lane->client->ProposeAsync(Payload(client, n), std::chrono::milliseconds(FLAGS_timeout_ms),
+                               [this, lane, client, n, sent](Result<Client::ProposeReply> reply) {
+                                 Done(lane, sent,
+                                      reply.ok() && reply.value().outcome.code == StatusCode::kOk);
+                                 if (!stop_) Issue(lane, client, n + FLAGS_in_flight);
+                                 if (--outstanding_ == 0) drained_cv_.notify_all();
+                               });
   }
 
   void Done(Lane* lane, int64_t sent, bool ok) {
@@ -314,8 +320,8 @@ class Runner {
       return -1;
     }
     std::fprintf(stderr, "  leader transfer node %u -> node %u (epoch %" PRIu64 ") in %.1f ms\n",
-                 before.ok() ? before.value().first : 0, moved.value().first,
-                 moved.value().second, ms);
+                 before.ok() ? before.value().first : 0, moved.value().first, moved.value().second,
+                 ms);
     return ms;
   }
 
@@ -345,9 +351,11 @@ class Runner {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     const double ms = CloseDisruption(window);
-    std::fprintf(stderr, "  node %u%s: SIGTERM -> %s in %.1f ms; serving again after %.1f ms, "
-                 "caught up after %.1f ms\n", id, led ? " (leader)" : "",
-                 stopped.ok() ? "exited 0" : stopped.ToString().c_str(), stop_ms, serving_ms, ms);
+    std::fprintf(stderr,
+                 "  node %u%s: SIGTERM -> %s in %.1f ms; serving again after %.1f ms, "
+                 "caught up after %.1f ms\n",
+                 id, led ? " (leader)" : "", stopped.ok() ? "exited 0" : stopped.ToString().c_str(),
+                 stop_ms, serving_ms, ms);
     return ms;
   }
 
@@ -387,8 +395,9 @@ class Runner {
     const int64_t now = NowNs();
     (InDisruption(last_progress_ns_, now) ? disrupted_seconds_ : steady_seconds_).Merge(interval);
     last_progress_ns_ = now;
-    std::fprintf(stderr, "  [%2ds] clients=%u ops/s=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
-                         " second_p99_us=%" PRIu64 "\n",
+    std::fprintf(stderr,
+                 "  [%2ds] clients=%u ops/s=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
+                 " second_p99_us=%" PRIu64 "\n",
                  second, clients_, snapshot.ops - *last_ops, snapshot.latency.Percentile(0.99),
                  snapshot.errors, interval.Percentile(0.99));
     *last_ops = snapshot.ops;
@@ -472,10 +481,10 @@ double Median(std::vector<double> v) {
 
 void Report(const PointResult& r) {
   const LatencyHistogram& h = r.latency;
-  std::printf("clients=%u throughput_ops=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64
-              " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 " errors=%" PRIu64 "\n",
-              r.clients, r.throughput(), h.Percentile(0.5), h.Percentile(0.9),
-              h.Percentile(0.99), h.Percentile(0.999), h.max(), r.errors);
+  std::printf("clients=%u throughput_ops=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
+              " p999_us=%" PRIu64 " max_us=%" PRIu64 " errors=%" PRIu64 "\n",
+              r.clients, r.throughput(), h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99),
+              h.Percentile(0.999), h.max(), r.errors);
   std::printf("leader epoch before=%" PRIu64 " after=%" PRIu64 " (%s)\n", r.epoch_start,
               r.epoch_end, r.epoch_start == r.epoch_end ? "no leader change" : "leader changed");
   std::printf("commands_per_slot=%.1f server_cpu_us_per_op=%.1f bench_cpu_us_per_op=%.1f\n",
@@ -488,36 +497,35 @@ void Report(const PointResult& r) {
   if (!r.disruption_ms.empty()) {
     const LatencyHistogram& d = r.disrupted;
     const LatencyHistogram& st = r.steady;
-    std::printf("disruptions=%zu (%s) window_ms=%s during: ops=%" PRIu64 " p50_us=%" PRIu64
-                " p99_us=%" PRIu64 " max_us=%" PRIu64 "; steady: p50_us=%" PRIu64
-                " p99_us=%" PRIu64 " max_us=%" PRIu64 "; p99 during / steady = %.2f\n",
-                r.disruption_ms.size(), FLAGS_transfer ? "leader transfers" : "rolling restart",
-                FailoverJson(r.disruption_ms).c_str(), d.count(), d.Percentile(0.5),
-                d.Percentile(0.99), d.max(), st.Percentile(0.5), st.Percentile(0.99), st.max(),
-                st.Percentile(0.99) ? static_cast<double>(d.Percentile(0.99)) / st.Percentile(0.99)
-                                    : 0.0);
+    std::printf(
+        "disruptions=%zu (%s) window_ms=%s during: ops=%" PRIu64 " p50_us=%" PRIu64
+        " p99_us=%" PRIu64 " max_us=%" PRIu64 "; steady: p50_us=%" PRIu64 " p99_us=%" PRIu64
+        " max_us=%" PRIu64 "; p99 during / steady = %.2f\n",
+        r.disruption_ms.size(), FLAGS_transfer ? "leader transfers" : "rolling restart",
+        FailoverJson(r.disruption_ms).c_str(), d.count(), d.Percentile(0.5), d.Percentile(0.99),
+        d.max(), st.Percentile(0.5), st.Percentile(0.99), st.max(),
+        st.Percentile(0.99) ? static_cast<double>(d.Percentile(0.99)) / st.Percentile(0.99) : 0.0);
     const LatencyHistogram& ds = r.disrupted_seconds;
     const LatencyHistogram& ss = r.steady_seconds;
-    std::printf("by second: seconds with a disruption p99_us=%" PRIu64 " max_us=%" PRIu64
-                ", other seconds p99_us=%" PRIu64 " max_us=%" PRIu64
-                "; p99 ratio = %.2f\n",
-                ds.Percentile(0.99), ds.max(), ss.Percentile(0.99), ss.max(),
-                ss.Percentile(0.99) ? static_cast<double>(ds.Percentile(0.99)) / ss.Percentile(0.99)
-                                    : 0.0);
+    std::printf(
+        "by second: seconds with a disruption p99_us=%" PRIu64 " max_us=%" PRIu64
+        ", other seconds p99_us=%" PRIu64 " max_us=%" PRIu64 "; p99 ratio = %.2f\n",
+        ds.Percentile(0.99), ds.max(), ss.Percentile(0.99), ss.max(),
+        ss.Percentile(0.99) ? static_cast<double>(ds.Percentile(0.99)) / ss.Percentile(0.99) : 0.0);
   }
   if (FLAGS_json) {
-    std::printf("{\"workload\":\"%s\",\"clients\":%u,\"in_flight\":%u,\"duration_s\":%.2f,"
-                "\"ops\":%" PRIu64 ",\"throughput_ops\":%.1f,\"p50_us\":%" PRIu64
-                ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"p999_us\":%" PRIu64
-                ",\"max_us\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"failover_ms\":%s,"
-                "\"failover_median_ms\":%.1f,\"epoch_start\":%" PRIu64 ",\"epoch_end\":%" PRIu64
-                ",\"commands_per_slot\":%.1f,\"server_cpu_us_per_op\":%.1f,"
-                "\"bench_cpu_us_per_op\":%.1f}\n",
-                FLAGS_workload.c_str(), r.clients, FLAGS_in_flight, r.seconds, r.ops,
-                r.throughput(), h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99),
-                h.Percentile(0.999), h.max(), r.errors, FailoverJson(r.failover_ms).c_str(),
-                Median(r.failover_ms), r.epoch_start, r.epoch_end, r.commands_per_slot(),
-                r.server_cpu_us_per_op(), r.bench_cpu_us_per_op());
+    std::printf(
+        "{\"workload\":\"%s\",\"clients\":%u,\"in_flight\":%u,\"duration_s\":%.2f,"
+        "\"ops\":%" PRIu64 ",\"throughput_ops\":%.1f,\"p50_us\":%" PRIu64 ",\"p90_us\":%" PRIu64
+        ",\"p99_us\":%" PRIu64 ",\"p999_us\":%" PRIu64 ",\"max_us\":%" PRIu64 ",\"errors\":%" PRIu64
+        ",\"failover_ms\":%s,"
+        "\"failover_median_ms\":%.1f,\"epoch_start\":%" PRIu64 ",\"epoch_end\":%" PRIu64
+        ",\"commands_per_slot\":%.1f,\"server_cpu_us_per_op\":%.1f,"
+        "\"bench_cpu_us_per_op\":%.1f}\n",
+        FLAGS_workload.c_str(), r.clients, FLAGS_in_flight, r.seconds, r.ops, r.throughput(),
+        h.Percentile(0.5), h.Percentile(0.9), h.Percentile(0.99), h.Percentile(0.999), h.max(),
+        r.errors, FailoverJson(r.failover_ms).c_str(), Median(r.failover_ms), r.epoch_start,
+        r.epoch_end, r.commands_per_slot(), r.server_cpu_us_per_op(), r.bench_cpu_us_per_op());
   }
   std::fflush(stdout);
   if (!FLAGS_csv.empty()) {

@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <memory>
+#include <sstream>
 
 namespace ballot::bench {
 
@@ -59,9 +59,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(Options options) {
 
 Status LocalCluster::StartNode(paxos::NodeId id) {
   std::string node = std::to_string(id);
-  std::vector<std::string> args = {options_.ballotd,
-                                   "--id=" + node,
-                                   "--cluster=" + cluster_flag_,
+  std::vector<std::string> args = {options_.ballotd, "--id=" + node, "--cluster=" + cluster_flag_,
                                    "--data_dir=" + dir_ + "/node" + node,
                                    "--state_machine=" + options_.state_machine};
   for (const std::string& f : options_.extra_flags) args.push_back(f);
@@ -132,8 +130,8 @@ Status LocalCluster::TerminateNode(paxos::NodeId id, int wait_ms) {
     usleep(1000);
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-  return Status(StatusCode::kAborted, "did not exit cleanly (wait status " +
-                                          std::to_string(status) + ")");
+  return Status(StatusCode::kAborted,
+                "did not exit cleanly (wait status " + std::to_string(status) + ")");
 }
 
 LocalCluster::~LocalCluster() {

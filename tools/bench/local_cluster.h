@@ -18,7 +18,7 @@ namespace ballot::bench {
 class LocalCluster {
  public:
   struct Options {
-    std::string ballotd;          // path of the ballotd binary
+    std::string ballotd;  // path of the ballotd binary
     int nodes = 3;
     std::string state_machine = "sequence";
     std::vector<std::string> extra_flags;  // passed to every ballotd

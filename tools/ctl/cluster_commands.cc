@@ -26,7 +26,6 @@ int Usage(std::ostream& err, const std::string& message) {
   return kCtlExitUsage;
 }
 
-
 // For commands that ask several members at once (status, leader) or one named member
 // (snapshot): learns the cluster id first, from the members in id order, so that which server
 // it is learnt from does not depend on which answers fastest. Returns the time left of the
@@ -35,8 +34,8 @@ Result<milliseconds> LearnClusterIdFirst(Client& client, const ClusterFlags& fla
                                          milliseconds floor) {
   const auto deadline = std::chrono::steady_clock::now() + milliseconds(flags.timeout_ms);
   Result<uint64_t> learnt = client.LearnClusterId(milliseconds(flags.timeout_ms));
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline -
-                                                             std::chrono::steady_clock::now());
+  const auto left =
+      std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
   if (!learnt.ok()) return learnt.status();
   return std::max(left, floor);
 }
@@ -57,11 +56,21 @@ std::string JsonString(std::string_view text) {
   for (char c : text) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20 || u == 0x7f) {
           char buf[8];
@@ -199,8 +208,8 @@ std::unique_ptr<Client> MakeClient(const ClusterFlags& flags, std::ostream& err,
 
 int RunSeqNext(const ClusterFlags& flags, uint64_t count, std::ostream& out, std::ostream& err) {
   if (count == 0 || count > samples::SequenceGenerator::kCountMax) {
-    return Usage(err, "count must be in 1.." +
-                          std::to_string(samples::SequenceGenerator::kCountMax));
+    return Usage(err,
+                 "count must be in 1.." + std::to_string(samples::SequenceGenerator::kCountMax));
   }
   int exit_code = kCtlExitOk;
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
@@ -287,10 +296,10 @@ int RunSnapshot(const ClusterFlags& flags, uint64_t node, std::ostream& out, std
 int RunKv(const ClusterFlags& flags, const std::vector<std::string>& args, std::ostream& out,
           std::ostream& err) {
   const std::string op = args.empty() ? "" : args[0];
-  const size_t want = op == "get" || op == "delete"             ? 2
-                      : op == "put" || op == "create"           ? 3
-                      : op == "cas"                             ? 4
-                                                                : 0;
+  const size_t want = op == "get" || op == "delete"   ? 2
+                      : op == "put" || op == "create" ? 3
+                      : op == "cas"                   ? 4
+                                                      : 0;
   if (want == 0) return Usage(err, "kv: expected get|put|delete|cas|create");
   if (args.size() != want) {
     return Usage(err, "kv " + op + ": expected " + std::to_string(want - 1) + " argument" +
@@ -302,11 +311,12 @@ int RunKv(const ClusterFlags& flags, const std::vector<std::string>& args, std::
   const milliseconds timeout(flags.timeout_ms);
   using samples::KvStore;
   if (op == "get") return KvGet(*client, args[1], timeout, out, err);
-  if (op == "put") return ProposeKv(*client, KvStore::EncodePut(args[1], args[2]), timeout, out, err);
+  if (op == "put")
+    return ProposeKv(*client, KvStore::EncodePut(args[1], args[2]), timeout, out, err);
   if (op == "delete") return ProposeKv(*client, KvStore::EncodeDelete(args[1]), timeout, out, err);
   if (op == "create") {
-    return ProposeKv(*client, KvStore::EncodeCompareAndSet(args[1], std::nullopt, args[2]),
-                     timeout, out, err);
+    return ProposeKv(*client, KvStore::EncodeCompareAndSet(args[1], std::nullopt, args[2]), timeout,
+                     out, err);
   }
   return ProposeKv(*client, KvStore::EncodeCompareAndSet(args[1], args[2], args[3]), timeout, out,
                    err);

@@ -35,8 +35,8 @@ struct ClusterFlags {
   int timeout_ms = 5000;    // the whole command's deadline
 };
 
-// ParseCluster lives in net/cluster_config.h (ballot::ParseCluster) so that the server parses --cluster
-// the same way; it is visible here unqualified.
+// ParseCluster lives in net/cluster_config.h (ballot::ParseCluster) so that the server parses
+// --cluster the same way; it is visible here unqualified.
 
 // Proposes next(count) to the sequence-generator sample and prints the numbers handed out, one
 // per line. Usage error for count outside 1..SequenceGenerator::kCountMax.

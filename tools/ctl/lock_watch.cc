@@ -11,8 +11,8 @@ namespace ballot::tools {
 
 namespace {
 
-using std::chrono::milliseconds;
 using samples::LockService;
+using std::chrono::milliseconds;
 
 // How long one long poll waits on the server: also how soon a stop request is noticed.
 constexpr milliseconds kWait{500};

@@ -77,8 +77,8 @@ ballot::Status WaitFor(Client& client, Clock::time_point deadline, milliseconds 
       }
     }
     if (Clock::now() + kPollInterval >= deadline) {
-      return ballot::Status(StatusCode::kTimeout, "gave up waiting for " + what + " (" + last +
-                                                      "); raise --wait_ms");
+      return ballot::Status(StatusCode::kTimeout,
+                            "gave up waiting for " + what + " (" + last + "); raise --wait_ms");
     }
     std::this_thread::sleep_for(kPollInterval);
   }
@@ -97,8 +97,7 @@ int RunMemberList(const ClusterFlags& flags, bool json, std::ostream& out, std::
     text = "{\"members\":[";
     bool first = true;
     for (const paxos::Member& m : members.value()) {
-      text += std::string(first ? "" : ",") + "{\"id\":" + std::to_string(m.id) +
-              ",\"address\":\"";
+      text += std::string(first ? "" : ",") + "{\"id\":" + std::to_string(m.id) + ",\"address\":\"";
       for (char c : m.address) {  // host:port: nothing to escape but be safe
         if (c == '"' || c == '\\') text += '\\';
         text += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
@@ -109,16 +108,15 @@ int RunMemberList(const ClusterFlags& flags, bool json, std::ostream& out, std::
     text += "]}\n";
   } else {
     for (const paxos::Member& m : members.value()) {
-      text += std::to_string(m.id) + " " + m.address + " " + (m.voter ? "voter" : "learner") +
-              "\n";
+      text += std::to_string(m.id) + " " + m.address + " " + (m.voter ? "voter" : "learner") + "\n";
     }
   }
   out << text;
   return kCtlExitOk;
 }
 
-int RunMemberAdd(const ClusterFlags& flags, const std::string& spec, int wait_ms,
-                 std::ostream& out, std::ostream& err) {
+int RunMemberAdd(const ClusterFlags& flags, const std::string& spec, int wait_ms, std::ostream& out,
+                 std::ostream& err) {
   // ID@HOST:PORT, checked as --cluster entries are.
   Result<std::map<paxos::NodeId, std::string>> parsed = ParseCluster(spec);
   if (!parsed.ok() || parsed.value().size() != 1) {
@@ -139,8 +137,8 @@ int RunMemberAdd(const ClusterFlags& flags, const std::string& spec, int wait_ms
     const paxos::Member* m = Find(now, id);
     return !was_member && m != nullptr && m->address == address;
   };
-  ballot::Status s = SendChange(*client, net::MemberChangeRequest{false, id, address}, deadline,
-                                attempt, added);
+  ballot::Status s =
+      SendChange(*client, net::MemberChangeRequest{false, id, address}, deadline, attempt, added);
   if (!s.ok()) return Fail(err, "cannot add node " + std::to_string(id) + ": " + s.ToString());
   out << "node " << id << " added as a learner at " << address
       << "; waiting until it has caught up and is a voter" << std::endl;
@@ -159,7 +157,8 @@ int RunMemberAdd(const ClusterFlags& flags, const std::string& spec, int wait_ms
 int RunMemberRemove(const ClusterFlags& flags, const std::string& id_text, int wait_ms,
                     std::ostream& out, std::ostream& err) {
   paxos::NodeId id = paxos::kNoNode;
-  if (!ParseId(id_text, &id)) return Usage(err, "member remove takes a node id, not '" + id_text + "'");
+  if (!ParseId(id_text, &id))
+    return Usage(err, "member remove takes a node id, not '" + id_text + "'");
   if (wait_ms <= 0) return Usage(err, "--wait_ms must be positive");
   int exit_code = kCtlExitOk;
   std::unique_ptr<Client> client = MakeClient(flags, err, &exit_code);
