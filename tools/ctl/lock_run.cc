@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "net/client/client.h"
@@ -241,12 +242,20 @@ Spawned SpawnCommand(const std::string& path, std::vector<std::string> argv,
 
 // Answers of the asynchronous acquire / keepalive calls, handed from the client's io thread to
 // the main loop through an eventfd that the loop polls.
+// A watch (long poll) on the lock while another holds it: answered at the lock's next change, or
+// after kWatchWait without one (then acquire is tried again). Short, because a signal that comes
+// meanwhile waits for the call before lock run exits.
+constexpr milliseconds kWatchWait{1000};
+constexpr milliseconds kWatchCallMax{2000};
+
 class Mailbox {
  public:
   struct Reply {
     bool keepalive = false;
     TimePoint sent;  // taken just before the call was made
     Result<Client::ProposeReply> result;
+    bool watch_ended = false;   // not a reply: the watch on the held lock returned (result unused)
+    bool watch_failed = false;  // ... with an error: back off before the next acquire
   };
 
   Mailbox() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) { PCHECK(fd_ >= 0) << "eventfd"; }
@@ -300,6 +309,9 @@ class LockRunner {
  public:
   LockRunner(const LockRunRequest& request, std::ostream& err)
       : request_(request), timing_(request.timing), err_(err), rng_(std::random_device()()) {}
+  ~LockRunner() {
+    if (watcher_.joinable()) watcher_.join();  // bounded by kWatchCallMax
+  }
   LockRunner(const LockRunner&) = delete;
   LockRunner& operator=(const LockRunner&) = delete;
 
@@ -328,6 +340,7 @@ class LockRunner {
   int PollTimeoutMs(TimePoint now) const;
   void WaitForEvents(TimePoint now);
   milliseconds NextBackoff();
+  void WatchUntilChanged(paxos::Slot after_slot, TimePoint now);
   int Finish();
   void Say(const std::string& line) {
     err_ << "ballotctl: lock run " << request_.name << ": " << line << "\n";
@@ -342,6 +355,11 @@ class LockRunner {
   Mailbox mailbox_;
   std::unique_ptr<Client> client_;
   std::mt19937_64 rng_;  // backoff jitter
+  // While another holds the lock: one watch at a time (Client::Watch blocks), from the slot of
+  // the refused acquire, so the next acquire goes out when the lock changes instead of polling.
+  std::thread watcher_;
+  bool watching_ = false;
+  bool watch_unsupported_ = false;  // the cluster cannot watch: back off and retry instead
 
   Phase phase_ = Phase::kAcquiring;
   bool in_flight_ = false;  // one acquire or keepalive at a time
@@ -516,6 +534,14 @@ void LockRunner::Send(TimePoint now) {
 }
 
 void LockRunner::OnReply(Mailbox::Reply reply, TimePoint now) {
+  if (reply.watch_ended) {
+    watching_ = false;
+    if (phase_ != Phase::kAcquiring) return;
+    // A change (or a wait that ran out): acquire now. A failed watch: after a backoff, so that a
+    // watch refused at once ("too many watches") never turns into a busy loop.
+    next_send_at_ = reply.watch_failed ? now + NextBackoff() : now;
+    return;
+  }
   in_flight_ = false;
   if (reply.keepalive) {
     OnKeepAliveReply(reply, now);
@@ -530,6 +556,28 @@ milliseconds LockRunner::NextBackoff() {
   // Jitter, so that waiters that lost together do not keep asking together.
   std::uniform_int_distribution<int64_t> half(backoff_.count() / 2, backoff_.count());
   return milliseconds(half(rng_));
+}
+
+void LockRunner::WatchUntilChanged(paxos::Slot after_slot, TimePoint now) {
+  if (watching_ || after_slot == 0) return;
+  if (watcher_.joinable()) watcher_.join();  // the last one has posted: it is done
+  watching_ = true;
+  // Until the watch returns, no acquire: it answers on a change, or after `wait` with none.
+  next_send_at_ = now + kWatchCallMax;
+  Client* client = client_.get();
+  Mailbox* mailbox = &mailbox_;
+  const std::string query = samples::LockService::EncodeGet(request_.name);
+  watcher_ = std::thread([this, client, mailbox, query, after_slot] {
+    Client::WatchOptions options;
+    options.wait = kWatchWait;
+    Result<Client::WatchReply> r = client->Watch(query, after_slot, kWatchCallMax, options);
+    if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) {
+      watch_unsupported_ = true;  // read by the run loop only after the Post below
+    }
+    Mailbox::Reply ended{false, BootClock::now(), Status(StatusCode::kAborted, "watch"), true,
+                         !r.ok()};
+    mailbox->Post(std::move(ended));
+  });
 }
 
 void LockRunner::OnAcquireReply(const Mailbox::Reply& reply, TimePoint now) {
@@ -547,6 +595,9 @@ void LockRunner::OnAcquireReply(const Mailbox::Reply& reply, TimePoint now) {
     if (!said_waiting_) Say("waiting: " + outcome.message);
     said_waiting_ = true;
     next_send_at_ = now + NextBackoff();
+    // Held by another: wait for the lock's next change (a release, or an expiry the leader's
+    // clock tick applies) after the refused acquire; the backoff stays as the fallback.
+    if (!watch_unsupported_) WatchUntilChanged(reply.result.value().slot, now);
     return;
   }
   Result<samples::LockService::Grant> grant =

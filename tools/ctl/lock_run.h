@@ -3,8 +3,10 @@
 //
 //   ballotctl --cluster=... lock run NAME --owner=ID --ttl_ms=N [--grace_ms=G] -- CMD [ARGS...]
 //
-// 1. Waits until it holds NAME: acquire(NAME, ID, N), retried with a jittered backoff while
-//    another owner holds it or the cluster does not answer.
+// 1. Waits until it holds NAME: acquire(NAME, ID, N). While another owner holds it, a watch on
+//    the lock from the refused acquire's slot (Client::Watch, one long poll of up to 1 s) sends
+//    the next acquire as soon as the lock changes (a release, or an expiry the leader's clock
+//    tick applies); a jittered backoff when the cluster does not answer or cannot watch.
 // 2. Starts CMD (searched in PATH) with BALLOT_FENCING_TOKEN=<token> and BALLOT_LOCK_NAME=NAME
 //    added to its environment, in a process group of its own, with stdin/stdout/stderr
 //    inherited and no other descriptor. CMD gets PR_SET_PDEATHSIG = SIGKILL: if lock run dies
