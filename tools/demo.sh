@@ -23,13 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ports=($(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-))
+# Three free ports below the ephemeral range (tools/free_ports.py says why).
+read -r -a ports < <(python3 "$root/tools/free_ports.py" 3)
 cluster="1@127.0.0.1:${ports[0]},2@127.0.0.1:${ports[1]},3@127.0.0.1:${ports[2]}"
 ctl() { "$bin/ballotctl" --cluster="$cluster" --timeout_ms=3000 "$@"; }
 

@@ -51,27 +51,8 @@ fail() {
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# Three free ports BELOW the ephemeral range: a port the kernel handed out for port 0 can be
-# taken, between this check and ballotd's bind, as the source port of any outgoing connection
-# on a busy machine; ports below the range are only ever taken by listeners.
-read -r -a ports < <(python3 - <<'PY'
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-ports = []
-while len(ports) < 3:
-    port = random.randrange(max(1024, low - 10000), low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        if port not in ports:
-            ports.append(port)
-    except OSError:
-        pass
-    finally:
-        s.close()
-print(" ".join(str(p) for p in ports))
-PY
-)
+# Three free ports below the ephemeral range (tools/free_ports.py says why).
+read -r -a ports < <(python3 "$root/tools/free_ports.py" 3)
 cluster="1@127.0.0.1:${ports[0]},2@127.0.0.1:${ports[1]},3@127.0.0.1:${ports[2]}"
 ctl() { "$bin/ballotctl" --cluster="$cluster" --timeout_ms=3000 "$@"; }
 
