@@ -222,16 +222,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 // One request from the caller's point of view: every attempt, until it is answered or its
 // deadline passes.
 struct ClientCall {
-  enum class Kind {
-    kPropose,
-    kRead,
-    kStatus,
-    kSnapshot,
-    kTransferLeader,
-    kMemberList,
-    kMemberChange,
-    kWatch
-  };
+  using Kind = ClientRequest::Kind;  // what the request asks, as on the wire
   using Done = std::function<void(Result<ClientResponse>, NodeId)>;
 
   explicit ClientCall(asio::io_context& io) : timer(io) {}
